@@ -1,0 +1,97 @@
+// swift-tools-version:6.2
+// The module graph is the trust boundary (DESIGN §2): targets outside the
+// cardholder-data environment (CDE) cannot import the targets inside it.
+
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "card-vault",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vault", targets: ["vault"]),
+        .library(name: "TokenVault", targets: ["TokenVault"]),
+        .library(name: "VaultServer", targets: ["VaultServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // MARK: Cardholder-data environment
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"]), .brew(["libsodium"])]
+        ),
+        .target(name: "VaultCrypto", dependencies: ["CSodium"], swiftSettings: swiftSettings),
+        .target(
+            name: "Audit",
+            dependencies: ["VaultCrypto", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TokenVault",
+            dependencies: [
+                "VaultCrypto", "Audit", "CardTokens",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Shared vocabulary (no CDE dependency)
+        .target(name: "CardTokens", swiftSettings: swiftSettings),
+
+        // MARK: Wiring
+        .target(
+            name: "VaultServer",
+            dependencies: [
+                "TokenVault", "CardTokens", "Audit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VaultCLI",
+            dependencies: [
+                "VaultServer", "TokenVault", "Audit", "CardTokens",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "vault", dependencies: ["VaultCLI"], swiftSettings: swiftSettings),
+
+        // MARK: Tests
+        .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"], swiftSettings: swiftSettings),
+        .testTarget(name: "CardTokensTests", dependencies: ["CardTokens"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TokenVaultTests",
+            dependencies: [
+                "TokenVault", "VaultCrypto", "Audit", "CardTokens",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VaultServerTests",
+            dependencies: [
+                "VaultServer", "TokenVault", "CardTokens",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "VaultCLITests", dependencies: ["VaultCLI", "TokenVault"], swiftSettings: swiftSettings),
+    ]
+)
