@@ -1,0 +1,62 @@
+public import Foundation
+public import VaultCrypto
+
+/// The MAC chain over audit records.
+///
+/// `mac(n) = BLAKE2b-256(key: auditKey, message: mac(n-1) ‖ canonical(record n))`, with
+/// `mac(0)` = 32 zero bytes. Each record thereby commits to every record before it: an edited,
+/// deleted, inserted or reordered record breaks every later MAC. `docs/CRYPTO.md` gives the
+/// canonical encoding.
+public struct AuditChain: Sendable {
+    /// The MAC that precedes the first record.
+    public static let genesis = [UInt8](repeating: 0, count: 32)
+
+    private let key: SecretBytes
+
+    public init(key: SecretBytes) {
+        self.key = key
+    }
+
+    /// The MAC of `event` at `sequence`, following `previous`.
+    public func mac(sequence: Int64, event: AuditEvent, previous: [UInt8]) -> [UInt8] {
+        var message = previous
+        message.append(contentsOf: Self.canonicalBytes(sequence: sequence, event: event))
+        return KeyedHash.hash(message, key: key)
+    }
+
+    /// Length-prefixed fields, so no two different records encode alike:
+    /// `u64 sequence ‖ i64 time (ms since 1970) ‖ fields` where each field is `u32 length ‖ UTF-8`
+    /// and absent optionals are length 0xFFFFFFFF.
+    public static func canonicalBytes(sequence: Int64, event: AuditEvent) -> [UInt8] {
+        var bytes = [UInt8]()
+        func append(_ value: UInt64) {
+            withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+        }
+        func append(_ string: String?) {
+            guard let string else {
+                withUnsafeBytes(of: UInt32.max.bigEndian) { bytes.append(contentsOf: $0) }
+                return
+            }
+            let utf8 = Array(string.utf8)
+            withUnsafeBytes(of: UInt32(utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
+            bytes.append(contentsOf: utf8)
+        }
+        append(UInt64(bitPattern: sequence))
+        append(UInt64(bitPattern: Self.milliseconds(event.time)))
+        append(event.actor)
+        append(event.type)
+        append(event.outcome.rawValue)
+        append(event.origin)
+        append(UInt64(event.objects.count))
+        event.objects.forEach { append($0) }
+        append(event.purpose)
+        append(event.reference)
+        append(event.detail)
+        return bytes
+    }
+
+    /// Time is stored and MAC'd at millisecond precision.
+    public static func milliseconds(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+    }
+}

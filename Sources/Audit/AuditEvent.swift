@@ -1,0 +1,57 @@
+public import Foundation
+
+/// One thing that happened, as the audit log records it (PCI DSS 10.2.2: who, what, when,
+/// outcome, origin, affected object). Never holds a PAN, a CVV or a secret.
+public struct AuditEvent: Sendable, Hashable, Codable {
+    /// Whether the action was carried out.
+    public enum Outcome: String, Sendable, Codable {
+        case success
+        case denied
+        case failure
+    }
+
+    /// Who acted: a credential id, or `admin:cli` for the command line.
+    public var actor: String
+    /// What happened, e.g. `keys.rotate`, `credential.create`.
+    public var type: String
+    public var time: Date
+    public var outcome: Outcome
+    /// Where the request came from: a remote address, or `cli`.
+    public var origin: String
+    /// The affected tokens or object (e.g. `data_key:3`).
+    public var objects: [String]
+    public var purpose: String?
+    public var reference: String?
+    /// Extra non-sensitive detail (e.g. a count).
+    public var detail: String?
+
+    public init(
+        actor: String, type: String, time: Date = Date(), outcome: Outcome, origin: String,
+        objects: [String] = [], purpose: String? = nil, reference: String? = nil, detail: String? = nil
+    ) {
+        self.actor = actor
+        self.type = type
+        self.time = time
+        self.outcome = outcome
+        self.origin = origin
+        self.objects = objects
+        self.purpose = purpose
+        self.reference = reference
+        self.detail = detail
+    }
+}
+
+/// An event as stored: its place in the chain and its MAC.
+public struct AuditRecord: Sendable, Hashable {
+    /// Position in the log, from 1, without gaps.
+    public var sequence: Int64
+    public var event: AuditEvent
+    /// Keyed BLAKE2b over the previous record's MAC and this record's canonical bytes.
+    public var mac: [UInt8]
+
+    public init(sequence: Int64, event: AuditEvent, mac: [UInt8]) {
+        self.sequence = sequence
+        self.event = event
+        self.mac = mac
+    }
+}

@@ -1,0 +1,187 @@
+import Audit
+public import Foundation
+public import Logging
+import VaultCrypto
+
+/// The status of one data-key version, as `vault keys status` shows it.
+public struct DataKeyStatus: Sendable, Hashable, Codable {
+    public var version: UInt32
+    public var state: DataKeyState
+    public var createdAt: Date
+    /// Card records and CVVs encrypted under this version.
+    public var records: Int
+}
+
+/// The status of the key ring.
+public struct KeyRingStatus: Sendable, Hashable, Codable {
+    public var activeVersion: UInt32
+    public var versions: [DataKeyStatus]
+    /// Whether the active key is older than the cryptoperiod.
+    public var cryptoperiodOverdue: Bool
+    public var cryptoperiodDays: Int
+}
+
+/// Key life cycle: rotate, rewrap, retire, status, master-key rotation (DESIGN §3).
+/// Every action is appended to the audit log in the transaction that performs it.
+public struct KeyManager: Sendable {
+    private let store: any VaultStore
+    private let keyRing: KeyRing
+    private let logger: Logger
+    private let clock: @Sendable () -> Date
+
+    public init(store: any VaultStore, keyRing: KeyRing, logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.store = store
+        self.keyRing = keyRing
+        self.logger = logger
+        self.clock = clock
+    }
+
+    /// Who acts and from where, for the audit log.
+    public struct Actor: Sendable {
+        public var name: String
+        public var origin: String
+        public init(name: String, origin: String) {
+            self.name = name
+            self.origin = origin
+        }
+        /// The command line.
+        public static let cli = Actor(name: "admin:cli", origin: "cli")
+    }
+
+    /// Reads the key ring from the store again (picks up rotations made elsewhere).
+    public func refresh() async throws {
+        guard let ring = try await store.keyRing() else {
+            throw VaultError(.notInitialized, "the vault has no key ring")
+        }
+        try keyRing.reload(ring.dataKeys)
+    }
+
+    /// Makes a new data key the active one; the previous becomes decrypt-only.
+    /// - Returns: the new active version.
+    public func rotate(by actor: Actor = .cli) async throws -> UInt32 {
+        let master = keyRing.master
+        let newKey = SecretBytes(randomCount: SecretBox.keyByteCount)
+        let now = clock()
+        let version = try await store.rotate(
+            at: now, wrap: { WrappedKey.wrap(newKey, label: .dataKey, version: $0, master: master) },
+            audit: { version in
+                AuditEvent(
+                    actor: actor.name, type: "keys.rotate", time: now, outcome: .success, origin: actor.origin,
+                    objects: ["data_key:\(version)"])
+            })
+        try await refresh()
+        logger.notice("data key rotated", metadata: ["active_version": "\(version)"])
+        return version
+    }
+
+    /// Re-encrypts every record not under the active key, `batchSize` per transaction, while
+    /// the server keeps serving. Resumable: the state is in the records themselves.
+    /// - Parameter progress: called after each batch with (done, total).
+    /// - Returns: how many records were re-encrypted.
+    public func rewrap(
+        batchSize: Int = 5000, by actor: Actor = .cli, progress: (Int, Int) -> Void = { _, _ in }
+    ) async throws -> Int {
+        guard batchSize > 0 else { throw VaultError(.invalidArgument, "batch size must be positive") }
+        try await refresh()
+        var (version, key) = keyRing.active
+        let total = try await store.recordsNotUnder(version: version)
+        progress(0, total)
+        var done = 0
+        while true {
+            let ring = keyRing
+            let target = (version, key)
+            let count: Int
+            do {
+                count = try await store.rewrap(to: version, limit: batchSize) { items in
+                    try Self.reseal(items, to: target, keyRing: ring)
+                }
+            } catch VaultError.Code.keyVersionActive {
+                // Rotated meanwhile: continue under the new active key.
+                try await refresh()
+                (version, key) = keyRing.active
+                continue
+            }
+            guard count > 0 else { break }
+            done += count
+            progress(min(done, max(total, done)), max(total, done))
+        }
+        try await store.appendAudit(
+            AuditEvent(
+                actor: actor.name, type: "keys.rewrap", time: clock(), outcome: .success, origin: actor.origin,
+                objects: ["data_key:\(version)"], detail: "rewrapped=\(done)"))
+        logger.notice("records rewrapped", metadata: ["count": "\(done)", "active_version": "\(version)"])
+        return done
+    }
+
+    static func reseal(
+        _ items: [RewrapItem], to target: (version: UInt32, key: SecretBytes), keyRing: KeyRing
+    ) throws -> [[UInt8]] {
+        let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount)
+        defer { scratch.wipe() }
+        var pool = RandomPool(byteCount: SecretBox.nonceByteCount * max(items.count, 1))
+        return try items.map { item in
+            let kind: RecordEnvelope.Kind = item.table == .cards ? .card : .cvv
+            let count = try TokenVault.open(item.ciphertext, kind: kind, token: item.token, keyRing: keyRing, into: scratch)
+            return scratch.withUnsafeBytes { plaintext in
+                pool.take(SecretBox.nonceByteCount) { nonce in
+                    RecordEnvelope.seal(
+                        UnsafeRawBufferPointer(rebasing: plaintext[0..<count]), version: target.version, key: target.key,
+                        nonce: nonce)
+                }
+            }
+        }
+    }
+
+    /// Destroys data key `version`. Refuses while any record uses it, and for the active key.
+    public func retire(version: UInt32, by actor: Actor = .cli) async throws {
+        try await store.retire(
+            version: version, at: clock(),
+            audit: AuditEvent(
+                actor: actor.name, type: "keys.retire", time: clock(), outcome: .success, origin: actor.origin,
+                objects: ["data_key:\(version)"]))
+        try await refresh()
+        logger.notice("data key retired", metadata: ["version": "\(version)"])
+    }
+
+    /// Versions, states, ages and record counts.
+    /// - Parameter cryptoperiodDays: how long a data key may stay active (default 90 days).
+    public func status(cryptoperiodDays: Int = 90) async throws -> KeyRingStatus {
+        try await refresh()
+        let counts = try await store.recordCounts()
+        let rows = keyRing.rows
+        let versions = rows.map {
+            DataKeyStatus(version: $0.version, state: $0.state, createdAt: $0.createdAt, records: counts[$0.version] ?? 0)
+        }
+        let active = rows.first { $0.state == .active }
+        let overdue = active.map { clock().timeIntervalSince($0.createdAt) > Double(cryptoperiodDays) * 86_400 } ?? false
+        return KeyRingStatus(
+            activeVersion: keyRing.active.version, versions: versions, cryptoperiodOverdue: overdue,
+            cryptoperiodDays: cryptoperiodDays)
+    }
+
+    /// Re-wraps the root key and every data key under `newMaster`, in one transaction.
+    /// The caller installs the new key file (see ``Vault/rotateMaster(newKeyPath:)``).
+    func rewrapKeyRing(under newMaster: SecretBytes, by actor: Actor) async throws {
+        guard newMaster != keyRing.master else {
+            throw VaultError(.sameMasterKey, "the new master key is the same as the current one")
+        }
+        guard let ring = try await store.keyRing() else {
+            throw VaultError(.notInitialized, "the vault has no key ring")
+        }
+        let root = try WrappedKey.unwrap(ring.wrappedRoot, label: .root, version: 0, master: keyRing.master)
+        var wrappedDataKeys = [UInt32: [UInt8]]()
+        for row in ring.dataKeys where row.state != .retired {
+            guard let key = keyRing.key(version: row.version) else {
+                throw VaultError(.unknownKeyVersion, "data key v\(row.version) is not loaded")
+            }
+            wrappedDataKeys[row.version] = WrappedKey.wrap(key, label: .dataKey, version: row.version, master: newMaster)
+        }
+        try await store.replaceWrappedKeys(
+            root: WrappedKey.wrap(root, label: .root, version: 0, master: newMaster), dataKeys: wrappedDataKeys,
+            audit: AuditEvent(
+                actor: actor.name, type: "keys.rotate_master", time: clock(), outcome: .success, origin: actor.origin,
+                objects: wrappedDataKeys.keys.sorted().map { "data_key:\($0)" } + ["root_key"]))
+        guard let reloaded = try await store.keyRing() else { return }
+        try keyRing.reload(reloaded.dataKeys, master: newMaster)
+    }
+}

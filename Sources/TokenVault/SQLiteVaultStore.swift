@@ -1,0 +1,293 @@
+public import Audit
+public import CardTokens
+public import Foundation
+import GRDB
+
+/// ``VaultStore`` on SQLite (GRDB), in `vault.db`.
+public struct SQLiteVaultStore: VaultStore {
+    private let pool: DatabasePool
+    private let audit: SQLiteAuditLog?
+
+    /// - Parameter audit: the audit log key actions are appended to in the same transaction.
+    public init(database: VaultDatabase, audit: SQLiteAuditLog?) {
+        self.pool = database.pool
+        self.audit = audit
+    }
+
+    public func keyRing() async throws -> (wrappedRoot: [UInt8], dataKeys: [DataKeyRow])? {
+        try await pool.read { db in
+            guard let root = try Data.fetchOne(db, sql: "SELECT wrapped_key FROM system_keys WHERE name = 'root'") else {
+                return nil
+            }
+            return ([UInt8](root), try Self.dataKeys(db))
+        }
+    }
+
+    static func dataKeys(_ db: Database) throws -> [DataKeyRow] {
+        try Row.fetchAll(db, sql: "SELECT * FROM data_keys ORDER BY version").map { row in
+            let wrapped: Data? = row["wrapped_key"]
+            return DataKeyRow(
+                version: row["version"], state: DataKeyState(rawValue: row["state"]) ?? .retired,
+                wrappedKey: wrapped.map { [UInt8]($0) }, createdAt: Date(milliseconds: row["created_at_ms"]))
+        }
+    }
+
+    public func createKeyRing(wrappedRoot: [UInt8], wrappedFirstKey: [UInt8], at date: Date, audit events: [AuditEvent])
+        async throws
+    {
+        try await pool.write { db in
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM system_keys") == 0 else {
+                throw VaultError(.alreadyInitialized, "the vault already has a key ring")
+            }
+            try db.execute(
+                sql: "INSERT INTO system_keys (name, wrapped_key, created_at_ms) VALUES ('root', ?, ?)",
+                arguments: [Data(wrappedRoot), date.milliseconds])
+            try db.execute(
+                sql: "INSERT INTO data_keys (version, state, wrapped_key, created_at_ms) VALUES (1, 'active', ?, ?)",
+                arguments: [Data(wrappedFirstKey), date.milliseconds])
+            try audit?.append(events, in: db)
+        }
+    }
+
+    public func commit(_ writes: [CardWrite]) async throws -> [CardWriteOutcome] {
+        try await pool.write { db in
+            let insertCard = try db.cachedStatement(
+                sql: """
+                    INSERT INTO cards (token, format, bin, last4, brand, exp_month, exp_year, fingerprint, key_version,
+                        ciphertext, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token) DO NOTHING
+                    """)
+            let upsertCVV = try db.cachedStatement(
+                sql: """
+                    INSERT INTO cvvs (token, key_version, ciphertext, expires_at_ms) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(token) DO UPDATE SET key_version = excluded.key_version,
+                        ciphertext = excluded.ciphertext, expires_at_ms = excluded.expires_at_ms
+                    """)
+            var outcomes = [CardWriteOutcome]()
+            outcomes.reserveCapacity(writes.count)
+            for write in writes {
+                let metadata = write.card.metadata
+                switch write.mode {
+                case .cvvOnly:
+                    guard try Self.cardExists(db, metadata.token.rawValue) else {
+                        outcomes.append(.missing)
+                        continue
+                    }
+                case .insert:
+                    if write.dedupe, let existing = try Self.card(db, fingerprint: write.fingerprint, format: metadata.format) {
+                        outcomes.append(.existing(existing))
+                        continue
+                    }
+                    if metadata.format == .numeric, try Self.wasDeleted(db, metadata.token.rawValue) {
+                        outcomes.append(.tokenTaken)
+                        continue
+                    }
+                    try insertCard.execute(arguments: [
+                        metadata.token.rawValue, metadata.format.rawValue, metadata.bin, metadata.last4,
+                        metadata.brand.rawValue, metadata.expMonth, metadata.expYear, Data(write.fingerprint),
+                        write.card.keyVersion, Data(write.card.ciphertext), metadata.createdAt.milliseconds,
+                    ])
+                    guard db.changesCount == 1 else {
+                        outcomes.append(.tokenTaken)
+                        continue
+                    }
+                }
+                if let cvv = write.cvv {
+                    try upsertCVV.execute(arguments: [
+                        metadata.token.rawValue, cvv.keyVersion, Data(cvv.ciphertext), cvv.expiresAt.milliseconds,
+                    ])
+                }
+                outcomes.append(.stored)
+            }
+            return outcomes
+        }
+    }
+
+    private static func cardExists(_ db: Database, _ token: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM cards WHERE token = ?)", arguments: [token]) ?? false
+    }
+
+    private static func wasDeleted(_ db: Database, _ token: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM deleted_tokens WHERE token = ?)", arguments: [token])
+            ?? false
+    }
+
+    private static let cardColumns = """
+        cards.token, cards.format, cards.bin, cards.last4, cards.brand, cards.exp_month, cards.exp_year,
+        cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms, cvvs.expires_at_ms AS cvv_expires_at_ms
+        """
+
+    private static func card(_ db: Database, fingerprint: [UInt8], format: TokenFormat) throws -> StoredCard? {
+        try Row.fetchOne(
+            db,
+            sql: "SELECT \(cardColumns) FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token "
+                + "WHERE cards.fingerprint = ? AND cards.format = ? ORDER BY cards.id LIMIT 1",
+            arguments: [Data(fingerprint), format.rawValue]
+        ).map(storedCard)
+    }
+
+    private static func storedCard(_ row: Row) -> StoredCard {
+        let fingerprint: Data = row["fingerprint"]
+        let ciphertext: Data = row["ciphertext"]
+        let cvvExpiry: Int64? = row["cvv_expires_at_ms"]
+        let metadata = CardMetadata(
+            token: Token(unchecked: row["token"]), format: TokenFormat(rawValue: row["format"]) ?? .opaque,
+            bin: row["bin"], last4: row["last4"], brand: CardBrand(rawValue: row["brand"]) ?? .unknown,
+            expMonth: row["exp_month"], expYear: row["exp_year"], fingerprint: Hex.encode(fingerprint),
+            createdAt: Date(milliseconds: row["created_at_ms"]), cvvExpiresAt: cvvExpiry.map(Date.init(milliseconds:)))
+        return StoredCard(metadata: metadata, keyVersion: row["key_version"], ciphertext: [UInt8](ciphertext))
+    }
+
+    public func card(_ token: Token, now: Date) async throws -> StoredCard? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: "SELECT \(Self.cardColumns) FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token "
+                    + "AND cvvs.expires_at_ms > ? WHERE cards.token = ?",
+                arguments: [now.milliseconds, token.rawValue]
+            ).map(Self.storedCard)
+        }
+    }
+
+    public func delete(_ token: Token, at date: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM cvvs WHERE token = ?", arguments: [token.rawValue])
+            try db.execute(sql: "DELETE FROM cards WHERE token = ?", arguments: [token.rawValue])
+            guard db.changesCount == 1 else { return false }
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO deleted_tokens (token, deleted_at_ms) VALUES (?, ?)",
+                arguments: [token.rawValue, date.milliseconds])
+            return true
+        }
+    }
+
+    public func purgeExpiredCVVs(now: Date) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM cvvs WHERE expires_at_ms <= ?", arguments: [now.milliseconds])
+            return db.changesCount
+        }
+    }
+
+    public func rotate(at date: Date, wrap: @Sendable (UInt32) -> [UInt8], audit event: @Sendable (UInt32) -> AuditEvent)
+        async throws -> UInt32
+    {
+        try await pool.write { db in
+            let version = UInt32(try Int64.fetchOne(db, sql: "SELECT coalesce(max(version), 0) FROM data_keys") ?? 0) + 1
+            try db.execute(sql: "UPDATE data_keys SET state = 'decrypt_only' WHERE state = 'active'")
+            try db.execute(
+                sql: "INSERT INTO data_keys (version, state, wrapped_key, created_at_ms) VALUES (?, 'active', ?, ?)",
+                arguments: [version, Data(wrap(version)), date.milliseconds])
+            try audit?.append([event(version)], in: db)
+            return version
+        }
+    }
+
+    public func recordCounts() async throws -> [UInt32: Int] {
+        try await pool.read { db in
+            var counts = [UInt32: Int]()
+            for table in ["cards", "cvvs"] {
+                for row in try Row.fetchAll(db, sql: "SELECT key_version, count(*) AS n FROM \(table) GROUP BY key_version") {
+                    counts[row["key_version"], default: 0] += row["n"] as Int
+                }
+            }
+            return counts
+        }
+    }
+
+    public func recordsNotUnder(version: UInt32) async throws -> Int {
+        try await pool.read { db in
+            let cards = try Int.fetchOne(db, sql: "SELECT count(*) FROM cards WHERE key_version != ?", arguments: [version])
+            let cvvs = try Int.fetchOne(db, sql: "SELECT count(*) FROM cvvs WHERE key_version != ?", arguments: [version])
+            return (cards ?? 0) + (cvvs ?? 0)
+        }
+    }
+
+    public func rewrap(
+        to version: UInt32, limit: Int, reseal: @Sendable ([RewrapItem]) throws -> [[UInt8]]
+    ) async throws -> Int {
+        try await pool.write { db in
+            // The key ring may have moved on since the caller read it: never write under a
+            // version that is no longer active.
+            guard
+                try Int64.fetchOne(db, sql: "SELECT version FROM data_keys WHERE state = 'active'") == Int64(version)
+            else {
+                throw VaultError(.keyVersionActive, "the active key changed during rewrap; run it again")
+            }
+            var done = 0
+            for (table, name) in [(RewrapItem.Table.cards, "cards"), (.cvvs, "cvvs")] where done < limit {
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT id, token, ciphertext FROM \(name) WHERE key_version != ? LIMIT ?",
+                    arguments: [version, limit - done])
+                guard !rows.isEmpty else { continue }
+                let items = rows.map { row in
+                    RewrapItem(table: table, token: row["token"], ciphertext: [UInt8](row["ciphertext"] as Data))
+                }
+                let resealed = try reseal(items)
+                let update = try db.cachedStatement(sql: "UPDATE \(name) SET key_version = ?, ciphertext = ? WHERE id = ?")
+                for (row, ciphertext) in zip(rows, resealed) {
+                    try update.execute(arguments: [version, Data(ciphertext), row["id"] as Int64])
+                }
+                done += rows.count
+            }
+            return done
+        }
+    }
+
+    public func retire(version: UInt32, at date: Date, audit event: AuditEvent) async throws {
+        try await pool.write { db in
+            guard let state = try String.fetchOne(db, sql: "SELECT state FROM data_keys WHERE version = ?", arguments: [version])
+            else {
+                throw VaultError(.unknownKeyVersion, "there is no data key version \(version)")
+            }
+            switch DataKeyState(rawValue: state) {
+            case .active:
+                throw VaultError(.keyVersionActive, "version \(version) is the active key; rotate first")
+            case .retired:
+                throw VaultError(.keyVersionRetired, "version \(version) is already retired")
+            default:
+                break
+            }
+            let inUse =
+                (try Int.fetchOne(db, sql: "SELECT count(*) FROM cards WHERE key_version = ?", arguments: [version]) ?? 0)
+                + (try Int.fetchOne(db, sql: "SELECT count(*) FROM cvvs WHERE key_version = ?", arguments: [version]) ?? 0)
+            guard inUse == 0 else {
+                throw VaultError(
+                    .keyVersionInUse,
+                    "version \(version) still encrypts \(inUse) record(s); run `vault keys rewrap` first")
+            }
+            try db.execute(
+                sql: "UPDATE data_keys SET state = 'retired', wrapped_key = NULL, retired_at_ms = ? WHERE version = ?",
+                arguments: [date.milliseconds, version])
+            try audit?.append([event], in: db)
+        }
+    }
+
+    public func appendAudit(_ event: AuditEvent) async throws {
+        try await audit?.append(event)
+    }
+
+    public func replaceWrappedKeys(root: [UInt8], dataKeys: [UInt32: [UInt8]], audit event: AuditEvent) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE system_keys SET wrapped_key = ? WHERE name = 'root'", arguments: [Data(root)])
+            for (version, wrapped) in dataKeys {
+                try db.execute(
+                    sql: "UPDATE data_keys SET wrapped_key = ? WHERE version = ? AND state != 'retired'",
+                    arguments: [Data(wrapped), version])
+            }
+            try audit?.append([event], in: db)
+        }
+    }
+}
+
+/// Lower-case hexadecimal.
+enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        var output = [UInt8]()
+        for byte in bytes {
+            output.append(digits[Int(byte >> 4)])
+            output.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}

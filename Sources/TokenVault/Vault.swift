@@ -1,0 +1,159 @@
+public import Audit
+public import Foundation
+public import Logging
+import VaultCrypto
+
+/// Where the vault keeps its files.
+public struct VaultPaths: Sendable, Hashable {
+    /// The data folder (`vault.db`).
+    public var dataDirectory: String
+    /// The key folder (`master.key`).
+    public var keysDirectory: String
+    /// The master key file; by default `master.key` in the key folder.
+    public var masterKeyPath: String
+
+    public init(dataDirectory: String = "./data", keysDirectory: String = "./Keys", masterKeyPath: String? = nil) {
+        self.dataDirectory = dataDirectory
+        self.keysDirectory = keysDirectory
+        self.masterKeyPath = masterKeyPath ?? (keysDirectory as NSString).appendingPathComponent("master.key")
+    }
+
+    /// Where `rotate-master` stages the new key until the key ring is re-wrapped under it.
+    var pendingMasterKeyPath: String { masterKeyPath + ".next" }
+}
+
+/// An opened, unlocked vault: everything the CLI and the server use.
+public final class Vault: Sendable {
+    public let paths: VaultPaths
+    public let database: VaultDatabase
+    public let keyRing: KeyRing
+    public let store: SQLiteVaultStore
+    public let audit: SQLiteAuditLog
+    public let tokens: TokenVault
+    public let keys: KeyManager
+    public let credentials: CredentialService
+    private let logger: Logger
+
+    private init(paths: VaultPaths, database: VaultDatabase, keyRing: KeyRing, logger: Logger, cvvTimeToLive: TimeInterval) {
+        self.paths = paths
+        self.database = database
+        self.keyRing = keyRing
+        self.logger = logger
+        audit = SQLiteAuditLog(writer: database.pool, chain: AuditChain(key: keyRing.auditKey))
+        store = SQLiteVaultStore(database: database, audit: audit)
+        tokens = TokenVault(store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive, logger: logger)
+        keys = KeyManager(store: store, keyRing: keyRing, logger: logger)
+        credentials = CredentialService(database: database, hashKey: keyRing.credentialKey, audit: audit)
+    }
+
+    /// Opens an initialised vault. Checks the master key file first (missing, wrong size,
+    /// readable by others) and then that it opens the key ring; on any failure nothing in the
+    /// data folder is changed.
+    /// - Throws: ``MasterKeyError`` or ``VaultError`` naming the file and the problem.
+    public static func open(paths: VaultPaths, logger: Logger, cvvTimeToLive: TimeInterval = 3600) async throws -> Vault {
+        var master = try MasterKeyFile.load(path: paths.masterKeyPath)
+        let database = try VaultDatabase.open(directory: paths.dataDirectory, create: false)
+        guard try database.isInitialized(), let ring = try await SQLiteVaultStore(database: database, audit: nil).keyRing()
+        else {
+            throw VaultError(.notInitialized, "\(database.path) has no key ring; run `vault keys init`")
+        }
+        let keyRing: KeyRing
+        do {
+            keyRing = try KeyRing(master: master, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys)
+        } catch VaultError.Code.wrongMasterKey {
+            // A `rotate-master` that stopped after re-wrapping but before installing the new
+            // file leaves the new key staged beside the old one: finish it.
+            guard let staged = try? MasterKeyFile.load(path: paths.pendingMasterKeyPath),
+                let recovered = try? KeyRing(master: staged, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys)
+            else {
+                throw MasterKeyError(.wrongKey, path: paths.masterKeyPath, problem: "this master key does not open the key ring in \(database.path)")
+            }
+            try MasterKeyFile.install(paths.pendingMasterKeyPath, as: paths.masterKeyPath)
+            logger.notice("completed an interrupted master-key rotation")
+            master = staged
+            keyRing = recovered
+        }
+        _ = master
+        try database.migrate()
+        return Vault(paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive)
+    }
+
+    /// What `vault keys init` did.
+    public struct InitResult: Sendable, Hashable {
+        public var createdMasterKey: Bool
+        public var createdKeyRing: Bool
+    }
+
+    /// Creates the master key and the key ring (root key, data key v1) where absent.
+    /// Never overwrites: an existing master key is checked against an existing key ring, and a
+    /// key ring without its master key is an error (a new key could not open it).
+    public static func initialize(paths: VaultPaths, logger: Logger) async throws -> InitResult {
+        let databasePath = (paths.dataDirectory as NSString).appendingPathComponent(VaultDatabase.fileName)
+        let masterExists = FileManager.default.fileExists(atPath: paths.masterKeyPath)
+        if !masterExists, FileManager.default.fileExists(atPath: databasePath) {
+            throw MasterKeyError(
+                .missing, path: paths.masterKeyPath,
+                problem: "file not found, but \(databasePath) exists; a new master key could not open it. "
+                    + "Restore the master key or use --keys-dir/--master-key")
+        }
+        let master: SecretBytes
+        if masterExists {
+            master = try MasterKeyFile.load(path: paths.masterKeyPath)
+        } else {
+            try FileManager.default.createDirectory(
+                atPath: paths.keysDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            master = try MasterKeyFile.create(path: paths.masterKeyPath)
+        }
+        let database = try VaultDatabase.open(directory: paths.dataDirectory, create: true)
+        try database.migrate()
+        if let ring = try await SQLiteVaultStore(database: database, audit: nil).keyRing() {
+            // Both exist: make sure they belong together.
+            do {
+                _ = try KeyRing(master: master, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys)
+            } catch VaultError.Code.wrongMasterKey {
+                throw MasterKeyError(.wrongKey, path: paths.masterKeyPath, problem: "this master key does not open the key ring in \(database.path)")
+            }
+            return InitResult(createdMasterKey: !masterExists, createdKeyRing: false)
+        }
+        let root = SecretBytes(randomCount: KeyDerivation.rootKeyByteCount)
+        let firstKey = SecretBytes(randomCount: SecretBox.keyByteCount)
+        let wrappedRoot = WrappedKey.wrap(root, label: .root, version: 0, master: master)
+        let wrappedFirst = WrappedKey.wrap(firstKey, label: .dataKey, version: 1, master: master)
+        let auditKey = try KeyDerivation.deriveSubkey(id: 1, context: KeyRing.Subkey.audit.rawValue, from: root)
+        let audit = SQLiteAuditLog(writer: database.pool, chain: AuditChain(key: auditKey))
+        let now = Date()
+        var events = [AuditEvent]()
+        if !masterExists {
+            events.append(
+                AuditEvent(actor: "admin:cli", type: "keys.init_master", time: now, outcome: .success, origin: "cli",
+                           objects: ["master_key"]))
+        }
+        events.append(
+            AuditEvent(actor: "admin:cli", type: "keys.init", time: now, outcome: .success, origin: "cli",
+                       objects: ["root_key", "data_key:1"]))
+        try await SQLiteVaultStore(database: database, audit: audit).createKeyRing(
+            wrappedRoot: wrappedRoot, wrappedFirstKey: wrappedFirst, at: now, audit: events)
+        logger.notice("vault initialised", metadata: ["data_dir": "\(paths.dataDirectory)"])
+        return InitResult(createdMasterKey: !masterExists, createdKeyRing: true)
+    }
+
+    /// Re-wraps every key under the master key in `newKeyPath` and installs that key as the
+    /// vault's master key file. Crash-safe: the new key is staged next to the old one before
+    /// the database changes, and ``open(paths:logger:cvvTimeToLive:)`` finishes an interrupted run.
+    public func rotateMaster(newKeyPath: String, by actor: KeyManager.Actor = .cli) async throws {
+        let newMaster = try MasterKeyFile.load(path: newKeyPath)
+        let staged = paths.pendingMasterKeyPath
+        if FileManager.default.fileExists(atPath: staged) {
+            try FileManager.default.removeItem(atPath: staged)
+        }
+        try MasterKeyFile.write(newMaster, to: staged)
+        do {
+            try await keys.rewrapKeyRing(under: newMaster, by: actor)
+        } catch {
+            try? FileManager.default.removeItem(atPath: staged)
+            throw error
+        }
+        try MasterKeyFile.install(staged, as: paths.masterKeyPath)
+        logger.notice("master key rotated")
+    }
+}

@@ -1,0 +1,120 @@
+import Audit
+import Foundation
+public import GRDB
+
+/// The cardholder-data database (`vault.db`): key ring, card records, CVVs, credentials and
+/// the audit log. SQLite in WAL mode with `synchronous = FULL` (a commit is on disk before it
+/// is acknowledged) and `secure_delete` (deleted rows leave no bytes behind).
+public final class VaultDatabase: Sendable {
+    /// The file name inside the data folder.
+    public static let fileName = "vault.db"
+
+    public let pool: DatabasePool
+    public let path: String
+
+    private init(pool: DatabasePool, path: String) {
+        self.pool = pool
+        self.path = path
+    }
+
+    /// Opens `vault.db` in `directory`.
+    /// - Parameter create: create the folder and the file if missing; otherwise a missing
+    ///   file is a ``VaultError`` `vault_not_initialized`.
+    public static func open(directory: String, create: Bool) throws -> VaultDatabase {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        if !FileManager.default.fileExists(atPath: path) {
+            guard create else {
+                throw VaultError(.notInitialized, "no vault at \(path); run `vault keys init` first")
+            }
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        configuration.label = "vault"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON; PRAGMA synchronous = FULL")
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        return VaultDatabase(pool: pool, path: path)
+    }
+
+    /// Whether the schema has been created.
+    public func isInitialized() throws -> Bool {
+        try pool.read { db in try db.tableExists("data_keys") }
+    }
+
+    /// Brings the schema up to date.
+    public func migrate() throws {
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("vault.v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE system_keys (
+                        name TEXT PRIMARY KEY,
+                        wrapped_key BLOB NOT NULL,
+                        created_at_ms INTEGER NOT NULL
+                    );
+                    CREATE TABLE data_keys (
+                        version INTEGER PRIMARY KEY CHECK (version > 0),
+                        state TEXT NOT NULL CHECK (state IN ('active', 'decrypt_only', 'retired')),
+                        wrapped_key BLOB CHECK ((state = 'retired') = (wrapped_key IS NULL)),
+                        created_at_ms INTEGER NOT NULL,
+                        retired_at_ms INTEGER
+                    );
+                    CREATE UNIQUE INDEX data_keys_one_active ON data_keys(state) WHERE state = 'active';
+                    CREATE TABLE cards (
+                        id INTEGER PRIMARY KEY,
+                        token TEXT NOT NULL UNIQUE,
+                        format TEXT NOT NULL,
+                        bin TEXT NOT NULL,
+                        last4 TEXT NOT NULL,
+                        brand TEXT NOT NULL,
+                        exp_month INTEGER NOT NULL,
+                        exp_year INTEGER NOT NULL,
+                        fingerprint BLOB NOT NULL,
+                        key_version INTEGER NOT NULL,
+                        ciphertext BLOB NOT NULL,
+                        created_at_ms INTEGER NOT NULL
+                    );
+                    CREATE INDEX cards_fingerprint ON cards(fingerprint, format);
+                    CREATE TABLE cvvs (
+                        id INTEGER PRIMARY KEY,
+                        token TEXT NOT NULL UNIQUE REFERENCES cards(token) ON DELETE CASCADE,
+                        key_version INTEGER NOT NULL,
+                        ciphertext BLOB NOT NULL,
+                        expires_at_ms INTEGER NOT NULL
+                    );
+                    CREATE INDEX cvvs_expiry ON cvvs(expires_at_ms);
+                    CREATE TABLE deleted_tokens (
+                        token TEXT PRIMARY KEY,
+                        deleted_at_ms INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE credentials (
+                        id TEXT PRIMARY KEY,
+                        name TEXT NOT NULL,
+                        scopes TEXT NOT NULL,
+                        purposes TEXT NOT NULL,
+                        secret_hash BLOB NOT NULL,
+                        created_at_ms INTEGER NOT NULL,
+                        revoked_at_ms INTEGER
+                    );
+                    """)
+        }
+        SQLiteAuditLog.registerMigrations(&migrator)
+        return migrator
+    }
+}
+
+extension Date {
+    /// Milliseconds since 1970, as the vault stores times.
+    var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    init(milliseconds: Int64) {
+        self.init(timeIntervalSince1970: Double(milliseconds) / 1000)
+    }
+}

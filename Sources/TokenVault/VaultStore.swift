@@ -1,0 +1,94 @@
+public import Audit
+public import CardTokens
+public import Foundation
+
+/// A card record as the vault stores it: metadata in the clear, PAN and expiry in `ciphertext`.
+public struct StoredCard: Sendable, Hashable {
+    public var metadata: CardMetadata
+    public var keyVersion: UInt32
+    public var ciphertext: [UInt8]
+
+    public init(metadata: CardMetadata, keyVersion: UInt32, ciphertext: [UInt8]) {
+        self.metadata = metadata
+        self.keyVersion = keyVersion
+        self.ciphertext = ciphertext
+    }
+}
+
+/// A held CVV: encrypted, bound to its token, and gone at `expiresAt` (PCI DSS 3.3.2).
+public struct CVVWrite: Sendable, Hashable {
+    public var keyVersion: UInt32
+    public var ciphertext: [UInt8]
+    public var expiresAt: Date
+}
+
+/// One write of a tokenize request.
+public struct CardWrite: Sendable {
+    public enum Mode: Sendable {
+        /// Insert a new card record (and its CVV, if any).
+        case insert
+        /// Only (re)place the CVV of an existing token (a dedupe hit that brought a CVV).
+        case cvvOnly
+    }
+
+    public var mode: Mode
+    public var card: StoredCard
+    public var fingerprint: [UInt8]
+    /// Look for an existing record of the same PAN and format first, inside the transaction.
+    public var dedupe: Bool
+    public var cvv: CVVWrite?
+}
+
+/// What became of a ``CardWrite``.
+public enum CardWriteOutcome: Sendable {
+    /// Committed.
+    case stored
+    /// The token is in use or was used before (a numeric-token collision): make another.
+    case tokenTaken
+    /// `dedupe` found this existing record; nothing was inserted.
+    case existing(StoredCard)
+    /// A `cvvOnly` write whose token was deleted meanwhile.
+    case missing
+}
+
+/// A record to re-encrypt under the active key.
+public struct RewrapItem: Sendable {
+    public enum Table: Sendable { case cards, cvvs }
+    public var table: Table
+    public var token: String
+    public var ciphertext: [UInt8]
+}
+
+/// Storage of the cardholder-data environment. One SQLite implementation today
+/// (``SQLiteVaultStore``); the shape fits a PostgreSQL one: every method is one transaction.
+public protocol VaultStore: Sendable {
+    /// The wrapped root key and the data-key rows, or `nil` if the vault has no key ring.
+    func keyRing() async throws -> (wrappedRoot: [UInt8], dataKeys: [DataKeyRow])?
+    /// Creates the key ring: the root key and data key version 1.
+    func createKeyRing(wrappedRoot: [UInt8], wrappedFirstKey: [UInt8], at: Date, audit: [AuditEvent]) async throws
+    /// Commits tokenize writes in one transaction; outcomes in order.
+    func commit(_ writes: [CardWrite]) async throws -> [CardWriteOutcome]
+    /// The record of `token`, with its CVV expiry, or `nil`.
+    func card(_ token: Token, now: Date) async throws -> StoredCard?
+    /// Deletes `token`'s record and CVV and remembers the token as used; `false` if unknown.
+    func delete(_ token: Token, at: Date) async throws -> Bool
+    /// Deletes CVVs whose time is up; returns how many.
+    func purgeExpiredCVVs(now: Date) async throws -> Int
+    /// Adds a new active data key (`wrap` gets the new version) and demotes the old one.
+    func rotate(at: Date, wrap: @Sendable (UInt32) -> [UInt8], audit: @Sendable (UInt32) -> AuditEvent) async throws
+        -> UInt32
+    /// Records (cards and CVVs) per key version.
+    func recordCounts() async throws -> [UInt32: Int]
+    /// Records not under `version`.
+    func recordsNotUnder(version: UInt32) async throws -> Int
+    /// Re-encrypts up to `limit` records not under `version` in one transaction; returns how many.
+    func rewrap(
+        to version: UInt32, limit: Int, reseal: @Sendable ([RewrapItem]) throws -> [[UInt8]]
+    ) async throws -> Int
+    /// Destroys data key `version` if no record uses it.
+    func retire(version: UInt32, at: Date, audit: AuditEvent) async throws
+    /// Appends an audit event on its own.
+    func appendAudit(_ event: AuditEvent) async throws
+    /// Replaces every wrapped key (after a master-key rotation) in one transaction.
+    func replaceWrappedKeys(root: [UInt8], dataKeys: [UInt32: [UInt8]], audit: AuditEvent) async throws
+}
