@@ -36,6 +36,8 @@ public final class VaultDatabase: Sendable {
             try db.execute(sql: "PRAGMA secure_delete = ON; PRAGMA synchronous = FULL")
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
+        // Owner-only, like the data folder; SQLite gives the -wal and -shm files the same mode.
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
         return VaultDatabase(pool: pool, path: path)
     }
 

@@ -1,7 +1,11 @@
 #if canImport(Glibc)
 import Glibc
+
+private let systemWrite = Glibc.write
 #elseif canImport(Darwin)
 import Darwin
+
+private let systemWrite = Darwin.write
 #endif
 
 /// Why a master key file was refused. The message names the file and the problem, never a
@@ -107,7 +111,7 @@ public enum MasterKeyFile {
         try key.withUnsafeBytes { bytes in
             var written = 0
             while written < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + written, bytes.count - written)
+                let n = systemWrite(fd, bytes.baseAddress! + written, bytes.count - written)
                 if n < 0 && errno == EINTR { continue }
                 guard n > 0 else {
                     throw MasterKeyError(.unreadable, path: path, problem: "write failed (errno \(errno))")

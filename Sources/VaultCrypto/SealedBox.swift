@@ -55,7 +55,7 @@ public enum SealedBox {
             throw VaultCryptoError.invalidKeySize
         }
         let messageCount = sealed.count - overhead
-        return try SecretBytes(count: max(messageCount, 1)) { output in
+        return try SecretBytes(count: messageCount) { output in
             let rc = keyPair.publicKey.withUnsafeBufferPointer { pk in
                 keyPair.secretKey.withUnsafeBytes { sk in
                     crypto_box_seal_open(

@@ -112,7 +112,7 @@ public enum SecretBox {
     /// Verifies and decrypts `box` into fresh guarded memory.
     public static func open(_ box: UnsafeRawBufferPointer, key: SecretBytes) throws -> SecretBytes {
         let plaintextCount = try plaintextByteCount(boxCount: box.count)
-        return try SecretBytes(count: max(plaintextCount, 1)) { output in
+        return try SecretBytes(count: plaintextCount) { output in
             try open(box, key: key, into: UnsafeMutableRawBufferPointer(rebasing: output[0..<plaintextCount]))
         }
     }

@@ -15,9 +15,9 @@ public final class SecretBytes: @unchecked Sendable {
     /// The number of secret bytes.
     public let count: Int
 
-    /// Allocates `count` zeroed bytes of guarded memory.
+    /// Allocates `count` zeroed bytes of guarded memory (zero is allowed: an empty secret).
     public init(zeroedCount count: Int) {
-        precondition(count > 0, "SecretBytes needs a positive size")
+        precondition(count >= 0, "SecretBytes needs a non-negative size")
         Sodium.ensureInitialized()
         // sodium_malloc returns nil only when the system cannot map pages; treat that like
         // any other allocation failure.
@@ -47,7 +47,7 @@ public final class SecretBytes: @unchecked Sendable {
 
     /// Copies `bytes` into guarded memory. The caller remains responsible for wiping its copy.
     public convenience init(copying bytes: UnsafeRawBufferPointer) {
-        self.init(zeroedCount: max(bytes.count, 1))
+        self.init(zeroedCount: bytes.count)
         if let base = bytes.baseAddress, bytes.count > 0 {
             pointer.copyMemory(from: base, byteCount: bytes.count)
         }

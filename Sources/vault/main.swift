@@ -1,1 +1,3 @@
-print("x")
+import VaultCLI
+
+await VaultCommand.start()

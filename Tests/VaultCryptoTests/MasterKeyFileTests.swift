@@ -1,10 +1,6 @@
 import Foundation
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 @testable import VaultCrypto
 
 /// A fresh directory under the system temporary directory, removed by ``remove()``.

@@ -106,12 +106,16 @@ import Testing
 
     @Test func badKeySizesAreRejected() {
         for length in [0, 31, 33] {
-            #expect(throws: VaultCryptoError.invalidKeySize) { try Self.seal([1, 2, 3], to: [UInt8](repeating: 9, count: length)) }
+            #expect(throws: VaultCryptoError.invalidKeySize) {
+                try Self.seal([1, 2, 3], to: [UInt8](repeating: 9, count: length))
+            }
         }
         let sealed = (try? Self.seal([1, 2, 3], to: Self.recipient.publicKey)) ?? []
-        let shortPublic = SealedBox.KeyPair(publicKey: Array(Self.recipient.publicKey.prefix(31)), secretKey: Self.recipient.secretKey)
+        let shortPublic = SealedBox.KeyPair(
+            publicKey: Array(Self.recipient.publicKey.prefix(31)), secretKey: Self.recipient.secretKey)
         #expect(throws: VaultCryptoError.invalidKeySize) { try Self.open(sealed, with: shortPublic) }
-        let shortSecret = SealedBox.KeyPair(publicKey: Self.recipient.publicKey, secretKey: SecretBytes(randomCount: 31))
+        let shortSecret = SealedBox.KeyPair(
+            publicKey: Self.recipient.publicKey, secretKey: SecretBytes(randomCount: 31))
         #expect(throws: VaultCryptoError.invalidKeySize) { try Self.open(sealed, with: shortSecret) }
     }
 

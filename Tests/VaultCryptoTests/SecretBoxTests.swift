@@ -130,7 +130,9 @@ import Testing
         let key = TestBytes.secret(Self.firstKey)
         let box = Self.nonce + Self.expectedMACAndCiphertext
         for length in [40, 41, 100, box.count - 1] {
-            #expect(throws: VaultCryptoError.authenticationFailed) { try Self.open(Array(box.prefix(length)), key: key) }
+            #expect(throws: VaultCryptoError.authenticationFailed) {
+                try Self.open(Array(box.prefix(length)), key: key)
+            }
         }
         #expect(throws: VaultCryptoError.authenticationFailed) { try Self.open(box + [0], key: key) }
     }

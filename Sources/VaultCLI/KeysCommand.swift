@@ -1,0 +1,181 @@
+import ArgumentParser
+import Foundation
+import TokenVault
+
+/// `vault keys …`: the key life cycle.
+struct KeysCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "Create, rotate, re-encrypt under, retire and inspect encryption keys.",
+        discussion: "Every key action is appended to the audit log.",
+        subcommands: [Init.self, Rotate.self, Rewrap.self, Status.self, Retire.self, RotateMaster.self])
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the master key (mode 0600) and the first data key, where absent.",
+            discussion: "Never overwrites a key. Running it again when both exist says so and exits 0.")
+
+        @OptionGroup var storage: StorageOptions
+
+        func run() async throws {
+            try await CLI.run {
+                let paths = storage.paths
+                let result = try await Vault.initialize(paths: paths, logger: CLI.logger())
+                switch (result.createdMasterKey, result.createdKeyRing) {
+                case (false, false):
+                    print("Master key \(paths.masterKeyPath) and the key ring in \(paths.dataDirectory) both exist; nothing to do.")
+                case (true, _):
+                    print("Created master key \(paths.masterKeyPath) (mode 0600). Keep it apart from the data folder and back it up.")
+                    print("Created the key ring in \(paths.dataDirectory)/vault.db with data key v1 active.")
+                case (false, true):
+                    print("Master key \(paths.masterKeyPath) exists; created the key ring in \(paths.dataDirectory)/vault.db with data key v1 active.")
+                }
+            }
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a new data key the active one; the previous becomes decrypt-only.",
+            discussion: "A running `vault serve` encrypts under the new version within seconds, without a restart.")
+
+        @OptionGroup var storage: StorageOptions
+        @Flag(help: "Print {\"active_version\": N}.") var json = false
+
+        func run() async throws {
+            try await CLI.run {
+                let version = try await CLI.opened(storage, logger: CLI.logger()).keys.rotate()
+                if json {
+                    try CLI.printJSON(["active_version": version])
+                } else {
+                    print("Data key v\(version) is now active. Run `vault keys rewrap` to re-encrypt older records.")
+                }
+            }
+        }
+    }
+
+    struct Rewrap: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-encrypt every record still under an older data key with the active one.",
+            discussion: """
+                Runs online in batches (the server keeps serving); safe to interrupt and run again. Plaintext never \
+                leaves this process. Shows a progress bar on a terminal.
+                """)
+
+        @OptionGroup var storage: StorageOptions
+        @Option(help: "Records per transaction.") var batchSize: Int = 5000
+        @Flag(help: "Print {\"rewrapped\": N}.") var json = false
+
+        func validate() throws {
+            guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        }
+
+        func run() async throws {
+            try await CLI.run {
+                let vault = try await CLI.opened(storage, logger: CLI.logger())
+                var bar = ProgressBar(label: "rewrap", enabled: !json && isatty(STDERR_FILENO) == 1)
+                let count = try await vault.keys.rewrap(batchSize: batchSize) { done, total in
+                    bar.update(done: done, total: total)
+                }
+                bar.finish()
+                if json {
+                    try CLI.printJSON(["rewrapped": count])
+                } else {
+                    print("Re-encrypted \(count) record(s) under data key v\(vault.keyRing.active.version).")
+                }
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show data-key versions, states, ages, record counts and whether rotation is overdue.")
+
+        @OptionGroup var storage: StorageOptions
+        @Option(help: "How many days a data key may stay active (cryptoperiod).") var cryptoperiodDays: Int = 90
+        @Flag(help: "Print the status as JSON.") var json = false
+
+        struct Output: Encodable {
+            struct Version: Encodable {
+                var version: UInt32
+                var state: String
+                var createdAt: Date
+                var records: Int
+            }
+            var activeVersion: UInt32
+            var versions: [Version]
+            var cryptoperiodOverdue: Bool
+            var cryptoperiodDays: Int
+        }
+
+        func validate() throws {
+            guard cryptoperiodDays > 0 else { throw ValidationError("--cryptoperiod-days must be positive") }
+        }
+
+        func run() async throws {
+            try await CLI.run {
+                let status = try await CLI.opened(storage, logger: CLI.logger()).keys.status(cryptoperiodDays: cryptoperiodDays)
+                let output = Output(
+                    activeVersion: status.activeVersion,
+                    versions: status.versions.map {
+                        .init(version: $0.version, state: $0.state.rawValue, createdAt: $0.createdAt, records: $0.records)
+                    },
+                    cryptoperiodOverdue: status.cryptoperiodOverdue, cryptoperiodDays: status.cryptoperiodDays)
+                guard !json else { return try CLI.printJSON(output) }
+                let formatter = ISO8601DateFormatter()
+                print("VERSION  STATE         CREATED               AGE(d)  RECORDS")
+                for version in output.versions {
+                    let age = Int(Date().timeIntervalSince(version.createdAt) / 86_400)
+                    print(
+                        String(version.version).padding(toLength: 9, withPad: " ", startingAt: 0)
+                            + version.state.padding(toLength: 14, withPad: " ", startingAt: 0)
+                            + formatter.string(from: version.createdAt).padding(toLength: 22, withPad: " ", startingAt: 0)
+                            + String(age).padding(toLength: 8, withPad: " ", startingAt: 0) + String(version.records))
+                }
+                print(
+                    output.cryptoperiodOverdue
+                        ? "Active key v\(output.activeVersion) is older than \(cryptoperiodDays) days: run `vault keys rotate`."
+                        : "Active key v\(output.activeVersion) is within its \(cryptoperiodDays)-day cryptoperiod.")
+            }
+        }
+    }
+
+    struct Retire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Destroy an old data key version.",
+            discussion: "Refuses (exit 1) while any record is encrypted under it, and for the active version.")
+
+        @OptionGroup var storage: StorageOptions
+        @Option(help: "The data key version to destroy.") var version: UInt32
+
+        func run() async throws {
+            try await CLI.run {
+                try await CLI.opened(storage, logger: CLI.logger()).keys.retire(version: version)
+                print("Data key v\(version) is retired: its wrapped key is destroyed.")
+            }
+        }
+    }
+
+    struct RotateMaster: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-master",
+            abstract: "Re-wrap every data key under a new master key and install that key.",
+            discussion: """
+                FILE must hold exactly 32 random bytes with mode 0600 (e.g. `head -c 32 /dev/urandom > new.key; \
+                chmod 600 new.key`). After success the key is installed as the vault's master key file; the old \
+                master key no longer opens anything. Delete FILE securely afterwards.
+                """)
+
+        @OptionGroup var storage: StorageOptions
+        @Option(help: "The new master key file.") var newMasterKey: String
+
+        func run() async throws {
+            try await CLI.run {
+                let vault = try await CLI.opened(storage, logger: CLI.logger())
+                try await vault.rotateMaster(newKeyPath: newMasterKey)
+                print("Every key is re-wrapped under the new master key, now installed at \(vault.paths.masterKeyPath).")
+                print("Securely delete \(newMasterKey) once the new key is backed up.")
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import CardTokens
+public import Hummingbird
+import NIOCore
+import TokenVault
+
+/// An error as the API returns it: an HTTP status and `{"error": {"code", "message"}}`.
+///
+/// Every message is written here or in the domain modules and never echoes request data, so
+/// no PAN or CVV can leave through an error.
+public struct APIError: Error, HTTPResponseError, Sendable {
+    public let status: HTTPResponse.Status
+    public let code: String
+    public let message: String
+    public var headers: HTTPFields = [:]
+
+    public init(_ status: HTTPResponse.Status, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    struct Envelope: Encodable {
+        struct Body: Encodable {
+            var code: String
+            var message: String
+        }
+        var error: Body
+    }
+
+    var envelope: Envelope { Envelope(error: .init(code: code, message: message)) }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var response = try JSONResponse.make(envelope, status: status)
+        response.headers.append(contentsOf: headers)
+        return response
+    }
+
+    static let unauthenticated = APIError(
+        .unauthorized, code: "unauthenticated", message: "missing or invalid API key (Authorization: Bearer <key>)")
+    static func forbidden(_ scope: Scope) -> APIError {
+        APIError(.forbidden, code: "forbidden", message: "this API key lacks scope \(scope)")
+    }
+    static let bodyTooLarge = APIError(.contentTooLarge, code: "body_too_large", message: "request body is too large")
+    static let internalError = APIError(.internalServerError, code: "internal_error", message: "internal error")
+
+    /// The API form of any error thrown while handling a request.
+    static func from(_ error: any Error) -> APIError? {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as CardValidationError:
+            return APIError(.badRequest, code: error.code.rawValue, message: error.message)
+        case let error as VaultError:
+            switch error.code {
+            case .tokenNotFound: return APIError(.notFound, code: error.code.rawValue, message: "no such token")
+            case .tokenSpaceExhausted: return APIError(.conflict, code: error.code.rawValue, message: error.message)
+            case .invalidArgument: return APIError(.badRequest, code: error.code.rawValue, message: error.message)
+            default: return nil
+            }
+        case is NIOTooManyBytesError:
+            return bodyTooLarge
+        case let error as HTTPError:
+            let code =
+                switch error.status {
+                case .notFound: "not_found"
+                case .methodNotAllowed: "method_not_allowed"
+                case .contentTooLarge: "body_too_large"
+                default: error.status.code < 500 ? "bad_request" : "internal_error"
+                }
+            return APIError(error.status, code: code, message: error.status.reasonPhrase.lowercased())
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// JSON bodies in and out, `snake_case`, with errors that never echo input.
+enum JSONResponse {
+    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try encoder.encode(value)
+        return Response(
+            status: status, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+}
+
+enum JSONRequest {
+    /// Reads at most `limit` bytes of body and decodes `T` from them.
+    /// - Throws: ``APIError`` 413 `body_too_large`, or 400 `invalid_json` / `invalid_request`
+    ///   with the offending field's name (never its value).
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError.bodyTooLarge
+        }
+        return try decode(type, from: Data(buffer.readableBytesView))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        do {
+            return try decoder.decode(type, from: data)
+        } catch let error as DecodingError {
+            throw APIError(error)
+        }
+    }
+
+    private static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }
+}
+
+extension APIError {
+    /// A decoding failure, described by field path and expected type only.
+    init(_ error: DecodingError) {
+        func path(_ codingPath: [any CodingKey], _ last: (any CodingKey)? = nil) -> String {
+            let keys = codingPath + (last.map { [$0] } ?? [])
+            let names = keys.map { key in key.intValue.map { "[\($0)]" } ?? snakeCase(key.stringValue) }
+            return names.isEmpty ? "body" : names.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            self.init(.badRequest, code: "missing_field", message: "\(path(context.codingPath, key)) is required")
+        case .valueNotFound(let type, let context):
+            self.init(.badRequest, code: "invalid_field", message: "\(path(context.codingPath)) must be \(describe(type))")
+        case .typeMismatch(let type, let context):
+            self.init(.badRequest, code: "invalid_field", message: "\(path(context.codingPath)) must be \(describe(type))")
+        case .dataCorrupted(let context) where context.codingPath.isEmpty:
+            self.init(.badRequest, code: "invalid_json", message: "request body is not valid JSON")
+        case .dataCorrupted(let context):
+            self.init(.badRequest, code: "invalid_field", message: "\(path(context.codingPath)) has an invalid value")
+        @unknown default:
+            self.init(.badRequest, code: "invalid_request", message: "request body could not be read")
+        }
+    }
+}
+
+private func describe(_ type: Any.Type) -> String {
+    switch type {
+    case is String.Type: "a string"
+    case is Int.Type: "an integer"
+    case is Bool.Type: "true or false"
+    case is [Any].Type: "an array"
+    default: "a value of another type"
+    }
+}
+
+/// `expMonth` → `exp_month`, to name fields as the client spelled them.
+private func snakeCase(_ name: String) -> String {
+    var output = ""
+    for character in name {
+        if character.isUppercase {
+            output += "_" + character.lowercased()
+        } else {
+            output.append(character)
+        }
+    }
+    return output
+}

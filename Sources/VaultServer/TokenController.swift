@@ -1,0 +1,152 @@
+import CardTokens
+import Foundation
+import Hummingbird
+import TokenVault
+
+/// `/v1/tokens`: tokenize, batch tokenize, metadata, delete.
+struct TokenController {
+    let tokens: TokenVault
+    static let singleBodyLimit = 16 * 1024
+    static let batchBodyLimit = 1 << 20
+    static let batchLimit = 1000
+
+    func addRoutes(to router: Router<VaultRequestContext>) {
+        router.post("/v1/tokens", use: tokenize)
+        router.post("/v1/tokens/batch", use: tokenizeBatch)
+        router.get("/v1/tokens/:token", use: metadata)
+        router.delete("/v1/tokens/:token", use: delete)
+    }
+
+    /// The body of a tokenize request, as the client sends it.
+    struct CardBody: Decodable {
+        var pan: String
+        var expMonth: Int
+        var expYear: Int
+        var cvv: String?
+        var format: String?
+        var dedupe: Bool?
+
+        func request(now: Date) throws -> TokenizeRequest {
+            let format = try format.map { name in
+                guard let format = TokenFormat(rawValue: name) else {
+                    throw CardValidationError(.tokenFormat, "format must be opaque or numeric")
+                }
+                return format
+            }
+            let card = try CardInput(pan: pan, expMonth: expMonth, expYear: expYear, cvv: cvv, now: now)
+            return TokenizeRequest(card: card, format: format ?? .opaque, dedupe: dedupe ?? false)
+        }
+    }
+
+    /// Token metadata as returned by every route.
+    struct TokenBody: Encodable {
+        var token: String
+        var format: String
+        var bin: String
+        var last4: String
+        var brand: String
+        var expMonth: Int
+        var expYear: Int
+        var fingerprint: String
+        var createdAt: Date
+        var cvvHeld: Bool
+        var cvvExpiresAt: Date?
+
+        init(_ metadata: CardMetadata, now: Date) {
+            token = metadata.token.rawValue
+            format = metadata.format.rawValue
+            bin = metadata.bin
+            last4 = metadata.last4
+            brand = metadata.brand.rawValue
+            expMonth = metadata.expMonth
+            expYear = metadata.expYear
+            fingerprint = metadata.fingerprint
+            createdAt = metadata.createdAt
+            cvvHeld = metadata.cvvHeld(at: now)
+            cvvExpiresAt = cvvHeld ? metadata.cvvExpiresAt : nil
+        }
+    }
+
+    @Sendable func tokenize(_ request: Request, context: VaultRequestContext) async throws -> Response {
+        _ = try context.require(.tokenize)
+        let body = try await JSONRequest.decode(CardBody.self, from: request, limit: Self.singleBodyLimit)
+        let now = Date()
+        let result = try await tokens.tokenize(body.request(now: now))
+        return try JSONResponse.make(TokenBody(result.metadata, now: now), status: result.created ? .created : .ok)
+    }
+
+    /// One entry of a batch: a card, or why it could not be read. Decoding each entry on its
+    /// own lets one malformed card fail alone.
+    struct BatchEntry: Decodable {
+        var card: Result<CardBody, APIError>
+
+        init(from decoder: any Decoder) throws {
+            do {
+                card = .success(try CardBody(from: decoder))
+            } catch let error as DecodingError {
+                card = .failure(APIError(error))
+            }
+        }
+    }
+
+    struct BatchBody: Decodable {
+        var cards: [BatchEntry]
+    }
+
+    struct BatchResult: Encodable {
+        var results: [BatchItem]
+    }
+
+    enum BatchItem: Encodable {
+        case token(TokenBody)
+        case error(APIError.Envelope)
+
+        func encode(to encoder: any Encoder) throws {
+            switch self {
+            case .token(let body): try body.encode(to: encoder)
+            case .error(let envelope): try envelope.encode(to: encoder)
+            }
+        }
+    }
+
+    @Sendable func tokenizeBatch(_ request: Request, context: VaultRequestContext) async throws -> Response {
+        _ = try context.require(.tokenize)
+        let body = try await JSONRequest.decode(BatchBody.self, from: request, limit: Self.batchBodyLimit)
+        guard (1...Self.batchLimit).contains(body.cards.count) else {
+            throw APIError(.badRequest, code: "invalid_batch_size", message: "cards must hold 1 to \(Self.batchLimit) entries")
+        }
+        let now = Date()
+        var items = [BatchItem?](repeating: nil, count: body.cards.count)
+        var requests = [TokenizeRequest]()
+        var positions = [Int]()
+        for (index, entry) in body.cards.enumerated() {
+            do {
+                requests.append(try entry.card.get().request(now: now))
+                positions.append(index)
+            } catch {
+                items[index] = .error((APIError.from(error) ?? .internalError).envelope)
+            }
+        }
+        let results = try await tokens.tokenize(batch: requests)
+        for (position, result) in zip(positions, results) {
+            switch result {
+            case .success(let result): items[position] = .token(TokenBody(result.metadata, now: now))
+            case .failure(let error): items[position] = .error((APIError.from(error) ?? .internalError).envelope)
+            }
+        }
+        return try JSONResponse.make(BatchResult(results: items.map { $0! }))
+    }
+
+    @Sendable func metadata(_ request: Request, context: VaultRequestContext) async throws -> Response {
+        _ = try context.require(.tokensRead)
+        let token = try Token(validating: context.parameters.require("token"))
+        return try JSONResponse.make(TokenBody(try await tokens.metadata(of: token), now: Date()))
+    }
+
+    @Sendable func delete(_ request: Request, context: VaultRequestContext) async throws -> Response {
+        _ = try context.require(.tokensDelete)
+        let token = try Token(validating: context.parameters.require("token"))
+        try await tokens.delete(token)
+        return Response(status: .noContent)
+    }
+}

@@ -1,0 +1,406 @@
+import Foundation
+import GRDB
+import InMemoryLogging
+import Logging
+import Synchronization
+import Testing
+import VaultCrypto
+
+import CardTokens
+@testable import TokenVault
+
+// Helpers shared by the TokenVault suites. Test code may copy decrypted bytes into ordinary
+// arrays to compare them; production code never does.
+
+// MARK: - Sandboxes
+
+/// A temporary folder holding one vault's data folder and key folder; removed by ``remove()``.
+final class Sandbox: Sendable {
+    let root: String
+    let paths: VaultPaths
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory
+            .appendingPathComponent("token-vault-tests-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        paths = VaultPaths(dataDirectory: root + "/data", keysDirectory: root + "/Keys")
+    }
+
+    var databasePath: String { paths.dataDirectory + "/" + VaultDatabase.fileName }
+
+    /// A path inside the sandbox, outside the data and key folders.
+    func path(_ name: String) -> String { root + "/" + name }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: root)
+    }
+}
+
+/// Runs `body` with a fresh sandbox, removed afterwards.
+func withSandbox<R>(_ body: (Sandbox) async throws -> R) async throws -> R {
+    let sandbox = try Sandbox()
+    defer { sandbox.remove() }
+    return try await body(sandbox)
+}
+
+/// Runs `body` with a freshly initialised and opened vault in its own sandbox.
+func withVault<R>(
+    cvvTimeToLive: TimeInterval = 3600, logger: Logger = TestLog.quiet(),
+    _ body: (Vault, Sandbox) async throws -> R
+) async throws -> R {
+    try await withSandbox { sandbox in
+        _ = try await Vault.initialize(paths: sandbox.paths, logger: logger)
+        let vault = try await Vault.open(paths: sandbox.paths, logger: logger, cvvTimeToLive: cvvTimeToLive)
+        return try await body(vault, sandbox)
+    }
+}
+
+// MARK: - Logging
+
+enum TestLog {
+    /// A logger that keeps what it is given in `handler` (never bootstraps the logging system).
+    static func capturing(level: Logger.Level = .trace) -> (Logger, InMemoryLogHandler) {
+        let handler = InMemoryLogHandler()
+        var logger = Logger(label: "test", factory: { _ in handler })
+        logger.logLevel = level
+        return (logger, handler)
+    }
+
+    /// A logger whose output is kept but not looked at.
+    static func quiet() -> Logger { capturing(level: .info).0 }
+
+    /// Everything one entry would print: message, metadata and error.
+    static func rendered(_ entry: InMemoryLogHandler.Entry) -> String {
+        var text = "\(entry.level) \(entry.message)"
+        for (key, value) in entry.metadata.sorted(by: { $0.key < $1.key }) {
+            text += " \(key)=\(value)"
+        }
+        if let error = entry.error {
+            text += " error=\(String(describing: error)) \(String(reflecting: error))"
+        }
+        return text
+    }
+}
+
+// MARK: - Clock
+
+/// A clock the test moves by hand.
+final class ManualClock: Sendable {
+    private let current: Mutex<Date>
+
+    init(_ start: Date = Date(timeIntervalSince1970: 1_900_000_000)) {
+        current = Mutex(start)
+    }
+
+    var now: Date { current.withLock { $0 } }
+
+    func advance(by interval: TimeInterval) {
+        current.withLock { $0 += interval }
+    }
+
+    var function: @Sendable () -> Date { { self.now } }
+}
+
+// MARK: - Card numbers
+
+/// SplitMix64: a small seeded generator, so that a failing property test can be replayed.
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+    let seed: UInt64
+
+    init(seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
+        self.seed = seed
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Card data for tests: public test numbers or generated Luhn-valid numbers.
+struct TestCard: Sendable, CustomTestStringConvertible {
+    var pan: String
+    var expMonth: Int
+    var expYear: Int
+    var cvv: String?
+    /// The brand the PAN's prefix belongs to, decided by the test (not by `CardBrand`).
+    var expectedBrand: CardBrand
+
+    init(pan: String, expMonth: Int = 12, expYear: Int = 2031, cvv: String? = nil, brand: CardBrand) {
+        self.pan = pan
+        self.expMonth = expMonth
+        self.expYear = expYear
+        self.cvv = cvv
+        self.expectedBrand = brand
+    }
+
+    var testDescription: String { "\(expectedBrand) card, \(pan.count) digits" }
+
+    var bin: String { String(pan.prefix(6)) }
+    var last4: String { String(pan.suffix(4)) }
+
+    func input() throws -> CardInput {
+        try CardInput(pan: pan, expMonth: expMonth, expYear: expYear, cvv: cvv)
+    }
+
+    func request(format: TokenFormat = .opaque, dedupe: Bool = false) throws -> TokenizeRequest {
+        TokenizeRequest(card: try input(), format: format, dedupe: dedupe)
+    }
+
+    /// Published test numbers of the card networks.
+    static let visa = TestCard(pan: "4111111111111111", brand: .visa)
+    static let visa2 = TestCard(pan: "4242424242424242", brand: .visa)
+    static let mastercard = TestCard(pan: "5555555555554444", brand: .mastercard)
+    static let amex = TestCard(pan: "378282246310005", brand: .amex)
+    static let discover = TestCard(pan: "6011111111111117", brand: .discover)
+}
+
+enum PANGenerator {
+    /// IIN prefixes and the brand each belongs to (ranges chosen well inside one network).
+    static let prefixes: [(prefix: String, brand: CardBrand)] = [
+        ("4", .visa), ("51", .mastercard), ("55", .mastercard), ("2221", .mastercard), ("34", .amex),
+        ("37", .amex), ("6011", .discover), ("65", .discover), ("3530", .jcb), ("36", .dinersClub),
+        ("621", .unionPay), ("50", .maestro), ("9", .unknown),
+    ]
+
+    /// The Luhn check digit that makes `body` followed by it valid (independent of `Luhn`).
+    static func checkDigit(for body: [UInt8]) -> UInt8 {
+        var sum = 0
+        for (position, byte) in body.reversed().enumerated() {
+            var digit = Int(byte - UInt8(ascii: "0"))
+            if position % 2 == 0 {
+                digit *= 2
+                if digit > 9 { digit -= 9 }
+            }
+            sum += digit
+        }
+        return UInt8(ascii: "0") + UInt8((10 - sum % 10) % 10)
+    }
+
+    /// An independent Luhn check, to cross-check `Luhn.isValid`.
+    static func passesLuhn(_ digits: String) -> Bool {
+        let bytes = Array(digits.utf8)
+        return checkDigit(for: Array(bytes.dropLast())) == bytes.last
+    }
+
+    static func digits<G: RandomNumberGenerator>(_ count: Int, using generator: inout G) -> String {
+        String((0..<count).map { _ in Character(String(Int.random(in: 0...9, using: &generator))) })
+    }
+
+    /// A Luhn-valid PAN of `length` digits under a random known prefix (or `prefix`).
+    static func pan<G: RandomNumberGenerator>(
+        length: Int, prefix: String? = nil, using generator: inout G
+    ) -> (pan: String, brand: CardBrand) {
+        let chosen = prefix.map { ($0, CardBrand.unknown) } ?? prefixes.randomElement(using: &generator)!
+        let body = chosen.0 + digits(length - 1 - chosen.0.count, using: &generator)
+        var bytes = Array(body.utf8)
+        bytes.append(checkDigit(for: bytes))
+        return (String(decoding: bytes, as: UTF8.self), chosen.1)
+    }
+
+    /// A card with a generated PAN, a future expiry and, if asked, a CVV of the brand's length.
+    static func card<G: RandomNumberGenerator>(
+        length: Int? = nil, withCVV: Bool = false, using generator: inout G
+    ) -> TestCard {
+        let length = length ?? Int.random(in: CardInput.panLengths, using: &generator)
+        let (pan, brand) = pan(length: length, using: &generator)
+        let cvv = withCVV ? digits(brand == .amex ? 4 : 3, using: &generator) : nil
+        return TestCard(
+            pan: pan, expMonth: Int.random(in: 1...12, using: &generator),
+            expYear: Int.random(in: 2031...2045, using: &generator), cvv: cvv, brand: brand)
+    }
+}
+
+// MARK: - Opening records
+
+/// A decrypted record, parsed by the layout of `RecordEnvelope`:
+/// `0x01 ‖ kind ‖ u8 token length ‖ token ‖ u8 data length ‖ data ‖ extra`.
+struct OpenedRecord: Equatable {
+    var kind: UInt8
+    var token: String
+    var data: String
+    /// Card records only.
+    var expMonth: Int?
+    var expYear: Int?
+}
+
+struct LayoutError: Error, CustomStringConvertible {
+    var description: String
+}
+
+enum Records {
+    /// Opens `ciphertext` with the vault's internal `open` and parses the plaintext.
+    static func open(
+        _ ciphertext: [UInt8], kind: RecordEnvelope.Kind, token: String, keyRing: KeyRing
+    ) throws -> OpenedRecord {
+        let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount)
+        let count = try TokenVault.open(ciphertext, kind: kind, token: token, keyRing: keyRing, into: scratch)
+        let bytes = scratch.withUnsafeBytes { Array($0.prefix(count)) }
+        return try parse(bytes, kind: kind)
+    }
+
+    static func parse(_ bytes: [UInt8], kind: RecordEnvelope.Kind) throws -> OpenedRecord {
+        guard bytes.count >= 4, bytes[0] == RecordEnvelope.formatByte else {
+            throw LayoutError(description: "bad format byte or too short")
+        }
+        guard bytes[1] == kind.rawValue else { throw LayoutError(description: "kind \(bytes[1])") }
+        let tokenLength = Int(bytes[2])
+        guard bytes.count >= 3 + tokenLength + 1 else { throw LayoutError(description: "token overruns") }
+        let token = String(decoding: bytes[3..<3 + tokenLength], as: UTF8.self)
+        let dataLength = Int(bytes[3 + tokenLength])
+        let dataStart = 4 + tokenLength
+        guard bytes.count >= dataStart + dataLength else { throw LayoutError(description: "data overruns") }
+        let data = String(decoding: bytes[dataStart..<dataStart + dataLength], as: UTF8.self)
+        let extra = Array(bytes[(dataStart + dataLength)...])
+        switch kind {
+        case .card:
+            guard extra.count == 3 else { throw LayoutError(description: "card extra is \(extra.count) bytes") }
+            return OpenedRecord(
+                kind: bytes[1], token: token, data: data, expMonth: Int(extra[0]),
+                expYear: Int(extra[1]) << 8 | Int(extra[2]))
+        case .cvv:
+            guard extra.isEmpty else { throw LayoutError(description: "cvv extra is \(extra.count) bytes") }
+            return OpenedRecord(kind: bytes[1], token: token, data: data, expMonth: nil, expYear: nil)
+        }
+    }
+
+    /// The key version in an envelope's header.
+    static func headerVersion(_ ciphertext: [UInt8]) -> UInt32? {
+        guard ciphertext.count >= 5, ciphertext[0] == RecordEnvelope.formatByte else { return nil }
+        return ciphertext[1...4].reduce(0) { $0 << 8 | UInt32($1) }
+    }
+}
+
+// MARK: - Database access
+
+enum DB {
+    static func ciphertext(_ vault: Vault, table: String, token: String) throws -> [UInt8]? {
+        try vault.database.pool.read { db in
+            try Data.fetchOne(db, sql: "SELECT ciphertext FROM \(table) WHERE token = ?", arguments: [token])
+        }.map { [UInt8]($0) }
+    }
+
+    static func setCiphertext(_ vault: Vault, table: String, token: String, _ bytes: [UInt8]) throws {
+        try vault.database.pool.write { db in
+            try db.execute(
+                sql: "UPDATE \(table) SET ciphertext = ? WHERE token = ?", arguments: [Data(bytes), token])
+        }
+    }
+
+    static func count(_ vault: Vault, _ sql: String, _ arguments: StatementArguments = []) throws -> Int {
+        try vault.database.pool.read { db in try Int.fetchOne(db, sql: sql, arguments: arguments) ?? 0 }
+    }
+
+    static func execute(_ vault: Vault, _ sql: String, _ arguments: StatementArguments = []) throws {
+        try vault.database.pool.write { db in try db.execute(sql: sql, arguments: arguments) }
+    }
+
+    /// Every value of every row of `table`, as text or raw bytes.
+    static func allValues(_ vault: Vault, table: String) throws -> [[UInt8]] {
+        try vault.database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM \(table)").flatMap { row in
+                row.databaseValues.map { value -> [UInt8] in
+                    switch value.storage {
+                    case .blob(let data): [UInt8](data)
+                    case .string(let string): Array(string.utf8)
+                    case .int64(let int): Array(String(int).utf8)
+                    case .double(let double): Array(String(double).utf8)
+                    case .null: []
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the WAL into the database file and empties it.
+    static func checkpoint(_ vault: Vault) throws {
+        try vault.database.pool.writeWithoutTransaction { db in
+            _ = try db.checkpoint(.truncate)
+        }
+    }
+}
+
+// MARK: - Files and bytes
+
+enum Bytes {
+    /// Whether `needle` occurs in `haystack`.
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return needle.isEmpty }
+        let first = needle[0]
+        var index = 0
+        let last = haystack.count - needle.count
+        return haystack.withUnsafeBufferPointer { hay in
+            while index <= last {
+                if hay[index] == first {
+                    var match = true
+                    for offset in 1..<needle.count where hay[index + offset] != needle[offset] {
+                        match = false
+                        break
+                    }
+                    if match { return true }
+                }
+                index += 1
+            }
+            return false
+        }
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
+        contains(haystack, Array(needle.utf8))
+    }
+
+    /// The contents of every regular file in `directory`, by name.
+    static func files(in directory: String) throws -> [String: [UInt8]] {
+        var files = [String: [UInt8]]()
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) {
+            let path = directory + "/" + name
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue
+            else { continue }
+            files[name] = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        }
+        return files
+    }
+
+    static func read(_ path: String) throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    /// Writes `bytes` to a new file with `mode`.
+    static func write(_ bytes: [UInt8], to path: String, mode: Int = 0o600) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: mode])
+        else { throw LayoutError(description: "cannot create \(path)") }
+        // The umask may have narrowed the mode: set it exactly.
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+    }
+
+    static func mode(of path: String) throws -> Int {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        return (attributes[.posixPermissions] as? NSNumber)?.intValue ?? -1
+    }
+
+    static func random(_ count: Int) -> [UInt8] {
+        (0..<count).map { _ in UInt8.random(in: 0...255) }
+    }
+}
+
+// MARK: - Errors
+
+extension VaultError.Code {
+    /// For `#expect(throws:)` closures.
+    func matches(_ error: any Error) -> Bool { (error as? VaultError)?.code == self }
+}
+
+/// Tokenizes `card` and returns the result, failing the test if the vault refuses.
+func tokenize(
+    _ card: TestCard, in tokens: TokenVault, format: TokenFormat = .opaque, dedupe: Bool = false
+) async throws -> TokenizeResult {
+    try await tokens.tokenize(card.request(format: format, dedupe: dedupe))
+}
