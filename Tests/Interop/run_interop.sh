@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# Interop test: records written by the `vault` binary must open with an independent
+# implementation of docs/CRYPTO.md (decrypt_record.py, PyNaCl), and the audit chain must verify.
+#
+#   Tests/Interop/run_interop.sh .build/debug/vault
+#
+# Uses a throw-away vault in a temporary folder and well-known TEST card numbers only.
+# Environment: INTEROP_KEEP=1 keeps the temporary folder; INTEROP_SKIP_LIFECYCLE=1 skips the
+# rewrap / retire / rotate-master phase.
+set -euo pipefail
+
+if [[ $# -ne 1 || ! -x "$1" ]]; then
+    echo "usage: $0 path/to/vault   (a built vault executable)" >&2
+    exit 2
+fi
+VAULT="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DECRYPT="$HERE/decrypt_record.py"
+
+python3 -c 'import nacl' 2>/dev/null || python3 -m pip install --quiet pynacl
+python3 -c 'import nacl' || { echo "interop: PyNaCl is not available" >&2; exit 2; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/vault-interop.XXXXXX")"
+DATA="$WORK/data"
+KEYS="$WORK/keys"
+MASTER="$KEYS/master.key"
+DB="$DATA/vault.db"
+SERVER_PID=""
+PASSED=0
+FAILED=0
+
+stop_server() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "interop: server $SERVER_PID did not stop on SIGTERM; killing it" >&2
+            kill -KILL "$SERVER_PID" 2>/dev/null || true
+        fi
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+
+cleanup() {
+    stop_server
+    if [[ "${INTEROP_KEEP:-0}" == 1 ]]; then
+        echo "interop: kept $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+pass() { PASSED=$((PASSED + 1)); echo "  ok    $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "  FAIL  $1" >&2; }
+# check NAME COMMAND…: runs the command and counts the outcome.
+check() {
+    local name="$1"
+    shift
+    if "$@"; then pass "$name"; else fail "$name"; fi
+}
+# fatal MESSAGE: a step the rest depends on failed.
+fatal() {
+    echo "interop: FATAL: $1" >&2
+    if [[ -f "$WORK/serve.log" ]]; then
+        echo "---- server log (last 30 lines) ----" >&2
+        tail -n 30 "$WORK/serve.log" >&2 || true
+    fi
+    echo "interop: $PASSED passed, $((FAILED + 1)) failed" >&2
+    exit 1
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# http METHOD URL [BODY]: prints the status code on the first line and the body after it.
+# The bearer secret comes from $BEARER (environment, not argv, so `ps` does not show it).
+http() {
+    python3 - "$@" <<'PY'
+import os, sys, urllib.error, urllib.request
+method, url = sys.argv[1], sys.argv[2]
+body = sys.argv[3].encode() if len(sys.argv) > 3 else None
+request = urllib.request.Request(url, data=body, method=method)
+if body is not None:
+    request.add_header("Content-Type", "application/json")
+if os.environ.get("BEARER"):
+    request.add_header("Authorization", "Bearer " + os.environ["BEARER"])
+try:
+    with urllib.request.urlopen(request, timeout=15) as response:
+        print(response.status)
+        print(response.read().decode())
+except urllib.error.HTTPError as error:
+    print(error.code)
+    print(error.read().decode())
+except Exception as error:  # connection refused while starting up, …
+    print(0)
+    print(error)
+PY
+}
+
+# json_get JSON KEY: prints one top-level field ("" if absent; booleans as true/false).
+json_get() {
+    python3 -c '
+import json, sys
+value = json.loads(sys.argv[1]).get(sys.argv[2], "")
+print(json.dumps(value) if isinstance(value, bool) or value is None else value)' "$1" "$2"
+}
+
+# sql QUERY [ARG…]: prints each row of a read-only query, columns separated by "|".
+sql() {
+    python3 - "$DB" "$@" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=30)
+for row in db.execute(sys.argv[2], sys.argv[3:]):
+    print("|".join("NULL" if v is None else v.hex() if isinstance(v, bytes) else str(v) for v in row))
+PY
+}
+
+echo "interop: vault binary $VAULT"
+echo "interop: work folder $WORK"
+
+# ---------------------------------------------------------------- 1. initialise
+"$VAULT" keys init --data-dir "$DATA" --keys-dir "$KEYS" >"$WORK/init.log" 2>&1 \
+    || { cat "$WORK/init.log" >&2; fatal "vault keys init failed"; }
+check "keys init created a 32-byte master key with mode 600" \
+    test "$(python3 -c 'import os, sys; s = os.stat(sys.argv[1]); print(s.st_size, format(s.st_mode & 0o777, "o"))' "$MASTER" 2>/dev/null)" = "32 600"
+check "keys init created vault.db" test -f "$DB"
+
+# ---------------------------------------------------------------- 2. serve
+PORT="$(free_port)"
+SERVE_ARGS=(serve --data-dir "$DATA" --keys-dir "$KEYS" --host 127.0.0.1 --public-port "$PORT")
+# A separate detokenize listener, if this build has one, must not collide with anything either.
+SERVE_HELP="$("$VAULT" serve --help 2>&1 || true)"
+for flag in --detokenize-port --private-port; do
+    if grep -q -- "$flag" <<<"$SERVE_HELP"; then SERVE_ARGS+=("$flag" "$(free_port)"); fi
+done
+"$VAULT" "${SERVE_ARGS[@]}" >"$WORK/serve.log" 2>&1 &
+SERVER_PID=$!
+BASE="http://127.0.0.1:$PORT"
+up=0
+for _ in $(seq 1 120); do
+    kill -0 "$SERVER_PID" 2>/dev/null || fatal "vault serve exited during start-up"
+    health="$(http GET "$BASE/healthz")"
+    if [[ "${health%%$'\n'*}" == 200 ]]; then up=1; break; fi
+    sleep 0.25
+done
+[[ $up == 1 ]] || fatal "vault serve did not answer GET /healthz within 30 s"
+pass "vault serve is up on port $PORT"
+
+# ---------------------------------------------------------------- 3. credential
+CREDENTIAL="$("$VAULT" credentials create --name interop --scope tokenize --json --data-dir "$DATA" --keys-dir "$KEYS")" \
+    || fatal "vault credentials create failed"
+BEARER="$(json_get "$CREDENTIAL" secret)"
+export BEARER
+[[ "$BEARER" =~ ^vk_[a-z0-9]{16}_[A-Za-z0-9_-]{43}$ ]] || fatal "credential secret does not have the documented shape"
+pass "credential created (secret has the documented vk_<id>_<43> shape)"
+
+# ---------------------------------------------------------------- 4. tokenize
+TOKENS=()      # token|pan|month|year|cvv|expected key version
+LAST_TOKEN=""
+# tokenize PAN MONTH YEAR CVV FORMAT: sets LAST_TOKEN.
+tokenize() {
+    local pan="$1" month="$2" year="$3" cvv="$4" format="$5" response status body
+    response="$(http POST "$BASE/v1/tokens" \
+        "{\"pan\":\"$pan\",\"exp_month\":$month,\"exp_year\":$year,\"cvv\":\"$cvv\",\"format\":\"$format\"}")"
+    status="${response%%$'\n'*}"
+    body="$(tail -n +2 <<<"$response")"
+    if [[ "$status" != 201 && "$status" != 200 ]]; then
+        fatal "POST /v1/tokens ($format, ${pan:0:6}…${pan: -4}) answered $status: $body"
+    fi
+    if grep -q -- "$pan" <<<"$body" || grep -q -- "\"$cvv\"" <<<"$body"; then
+        fail "the tokenize response echoes the PAN or CVV"
+    fi
+    LAST_TOKEN="$(json_get "$body" token)"
+    [[ -n "$LAST_TOKEN" ]] || fatal "POST /v1/tokens returned no token: $body"
+    check "tokenized ${pan:0:6}…${pan: -4} as $format: $LAST_TOKEN (API fingerprint matches the stored one)" \
+        test "$(json_get "$body" fingerprint)" = "$(sql 'SELECT fingerprint FROM cards WHERE token = ?' "$LAST_TOKEN")"
+}
+
+tokenize 4111111111111111 12 2031 123 opaque
+TOKENS+=("$LAST_TOKEN|4111111111111111|12|2031|123|1")
+tokenize 5555555555554444 11 2030 321 numeric
+TOKENS+=("$LAST_TOKEN|5555555555554444|11|2030|321|1")
+
+# ---------------------------------------------------------------- 5. rotate while serving
+ROTATED="$("$VAULT" keys rotate --json --data-dir "$DATA" --keys-dir "$KEYS")" || fatal "vault keys rotate failed"
+check "keys rotate made v2 active" test "$(json_get "$ROTATED" active_version)" = 2
+
+# The server reloads the key ring every second: the first record under v2 must come within 10 s.
+deadline=$((SECONDS + 10))
+while :; do
+    tokenize 378282246310005 6 2030 1234 opaque
+    version="$(sql 'SELECT key_version FROM cards WHERE token = ?' "$LAST_TOKEN")"
+    TOKENS+=("$LAST_TOKEN|378282246310005|6|2030|1234|$version")
+    [[ "$version" == 2 ]] && break
+    ((SECONDS < deadline)) || break
+    sleep 1
+done
+check "the running server encrypts under v2 after the rotation" test "$version" = 2
+
+stop_server
+pass "server stopped"
+
+# ---------------------------------------------------------------- 6. decrypt independently
+# verify_all PHASE [VERSION]: every test token decrypts, matches, and (if given) is under VERSION.
+verify_all() {
+    local phase="$1" want_version="${2:-}" entry token pan month year cvv version output
+    for entry in "${TOKENS[@]}"; do
+        IFS='|' read -r token pan month year cvv version <<<"$entry"
+        [[ -n "$want_version" ]] && version="$want_version"
+        if ! output="$(python3 "$DECRYPT" --master-key "$MASTER" --db "$DB" --token "$token" --expect-cvv "$cvv")"; then
+            fail "$phase: decrypt_record.py $token: ${output:-no output} (see stderr above)"
+            continue
+        fi
+        check "$phase: $token → PAN, expiry, fingerprint, metadata, token shape, CVV, key v$version" python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+expected = {"token": sys.argv[2], "pan": sys.argv[3], "exp_month": int(sys.argv[4]), "exp_year": int(sys.argv[5]),
+            "key_version": int(sys.argv[6]), "fingerprint_ok": True, "metadata_ok": True, "token_format_ok": True,
+            "cvv_ok": True}
+bad = {k: (r.get(k), v) for k, v in expected.items() if r.get(k) != v}
+if bad:
+    print("    mismatch (got, expected):", {k: ("<pan>" if k == "pan" else g, "<pan>" if k == "pan" else e)
+                                            for k, (g, e) in bad.items()}, file=sys.stderr)
+sys.exit(1 if bad else 0)' "$output" "$token" "$pan" "$month" "$year" "$version"
+    done
+}
+
+verify_audit() {
+    local phase="$1" output
+    output="$(python3 "$DECRYPT" --master-key "$MASTER" --db "$DB" --verify-audit)" || true
+    check "$phase: audit chain verifies ($output)" test "$(json_get "$output" ok)" = true
+}
+
+verify_all "after rotate"
+verify_audit "after rotate"
+
+# The checks must be able to fail: a ciphertext moved to another token's row, a wrong master
+# key and an edited audit record are all refused (on a copy of the database).
+COPY="$WORK/tampered.db"
+python3 - "$DB" "$COPY" <<'PY'
+import sqlite3, sys
+source, target = sqlite3.connect(sys.argv[1]), sqlite3.connect(sys.argv[2])
+source.backup(target)
+source.close()
+target.execute("PRAGMA journal_mode = DELETE")
+target.close()
+PY
+IFS='|' read -r T1 _ <<<"${TOKENS[0]}"
+IFS='|' read -r T2 _ <<<"${TOKENS[1]}"
+python3 - "$COPY" "$T1" "$T2" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+(other,) = db.execute("SELECT ciphertext FROM cards WHERE token = ?", (sys.argv[3],)).fetchone()
+db.execute("UPDATE cards SET ciphertext = ? WHERE token = ?", (other, sys.argv[2]))
+db.execute("UPDATE audit_log SET detail = 'edited' WHERE sequence = (SELECT max(sequence) FROM audit_log)")
+db.commit()
+PY
+check "a ciphertext copied onto another token's row is refused (token binding)" \
+    bash -c '! python3 "$1" --master-key "$2" --db "$3" --token "$4" >/dev/null 2>&1' _ "$DECRYPT" "$MASTER" "$COPY" "$T1"
+check "an edited audit record is detected" \
+    bash -c '! python3 "$1" --master-key "$2" --db "$3" --verify-audit >/dev/null 2>&1' _ "$DECRYPT" "$MASTER" "$COPY"
+head -c 32 /dev/urandom >"$WORK/wrong.key"
+chmod 600 "$WORK/wrong.key"
+check "a wrong master key opens nothing" \
+    bash -c '! python3 "$1" --master-key "$2" --db "$3" --token "$4" >/dev/null 2>&1' _ "$DECRYPT" "$WORK/wrong.key" "$DB" "$T1"
+
+# ---------------------------------------------------------------- 7. rewrap, retire, rotate-master
+if [[ "${INTEROP_SKIP_LIFECYCLE:-0}" != 1 ]]; then
+    "$VAULT" keys rewrap --data-dir "$DATA" --keys-dir "$KEYS" >"$WORK/rewrap.log" 2>&1 \
+        || { cat "$WORK/rewrap.log" >&2; fatal "vault keys rewrap failed"; }
+    check "keys rewrap left no record under v1" \
+        test "$(sql 'SELECT (SELECT count(*) FROM cards WHERE key_version != 2) + (SELECT count(*) FROM cvvs WHERE key_version != 2)')" = 0
+    verify_all "after rewrap" 2
+
+    "$VAULT" keys retire --version 1 --data-dir "$DATA" --keys-dir "$KEYS" >"$WORK/retire.log" 2>&1 \
+        || { cat "$WORK/retire.log" >&2; fatal "vault keys retire --version 1 failed"; }
+    check "keys retire destroyed the wrapped v1 key" \
+        test "$(sql "SELECT state, wrapped_key IS NULL FROM data_keys WHERE version = 1")" = "retired|1"
+    verify_all "after retire" 2
+
+    cp "$MASTER" "$WORK/old.key"
+    head -c 32 /dev/urandom >"$WORK/new.key"
+    chmod 600 "$WORK/new.key"
+    "$VAULT" keys rotate-master --new-master-key "$WORK/new.key" --data-dir "$DATA" --keys-dir "$KEYS" \
+        >"$WORK/rotate-master.log" 2>&1 \
+        || { cat "$WORK/rotate-master.log" >&2; fatal "vault keys rotate-master failed"; }
+    check "rotate-master installed the new key as master.key, and left no master.key.next" \
+        bash -c 'cmp -s "$1" "$2" && [[ ! -e "$1.next" ]]' _ "$MASTER" "$WORK/new.key"
+    verify_all "after rotate-master" 2
+    check "the old master key opens nothing after rotate-master" \
+        bash -c '! python3 "$1" --master-key "$2" --db "$3" --token "$4" >/dev/null 2>&1' _ "$DECRYPT" "$WORK/old.key" "$DB" "$T1"
+    verify_audit "after the key life cycle"
+fi
+
+echo "interop: $PASSED passed, $FAILED failed"
+((FAILED == 0)) || exit 1
