@@ -107,7 +107,11 @@ public struct SQLiteAuditLog: AuditLog {
             let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_log ORDER BY sequence")
             while let row = try cursor.next() {
                 expected += 1
-                let record = Self.record(row)
+                guard let record = Self.record(row, strict: true) else {
+                    return Verification(
+                        ok: false, records: expected - 1, firstBadRecord: row["sequence"],
+                        reason: "record altered: a field holds a value the log never writes")
+                }
                 guard record.sequence == expected else {
                     return Verification(
                         ok: false, records: expected - 1, firstBadRecord: min(record.sequence, expected),
@@ -140,13 +144,24 @@ public struct SQLiteAuditLog: AuditLog {
     }
 
     private static func record(_ row: Row) -> AuditRecord {
+        record(row, strict: false)!
+    }
+
+    /// Decodes a row. With `strict`, a value the log never writes (an unknown outcome, objects
+    /// that are not a JSON array of strings) makes it `nil` instead of a best-effort record, so
+    /// verification judges exactly what is stored.
+    private static func record(_ row: Row, strict: Bool) -> AuditRecord? {
         let mac: Data = row["mac"]
         let timeMilliseconds: Int64 = row["time_ms"]
+        let outcome = AuditEvent.Outcome(rawValue: row["outcome"])
+        let objectsText: String = row["objects"]
+        let objects = decodeObjects(objectsText)
+        if strict, outcome == nil || objects == nil || encodeObjects(objects ?? []) != objectsText { return nil }
         let event = AuditEvent(
             actor: row["actor"], type: row["type"],
             time: Date(timeIntervalSince1970: Double(timeMilliseconds) / 1000),
-            outcome: AuditEvent.Outcome(rawValue: row["outcome"]) ?? .failure, origin: row["origin"],
-            objects: decodeObjects(row["objects"]), purpose: row["purpose"], reference: row["reference"],
+            outcome: outcome ?? .failure, origin: row["origin"],
+            objects: objects ?? [], purpose: row["purpose"], reference: row["reference"],
             detail: row["detail"])
         return AuditRecord(sequence: row["sequence"], event: event, mac: [UInt8](mac))
     }
@@ -157,7 +172,7 @@ public struct SQLiteAuditLog: AuditLog {
         return String(decoding: data, as: UTF8.self)
     }
 
-    private static func decodeObjects(_ text: String) -> [String] {
-        (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
+    private static func decodeObjects(_ text: String) -> [String]? {
+        try? JSONDecoder().decode([String].self, from: Data(text.utf8))
     }
 }

@@ -83,6 +83,8 @@ public struct KeyManager: Sendable {
     ) async throws -> Int {
         guard batchSize > 0 else { throw VaultError(.invalidArgument, "batch size must be positive") }
         try await refresh()
+        // Expired CVVs are due for deletion, not re-encryption.
+        _ = try await store.purgeExpiredCVVs(now: clock())
         var (version, key) = keyRing.active
         let total = try await store.recordsNotUnder(version: version)
         progress(0, total)

@@ -62,10 +62,17 @@ public struct SQLiteVaultStore: VaultStore {
                     ON CONFLICT(token) DO UPDATE SET key_version = excluded.key_version,
                         ciphertext = excluded.ciphertext, expires_at_ms = excluded.expires_at_ms
                     """)
+            // Checked inside the write transaction, which serialises with rotate and retire: a
+            // record can never land under a version that is no longer active.
+            let active = try Int64.fetchOne(db, sql: "SELECT version FROM data_keys WHERE state = 'active'")
             var outcomes = [CardWriteOutcome]()
             outcomes.reserveCapacity(writes.count)
             for write in writes {
                 let metadata = write.card.metadata
+                guard Int64(write.card.keyVersion) == active else {
+                    outcomes.append(.staleKey)
+                    continue
+                }
                 switch write.mode {
                 case .cvvOnly:
                     guard try Self.cardExists(db, metadata.token.rawValue) else {

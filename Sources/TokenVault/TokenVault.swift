@@ -43,6 +43,9 @@ public final class TokenVault: Tokenizing {
             let writes = prepare(pending.map { (requests[$0], existingTokens[$0]) })
             let outcomes = try await committer.submit(writes)
             var retry = [Int]()
+            if outcomes.contains(where: { if case .staleKey = $0 { true } else { false } }) {
+                try await refreshKeys()
+            }
             for (index, (write, outcome)) in zip(pending, zip(writes, outcomes)) {
                 switch outcome {
                 case .stored:
@@ -59,6 +62,8 @@ public final class TokenVault: Tokenizing {
                     }
                 case .tokenTaken, .missing:
                     existingTokens[index] = nil
+                    retry.append(index)
+                case .staleKey:
                     retry.append(index)
                 }
             }
@@ -127,6 +132,14 @@ public final class TokenVault: Tokenizing {
                     fingerprint: fingerprint, dedupe: request.dedupe && existing == nil, cvv: cvv)
             }
         }
+    }
+
+    /// Reloads the key ring after the store refused a write under a rotated-out key.
+    private func refreshKeys() async throws {
+        guard let ring = try await store.keyRing() else {
+            throw VaultError(.notInitialized, "the vault has no key ring")
+        }
+        try keyRing.reload(ring.dataKeys)
     }
 
     public func metadata(of token: Token) async throws -> CardMetadata {

@@ -78,6 +78,21 @@ public final class Vault: Sendable {
         return Vault(paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive)
     }
 
+    /// Reloads the key ring from the store. If the master key in memory no longer opens it
+    /// (another process ran `rotate-master`), reads the master key file again.
+    public func refreshKeys() async throws {
+        do {
+            try await keys.refresh()
+        } catch VaultError.Code.wrongMasterKey {
+            let master = try MasterKeyFile.load(path: paths.masterKeyPath)
+            guard let ring = try await store.keyRing() else {
+                throw VaultError(.notInitialized, "the vault has no key ring")
+            }
+            try keyRing.reload(ring.dataKeys, master: master)
+            logger.notice("master key reloaded after a master-key rotation")
+        }
+    }
+
     /// What `vault keys init` did.
     public struct InitResult: Sendable, Hashable {
         public var createdMasterKey: Bool

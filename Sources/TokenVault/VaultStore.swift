@@ -49,6 +49,9 @@ public enum CardWriteOutcome: Sendable {
     case existing(StoredCard)
     /// A `cvvOnly` write whose token was deleted meanwhile.
     case missing
+    /// Encrypted under a data key that is no longer the active one (rotated meanwhile):
+    /// re-encrypt under the active key. Never stored (PCI DSS 3.7.5: retired keys never encrypt).
+    case staleKey
 }
 
 /// A record to re-encrypt under the active key.

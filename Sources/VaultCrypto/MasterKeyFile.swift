@@ -48,11 +48,17 @@ public enum MasterKeyFile {
     /// Reads and checks the key file at `path`.
     /// - Throws: ``MasterKeyError`` naming the file and the problem.
     public static func load(path: String) throws -> SecretBytes {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
+        // Open first, then check the opened file (fstat), so the file checked is the file read.
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
             if errno == ENOENT {
                 throw MasterKeyError(.missing, path: path, problem: "file not found (create one with `vault keys init`)")
             }
+            throw MasterKeyError(.unreadable, path: path, problem: "cannot open file (errno \(errno))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
             throw MasterKeyError(.unreadable, path: path, problem: "cannot stat file (errno \(errno))")
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
@@ -68,11 +74,6 @@ public enum MasterKeyFile {
             throw MasterKeyError(
                 .wrongSize, path: path, problem: "is \(info.st_size) bytes; a master key is exactly \(byteCount) raw bytes")
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw MasterKeyError(.unreadable, path: path, problem: "cannot open file (errno \(errno))")
-        }
-        defer { close(fd) }
         return try SecretBytes(count: byteCount) { buffer in
             var filled = 0
             while filled < byteCount {

@@ -3,15 +3,18 @@ public import ServiceLifecycle
 public import TokenVault
 
 /// Background upkeep of a running server: reloads the key ring and credentials every second
-/// (so a `vault keys rotate` or `vault credentials revoke` from the CLI takes effect within
-/// seconds, without a restart) and purges expired CVVs.
+/// (so a `vault keys rotate`, `rotate-master` or `credentials revoke` from the CLI takes effect
+/// within seconds, without a restart) and purges expired CVVs. Each task fails on its own: a
+/// key-ring problem never stops revocations or the CVV purge.
 public struct VaultMaintenanceService: Service {
     let vault: Vault
     let refreshInterval: Duration
     let purgeInterval: Duration
     let logger: Logger
 
-    public init(vault: Vault, refreshInterval: Duration = .seconds(1), purgeInterval: Duration = .seconds(30), logger: Logger) {
+    public init(
+        vault: Vault, refreshInterval: Duration = .seconds(1), purgeInterval: Duration = .seconds(30), logger: Logger
+    ) {
         self.vault = vault
         self.refreshInterval = refreshInterval
         self.purgeInterval = purgeInterval
@@ -19,30 +22,33 @@ public struct VaultMaintenanceService: Service {
     }
 
     public func run() async throws {
-        var sincePurge = Duration.zero
-        _ = try? await vault.tokens.purgeExpiredCVVs()
+        var sincePurge = purgeInterval
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let before = vault.keyRing.active.version
+            await attempt("key ring reload") { try await vault.refreshKeys() }
+            let after = vault.keyRing.active.version
+            if after != before {
+                logger.notice("active data key changed", metadata: ["active_version": "\(after)"])
+            }
+            await attempt("credential reload") { try await vault.credentials.reload() }
+            if sincePurge >= purgeInterval {
+                sincePurge = .zero
+                await attempt("CVV purge") { _ = try await vault.tokens.purgeExpiredCVVs() }
+            }
             do {
                 try await Task.sleep(for: refreshInterval)
             } catch {
                 return
             }
-            do {
-                let before = vault.keyRing.active.version
-                try await vault.keys.refresh()
-                try await vault.credentials.reload()
-                let after = vault.keyRing.active.version
-                if after != before {
-                    logger.notice("active data key changed", metadata: ["active_version": "\(after)"])
-                }
-                sincePurge += refreshInterval
-                if sincePurge >= purgeInterval {
-                    sincePurge = .zero
-                    try await vault.tokens.purgeExpiredCVVs()
-                }
-            } catch {
-                logger.error("maintenance failed", metadata: ["error": "\(error)"])
-            }
+            sincePurge += refreshInterval
+        }
+    }
+
+    private func attempt(_ task: String, _ body: () async throws -> Void) async {
+        do {
+            try await body()
+        } catch {
+            logger.error("maintenance task failed", metadata: ["task": "\(task)", "error": "\(error)"])
         }
     }
 }
