@@ -35,8 +35,13 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         return response
     }
 
-    static let unauthenticated = APIError(
-        .unauthorized, code: "unauthenticated", message: "missing or invalid API key (Authorization: Bearer <key>)")
+    /// A 401 carries the challenge the client must answer (RFC 9110 §11.6.1, RFC 6750 §3).
+    static let unauthenticated: APIError = {
+        var error = APIError(
+            .unauthorized, code: "unauthenticated", message: "missing or invalid API key (Authorization: Bearer <key>)")
+        error.headers[.wwwAuthenticate] = "Bearer"
+        return error
+    }()
     static func forbidden(_ scope: Scope) -> APIError {
         APIError(.forbidden, code: "forbidden", message: "this API key lacks scope \(scope)")
     }

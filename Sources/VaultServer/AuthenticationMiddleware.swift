@@ -16,9 +16,17 @@ public struct AuthenticationMiddleware: RouterMiddleware {
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var context = context
-        if let header = request.headers[.authorization], header.hasPrefix("Bearer ") {
-            context.credential = await credentials.authenticate(secret: String(header.dropFirst(7)))
+        if let header = request.headers[.authorization], let secret = Self.bearerCredentials(header) {
+            context.credential = await credentials.authenticate(secret: secret)
         }
         return try await next(request, context)
+    }
+
+    /// The credentials of an `Authorization: Bearer <credentials>` header. The scheme name is
+    /// case-insensitive (RFC 9110 §11.1) and followed by one or more spaces.
+    static func bearerCredentials(_ header: String) -> String? {
+        guard let space = header.firstIndex(of: " "), header[..<space].lowercased() == "bearer" else { return nil }
+        let credentials = header[space...].drop { $0 == " " }
+        return credentials.isEmpty ? nil : String(credentials)
     }
 }

@@ -26,6 +26,33 @@ struct TokenController {
         var format: String?
         var dedupe: Bool?
 
+        enum CodingKeys: String, CodingKey {
+            case pan, expMonth, expYear, cvv, format, dedupe
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            pan = try container.decode(String.self, forKey: .pan)
+            expMonth = try Self.integer(.expMonth, in: container)
+            expYear = try Self.integer(.expYear, in: container)
+            cvv = try container.decodeIfPresent(String.self, forKey: .cvv)
+            format = try container.decodeIfPresent(String.self, forKey: .format)
+            dedupe = try container.decodeIfPresent(Bool.self, forKey: .dedupe)
+        }
+
+        /// Foundation's `JSONDecoder` throws its internal `JSONError` (whose description holds
+        /// the number), not a `DecodingError`, for a number that is no `Int` (`12.5`, `1e30`).
+        /// Uncaught, it escaped a batch item and failed the whole batch as `invalid_json`.
+        private static func integer(_ key: CodingKeys, in container: KeyedDecodingContainer<CodingKeys>) throws -> Int {
+            do {
+                return try container.decode(Int.self, forKey: key)
+            } catch let error as DecodingError {
+                throw error
+            } catch {
+                throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "not an integer")
+            }
+        }
+
         func request(now: Date) throws -> TokenizeRequest {
             let format = try format.map { name in
                 guard let format = TokenFormat(rawValue: name) else {
@@ -85,6 +112,11 @@ struct TokenController {
                 card = .success(try CardBody(from: decoder))
             } catch let error as DecodingError {
                 card = .failure(APIError(error))
+            } catch {
+                // Foundation's internal `JSONError` (e.g. a lone UTF-16 surrogate in a string):
+                // this card fails alone. Its description may hold the value: never shown.
+                card = .failure(
+                    APIError(.badRequest, code: "invalid_field", message: "a field of this card has an invalid value"))
             }
         }
     }

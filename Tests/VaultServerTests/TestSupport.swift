@@ -1,0 +1,458 @@
+import CardTokens
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import InMemoryLogging
+import Logging
+import NIOCore
+import Testing
+import TokenVault
+import VaultServer
+
+// Helpers shared by the VaultServer suites: a vault in a temporary folder behind the public
+// router, a client that speaks JSON, test cards, and log capture.
+
+// MARK: - Server under test
+
+/// How a request authenticates.
+enum Auth: Sendable {
+    /// The server's all-scope key (`tokenize`, `tokens:read`, `tokens:delete`).
+    case standard
+    /// No `Authorization` header.
+    case none
+    /// `Authorization: Bearer <secret>`.
+    case bearer(String)
+    /// `Authorization: <value>` as given.
+    case header(String)
+}
+
+/// Which Hummingbird test framework drives the application.
+enum Transport: String, Sendable, CaseIterable, CustomTestStringConvertible {
+    /// Requests go straight to the router.
+    case router
+    /// A live server on a loopback port, with Hummingbird's HTTP/1 test client.
+    case live
+
+    var testDescription: String { rawValue }
+}
+
+/// A response, reduced to what the tests look at.
+struct Reply: Sendable, CustomStringConvertible {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields
+    var body: [UInt8]
+
+    var text: String { String(decoding: body, as: UTF8.self) }
+
+    var description: String { "\(status.code) \(text.prefix(300))" }
+
+    /// The body decoded as `T`.
+    func decode<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+        try JSONCoding.decoder.decode(T.self, from: Data(body))
+    }
+
+    /// The error envelope's code, or `nil` when the body is not an error envelope.
+    var errorCode: String? { (try? decode(ErrorReply.self))?.error.code }
+
+    /// The error envelope's message, or `nil`.
+    var errorMessage: String? { (try? decode(ErrorReply.self))?.error.message }
+
+    /// Whether the body holds `needle` anywhere (as UTF-8 bytes).
+    func contains(_ needle: String) -> Bool { Bytes.contains(body, needle) }
+}
+
+/// A vault in a temporary folder, served by ``VaultApplication/publicRouter(vault:)``.
+struct TestServer: Sendable {
+    let vault: Vault
+    /// Everything the vault and the application logged, at `.trace` and above.
+    let logs: InMemoryLogHandler
+    let client: any TestClientProtocol
+    /// A key with the scopes `tokenize`, `tokens:read` and `tokens:delete`.
+    let key: String
+
+    /// Sends a request and collects the response.
+    func send(
+        _ method: HTTPRequest.Method, _ uri: String, auth: Auth = .standard, body: ByteBuffer? = nil,
+        headers extraHeaders: HTTPFields = [:]
+    ) async throws -> Reply {
+        var headers = extraHeaders
+        switch auth {
+        case .standard: headers[.authorization] = "Bearer \(key)"
+        case .none: break
+        case .bearer(let secret): headers[.authorization] = "Bearer \(secret)"
+        case .header(let value): headers[.authorization] = value
+        }
+        if body != nil {
+            headers[.contentType] = "application/json"
+        }
+        return try await client.execute(uri: uri, method: method, headers: headers, body: body) { response in
+            Reply(status: response.status, headers: response.headers, body: Array(response.body.readableBytesView))
+        }
+    }
+
+    /// `POST uri` with a JSON body given as text.
+    func post(_ uri: String, text: String, auth: Auth = .standard) async throws -> Reply {
+        try await send(.post, uri, auth: auth, body: ByteBuffer(string: text))
+    }
+
+    /// `POST uri` with a JSON body built from a JSON-compatible value.
+    func post(_ uri: String, json: Any, auth: Auth = .standard) async throws -> Reply {
+        try await send(.post, uri, auth: auth, body: ByteBuffer(bytes: JSONCoding.data(json)))
+    }
+
+    /// `POST /v1/tokens` for `card`.
+    func tokenize(
+        _ card: TestCard, format: String? = nil, dedupe: Bool? = nil, auth: Auth = .standard
+    )
+        async throws -> Reply
+    {
+        try await post("/v1/tokens", json: card.json(format: format, dedupe: dedupe), auth: auth)
+    }
+
+    /// `POST /v1/tokens` for `card`, which must succeed; returns the token's metadata.
+    func tokenized(_ card: TestCard, format: String? = nil, dedupe: Bool? = nil) async throws -> TokenReply {
+        let reply = try await tokenize(card, format: format, dedupe: dedupe)
+        try #require(reply.status == .created || reply.status == .ok, "\(reply)")
+        return try reply.decode(TokenReply.self)
+    }
+
+    /// A new key with exactly `scopes`.
+    func key(scopes: [Scope], name: String = "scoped") async throws -> (credential: Credential, secret: String) {
+        try await vault.credentials.create(name: name, scopes: scopes, purposes: [])
+    }
+}
+
+/// Runs `body` against a freshly initialised vault, served by the public router.
+/// - Parameters:
+///   - transport: `.router` (default) sends requests to the router directly; `.live` runs a
+///     server on a loopback port.
+///   - cvvTimeToLive: how long the vault holds a CVV.
+func withServer<R: Sendable>(
+    transport: Transport = .router, cvvTimeToLive: TimeInterval = 3600,
+    _ body: @Sendable (TestServer) async throws -> R
+) async throws -> R {
+    let root = FileManager.default.temporaryDirectory
+        .appendingPathComponent("vault-server-tests-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let paths = VaultPaths(dataDirectory: root + "/data", keysDirectory: root + "/Keys")
+    let (logger, logs) = TestLog.capturing()
+    _ = try await Vault.initialize(paths: paths, logger: logger)
+    let vault = try await Vault.open(paths: paths, logger: logger, cvvTimeToLive: cvvTimeToLive)
+    let (_, secret) = try await vault.credentials.create(
+        name: "all", scopes: [.tokenize, .tokensRead, .tokensDelete], purposes: [])
+    let router = VaultApplication.publicRouter(vault: vault)
+    switch transport {
+    case .router:
+        let app = Application(router: router, logger: logger)
+        return try await app.test(.router) { client in
+            try await body(TestServer(vault: vault, logs: logs, client: client, key: secret))
+        }
+    case .live:
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+        return try await app.test(.live) { client in
+            try await body(TestServer(vault: vault, logs: logs, client: client, key: secret))
+        }
+    }
+}
+
+// MARK: - Response bodies
+
+/// A token's metadata as the API returns it.
+struct TokenReply: Decodable, Sendable, Hashable {
+    var token: String
+    var format: String
+    var bin: String
+    var last4: String
+    var brand: String
+    var expMonth: Int
+    var expYear: Int
+    var fingerprint: String
+    var createdAt: Date
+    var cvvHeld: Bool
+    var cvvExpiresAt: Date?
+}
+
+/// `{"error": {"code", "message"}}`.
+struct ErrorReply: Decodable, Sendable, Hashable {
+    struct Body: Decodable, Sendable, Hashable {
+        var code: String
+        var message: String
+    }
+    var error: Body
+}
+
+/// One entry of a batch response: a token or an error.
+enum BatchReplyItem: Decodable, Sendable, Hashable {
+    case token(TokenReply)
+    case error(ErrorReply.Body)
+
+    init(from decoder: any Decoder) throws {
+        if let error = try? ErrorReply(from: decoder) {
+            self = .error(error.error)
+        } else {
+            self = .token(try TokenReply(from: decoder))
+        }
+    }
+
+    var token: TokenReply? {
+        if case .token(let token) = self { token } else { nil }
+    }
+
+    var errorCode: String? {
+        if case .error(let error) = self { error.code } else { nil }
+    }
+}
+
+struct BatchReply: Decodable, Sendable {
+    var results: [BatchReplyItem]
+}
+
+enum JSONCoding {
+    static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+
+    /// `value` (dictionaries, arrays, strings, numbers, booleans) as JSON.
+    static func data(_ value: Any) throws -> Data {
+        try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
+    }
+}
+
+// MARK: - Cards
+
+/// Card data for tests: public test numbers or generated Luhn-valid numbers.
+struct TestCard: Sendable, CustomTestStringConvertible {
+    var pan: String
+    var expMonth: Int
+    var expYear: Int
+    var cvv: String?
+    /// The brand the PAN's prefix belongs to, decided by the test.
+    var brand: String
+
+    init(pan: String, expMonth: Int = 12, expYear: Int = 2031, cvv: String? = nil, brand: String) {
+        self.pan = pan
+        self.expMonth = expMonth
+        self.expYear = expYear
+        self.cvv = cvv
+        self.brand = brand
+    }
+
+    var testDescription: String { "\(brand) card, \(pan.count) digits" }
+
+    /// The PAN's digits, without spaces or dashes.
+    var digits: String { pan.filter(\.isWholeNumber) }
+    var bin: String { String(digits.prefix(6)) }
+    var last4: String { String(digits.suffix(4)) }
+
+    /// The request body for this card.
+    func json(format: String? = nil, dedupe: Bool? = nil) -> [String: Any] {
+        var json: [String: Any] = ["pan": pan, "exp_month": expMonth, "exp_year": expYear]
+        if let cvv { json["cvv"] = cvv }
+        if let format { json["format"] = format }
+        if let dedupe { json["dedupe"] = dedupe }
+        return json
+    }
+
+    func with(cvv: String?) -> TestCard {
+        var card = self
+        card.cvv = cvv
+        return card
+    }
+
+    /// Published test numbers of the card networks.
+    static let visa = TestCard(pan: "4111111111111111", brand: "visa")
+    static let visa2 = TestCard(pan: "4242424242424242", brand: "visa")
+    static let mastercard = TestCard(pan: "5555555555554444", brand: "mastercard")
+    static let amex = TestCard(pan: "378282246310005", brand: "amex")
+    static let discover = TestCard(pan: "6011111111111117", brand: "discover")
+
+    static let published: [TestCard] = [.visa, .visa2, .mastercard, .amex, .discover]
+}
+
+/// SplitMix64: a small seeded generator, so that a failing run can be replayed from its seed.
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+    let seed: UInt64
+
+    init(seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
+        self.seed = seed
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+enum PANGenerator {
+    /// IIN prefixes, their brand and the PAN lengths used with them.
+    static let prefixes: [(prefix: String, brand: String, lengths: [Int])] = [
+        ("4", "visa", [13, 16, 19]), ("51", "mastercard", [16]), ("2221", "mastercard", [16]),
+        ("34", "amex", [15]), ("37", "amex", [15]), ("6011", "discover", [16, 19]), ("3530", "jcb", [16]),
+    ]
+
+    /// The Luhn check digit that makes `body` followed by it valid.
+    static func checkDigit(for body: some Collection<Character>) -> Character {
+        var sum = 0
+        for (position, character) in body.reversed().enumerated() {
+            var digit = character.wholeNumberValue!
+            if position % 2 == 0 {
+                digit *= 2
+                if digit > 9 { digit -= 9 }
+            }
+            sum += digit
+        }
+        return Character(String((10 - sum % 10) % 10))
+    }
+
+    /// Whether `digits` passes the Luhn check (independent of `CardTokens.Luhn`).
+    static func passesLuhn(_ digits: String) -> Bool {
+        checkDigit(for: digits.dropLast()) == digits.last
+    }
+
+    static func digits<G: RandomNumberGenerator>(_ count: Int, using generator: inout G) -> String {
+        String((0..<count).map { _ in Character(String(Int.random(in: 0...9, using: &generator))) })
+    }
+
+    /// A card with a generated Luhn-valid PAN, a future expiry and, if asked, a CVV of the
+    /// brand's length.
+    static func card<G: RandomNumberGenerator>(withCVV: Bool = false, using generator: inout G) -> TestCard {
+        let chosen = prefixes.randomElement(using: &generator)!
+        let length = chosen.lengths.randomElement(using: &generator)!
+        let body = chosen.prefix + digits(length - 1 - chosen.prefix.count, using: &generator)
+        let pan = body + String(checkDigit(for: body))
+        let cvv = withCVV ? digits(chosen.brand == "amex" ? 4 : 3, using: &generator) : nil
+        return TestCard(
+            pan: pan, expMonth: Int.random(in: 1...12, using: &generator),
+            expYear: Int.random(in: 2031...2045, using: &generator), cvv: cvv, brand: chosen.brand)
+    }
+
+    /// `pan` with its check digit changed, so that it fails the Luhn check.
+    static func breakingLuhn(_ pan: String) -> String {
+        let last = pan.last!.wholeNumberValue!
+        return String(pan.dropLast()) + String((last + 1) % 10)
+    }
+}
+
+/// The current month (UTC), and the one before it, for expiry tests.
+enum Months {
+    static var current: (year: Int, month: Int) {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let parts = calendar.dateComponents([.year, .month], from: Date())
+        return (parts.year!, parts.month!)
+    }
+
+    static var previous: (year: Int, month: Int) {
+        let (year, month) = current
+        return month == 1 ? (year - 1, 12) : (year, month - 1)
+    }
+}
+
+// MARK: - Logging
+
+enum TestLog {
+    /// A logger that keeps what it is given in `handler` (never bootstraps the logging system).
+    static func capturing(level: Logger.Level = .trace) -> (Logger, InMemoryLogHandler) {
+        let handler = InMemoryLogHandler()
+        var logger = Logger(label: "vault-server-test", factory: { _ in handler })
+        logger.logLevel = level
+        return (logger, handler)
+    }
+
+    /// Everything one entry would print: level, message, metadata and error.
+    static func rendered(_ entry: InMemoryLogHandler.Entry) -> String {
+        var text = "\(entry.level) \(entry.message)"
+        for (key, value) in entry.metadata.sorted(by: { $0.key < $1.key }) {
+            text += " \(key)=\(value)"
+        }
+        if let error = entry.error {
+            text += " error=\(String(describing: error)) \(String(reflecting: error))"
+        }
+        return text
+    }
+}
+
+// MARK: - Bytes
+
+enum Bytes {
+    /// Whether `needle` occurs in `haystack`.
+    static func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
+        let needle = Array(needle.utf8)
+        guard let first = needle.first else { return true }
+        guard haystack.count >= needle.count else { return false }
+        return haystack.withUnsafeBufferPointer { hay in
+            needle.withUnsafeBufferPointer { needle in
+                var start = 0
+                let last = hay.count - needle.count
+                while start <= last {
+                    if hay[start] == first && memcmp(hay.baseAddress! + start, needle.baseAddress!, needle.count) == 0 {
+                        return true
+                    }
+                    start += 1
+                }
+                return false
+            }
+        }
+    }
+}
+
+/// Finds PANs in text fast enough to check thousands of them against megabytes of output.
+enum PANScanner {
+    /// Every run of at least `minimumDigits` ASCII digits in `text`, where single spaces and
+    /// dashes between digits are skipped (so `4111 1111-1111 1111` is found as a PAN too).
+    static func digitRuns(in text: String, minimumDigits: Int = 12) -> Set<String> {
+        var runs = Set<String>()
+        var current = [UInt8]()
+        var pendingSeparator = false
+        func flush() {
+            if current.count >= minimumDigits { runs.insert(String(decoding: current, as: UTF8.self)) }
+            current.removeAll(keepingCapacity: true)
+            pendingSeparator = false
+        }
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                current.append(byte)
+                pendingSeparator = false
+            case UInt8(ascii: " "), UInt8(ascii: "-"):
+                if current.isEmpty || pendingSeparator { flush() } else { pendingSeparator = true }
+            default:
+                flush()
+            }
+        }
+        flush()
+        return runs
+    }
+
+    /// The PANs (digits only) of `pans` that occur in `text`, bare or with spaces or dashes.
+    static func leaked(_ pans: Set<String>, in text: String) -> [String] {
+        let runs = digitRuns(in: text)
+        return pans.filter { pan in runs.contains { $0.contains(pan) } }.sorted()
+    }
+}
+
+// MARK: - Routes
+
+/// A route the public router serves, as `METHOD /path/{parameter}`.
+struct RouteKey: Hashable, Comparable, Sendable, CustomStringConvertible {
+    var method: String
+    var path: String
+
+    var description: String { "\(method) \(path)" }
+
+    static func < (lhs: RouteKey, rhs: RouteKey) -> Bool { lhs.description < rhs.description }
+}
+
+/// A well-formed opaque token that no vault has issued.
+let unknownToken = "tok_AAAAAAAAAAAAAAAAAAAAAA"
