@@ -1,5 +1,6 @@
 public import Audit
 public import Foundation
+import GRDB
 public import Logging
 import VaultCrypto
 
@@ -52,10 +53,12 @@ public final class Vault: Sendable {
     /// - Throws: ``MasterKeyError`` or ``VaultError`` naming the file and the problem.
     public static func open(paths: VaultPaths, logger: Logger, cvvTimeToLive: TimeInterval = 3600) async throws -> Vault {
         var master = try MasterKeyFile.load(path: paths.masterKeyPath)
-        let database = try VaultDatabase.open(directory: paths.dataDirectory, create: false)
-        guard try database.isInitialized(), let ring = try await SQLiteVaultStore(database: database, audit: nil).keyRing()
-        else {
-            throw VaultError(.notInitialized, "\(database.path) has no key ring; run `vault keys init`")
+        let databasePath = (paths.dataDirectory as NSString).appendingPathComponent(VaultDatabase.fileName)
+        // The key is checked over a read-only connection: opening the pool writes to vault.db
+        // (GRDB makes the WAL non-empty with a CREATE/DROP TABLE), and a refused key must leave
+        // the data folder as it was.
+        guard let ring = try readKeyRing(databasePath: databasePath) else {
+            throw VaultError(.notInitialized, "\(databasePath) has no key ring; run `vault keys init`")
         }
         let keyRing: KeyRing
         do {
@@ -66,7 +69,7 @@ public final class Vault: Sendable {
             guard let staged = try? MasterKeyFile.load(path: paths.pendingMasterKeyPath),
                 let recovered = try? KeyRing(master: staged, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys)
             else {
-                throw MasterKeyError(.wrongKey, path: paths.masterKeyPath, problem: "this master key does not open the key ring in \(database.path)")
+                throw MasterKeyError(.wrongKey, path: paths.masterKeyPath, problem: "this master key does not open the key ring in \(databasePath)")
             }
             try MasterKeyFile.install(paths.pendingMasterKeyPath, as: paths.masterKeyPath)
             logger.notice("completed an interrupted master-key rotation")
@@ -74,8 +77,28 @@ public final class Vault: Sendable {
             keyRing = recovered
         }
         _ = master
+        let database = try VaultDatabase.open(directory: paths.dataDirectory, create: false)
         try database.migrate()
         return Vault(paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive)
+    }
+
+    /// The wrapped keys in `vault.db`, read without writing to the file; `nil` if it has none.
+    private static func readKeyRing(
+        databasePath path: String
+    ) throws -> (wrappedRoot: [UInt8], dataKeys: [DataKeyRow])? {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw VaultError(.notInitialized, "no vault at \(path); run `vault keys init` first")
+        }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(30)
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        return try queue.read { db in
+            guard try db.tableExists("data_keys"),
+                let root = try Data.fetchOne(db, sql: "SELECT wrapped_key FROM system_keys WHERE name = 'root'")
+            else { return nil }
+            return ([UInt8](root), try SQLiteVaultStore.dataKeys(db))
+        }
     }
 
     /// Reloads the key ring from the store. If the master key in memory no longer opens it

@@ -1,6 +1,12 @@
+import Audit
 import CardTokens
 import Foundation
+import GRDB
+import InMemoryLogging
+import Logging
+import Synchronization
 import Testing
+import VaultCrypto
 
 @testable import TokenVault
 

@@ -1,8 +1,12 @@
+import Audit
 import CardTokens
 import Foundation
 import GRDB
+import InMemoryLogging
+import Logging
 import Synchronization
 import Testing
+import VaultCrypto
 
 @testable import TokenVault
 
@@ -19,8 +23,10 @@ struct KeyLifecycleTests {
     /// Opens every card and CVV record with the vault's current ring.
     static func openEverything(_ vault: Vault) async throws {
         let rows = try await vault.database.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT 'cards' AS t, token, ciphertext FROM cards UNION ALL "
-                + "SELECT 'cvvs', token, ciphertext FROM cvvs")
+            try Row.fetchAll(
+                db,
+                sql: "SELECT 'cards' AS t, token, ciphertext FROM cards UNION ALL "
+                    + "SELECT 'cvvs', token, ciphertext FROM cvvs")
         }
         for row in rows {
             let table: String = row["t"]

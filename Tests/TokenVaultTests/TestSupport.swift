@@ -1,3 +1,5 @@
+import Audit
+import CardTokens
 import Foundation
 import GRDB
 import InMemoryLogging
@@ -6,7 +8,6 @@ import Synchronization
 import Testing
 import VaultCrypto
 
-import CardTokens
 @testable import TokenVault
 
 // Helpers shared by the TokenVault suites. Test code may copy decrypted bytes into ordinary
@@ -20,7 +21,8 @@ final class Sandbox: Sendable {
     let paths: VaultPaths
 
     init() throws {
-        root = FileManager.default.temporaryDirectory
+        root =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("token-vault-tests-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         paths = VaultPaths(dataDirectory: root + "/data", keysDirectory: root + "/Keys")
@@ -328,26 +330,48 @@ enum DB {
 // MARK: - Files and bytes
 
 enum Bytes {
-    /// Whether `needle` occurs in `haystack`.
+    /// Whether `needle` occurs in `haystack` (a plain scan: for small haystacks).
     static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, haystack.count >= needle.count else { return needle.isEmpty }
-        let first = needle[0]
-        var index = 0
-        let last = haystack.count - needle.count
+        guard !needle.isEmpty else { return true }
+        guard haystack.count >= needle.count else { return false }
         return haystack.withUnsafeBufferPointer { hay in
-            while index <= last {
-                if hay[index] == first {
-                    var match = true
-                    for offset in 1..<needle.count where hay[index + offset] != needle[offset] {
-                        match = false
-                        break
-                    }
-                    if match { return true }
+            needle.withUnsafeBufferPointer { pattern in
+                (0...(hay.count - pattern.count)).contains { start in
+                    hay[start] == pattern[0] && (1..<pattern.count).allSatisfy { hay[start + $0] == pattern[$0] }
                 }
-                index += 1
             }
-            return false
         }
+    }
+
+    /// Every maximal run of bytes satisfying `isMember`, at least `minimumLength` long, with the
+    /// `context` bytes before and after it: to look for strings in a large file quickly.
+    static func runs(
+        in bytes: [UInt8], minimumLength: Int, context: Int = 0, where isMember: (UInt8) -> Bool
+    ) -> [(before: [UInt8], run: String, after: [UInt8])] {
+        var found = [(before: [UInt8], run: String, after: [UInt8])]()
+        var start: Int?
+        for index in 0...bytes.count {
+            let member = index < bytes.count && isMember(bytes[index])
+            if member, start == nil { start = index }
+            if !member, let first = start {
+                if index - first >= minimumLength {
+                    found.append(
+                        (
+                            Array(bytes[max(0, first - context)..<first]),
+                            String(decoding: bytes[first..<index], as: UTF8.self),
+                            Array(bytes[index..<min(bytes.count, index + context)])
+                        ))
+                }
+                start = nil
+            }
+        }
+        return found
+    }
+
+    static func isDigit(_ byte: UInt8) -> Bool { (48...57).contains(byte) }
+
+    static func isBase64URL(_ byte: UInt8) -> Bool {
+        isDigit(byte) || (65...90).contains(byte) || (97...122).contains(byte) || byte == 45 || byte == 95
     }
 
     static func contains(_ haystack: [UInt8], _ needle: String) -> Bool {

@@ -1,6 +1,12 @@
+import Audit
 import CardTokens
 import Foundation
+import GRDB
+import InMemoryLogging
+import Logging
+import Synchronization
 import Testing
+import VaultCrypto
 
 @testable import TokenVault
 
@@ -150,14 +156,15 @@ struct TokenizeTests {
     /// four. Asking for more must end in `token_space_exhausted`, never in a loop or a duplicate.
     @Test func smallNumericTokenSpaceIsExhaustedCleanly() async throws {
         try await withVault { vault, _ in
-            let card = TestCard(pan: "411111111111", brand: .visa)
+            let card = TestCard(pan: "411111111117", brand: .visa)
             #expect(PANGenerator.passesLuhn(card.pan))
             let possible = Set(
                 (0..<100).map { String(card.pan.prefix(6)) + String(format: "%02d", $0) + String(card.pan.suffix(4)) }
                     .filter { !PANGenerator.passesLuhn($0) })
             #expect(possible.count == 90)
 
-            let batch = try await vault.tokens.tokenize(batch: (0..<120).map { _ in try card.request(format: .numeric) })
+            let batch = try await vault.tokens.tokenize(
+                batch: (0..<120).map { _ in try card.request(format: .numeric) })
             var issued = [String]()
             var exhausted = 0
             for result in batch {
