@@ -80,7 +80,10 @@ public struct SQLiteVaultStore: VaultStore {
                         continue
                     }
                 case .insert:
-                    if write.dedupe, let existing = try Self.card(db, fingerprint: write.fingerprint, format: metadata.format) {
+                    if write.dedupe,
+                        let existing = try Self.card(
+                            db, fingerprint: write.fingerprint, format: metadata.format, now: metadata.createdAt)
+                    {
                         outcomes.append(.existing(existing))
                         continue
                     }
@@ -123,12 +126,12 @@ public struct SQLiteVaultStore: VaultStore {
         cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms, cvvs.expires_at_ms AS cvv_expires_at_ms
         """
 
-    private static func card(_ db: Database, fingerprint: [UInt8], format: TokenFormat) throws -> StoredCard? {
+    private static func card(_ db: Database, fingerprint: [UInt8], format: TokenFormat, now: Date) throws -> StoredCard? {
         try Row.fetchOne(
             db,
-            sql: "SELECT \(cardColumns) FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token "
+            sql: "SELECT \(cardColumns) FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ? "
                 + "WHERE cards.fingerprint = ? AND cards.format = ? ORDER BY cards.id LIMIT 1",
-            arguments: [Data(fingerprint), format.rawValue]
+            arguments: [now.milliseconds, Data(fingerprint), format.rawValue]
         ).map(storedCard)
     }
 

@@ -84,7 +84,8 @@ public final class TokenVault: Tokenizing {
     /// Builds encrypted writes. All crypto happens here, outside the database transaction, with
     /// one random pool per call so a batch costs one `getrandom` call.
     private func prepare(_ items: [(TokenizeRequest, StoredCard?)]) -> [CardWrite] {
-        let now = clock()
+        // Whole milliseconds, as stored, so the metadata returned equals the metadata read back.
+        let now = Date(milliseconds: clock().milliseconds)
         let (version, key) = keyRing.active
         let perItem = SecretBox.nonceByteCount * 2 + TokenGenerator.randomBytesPerToken
         var pool = RandomPool(byteCount: perItem * items.count)

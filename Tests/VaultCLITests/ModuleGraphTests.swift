@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+
+/// The trust boundary is the module graph (DESIGN §2).
+///
+/// The graph comes from `swift package describe --type json`, run with its own `--scratch-path`
+/// in a temporary folder: `swift test` holds the lock on `.build` while tests run, so a nested
+/// SwiftPM on the same build folder would wait for it forever. `describe` only loads the root
+/// manifest (no dependency checkout or build is needed), so this takes well under a second.
+@Suite("Module graph")
+struct ModuleGraphTests {
+    /// The cardholder-data environment's targets.
+    static let cde: Set<String> = ["CSodium", "VaultCrypto", "TokenVault", "Detokenization", "Settlement", "Audit"]
+    /// Targets outside the CDE (`Wallet` and `Ledger` are checked once they exist).
+    static let outside = ["CardTokens", "Wallet", "Ledger"]
+    /// The folders whose code may read PAN digits out of `CardInput`.
+    static let spiReaders = [
+        "TokenVault", "VaultCrypto", "Audit", "Detokenization", "Settlement", "VaultServer", "VaultCLI", "vault",
+    ].map { "Sources/\($0)/" }
+
+    struct Description: Decodable {
+        struct Target: Decodable {
+            var name: String
+            var type: String
+            var targetDependencies: [String]?
+        }
+        var targets: [Target]
+    }
+
+    static func describePackage() async throws -> [String: [String]] {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "vault-describe-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let result = try await runProcess(
+            "/usr/bin/env", ["swift", "package", "--scratch-path", scratch.path, "describe", "--type", "json"],
+            cwd: VaultBinary.repositoryRoot, timeout: .seconds(60))
+        guard result.succeeded else { throw TestFailure("swift package describe failed: \(result)") }
+        let description = try JSONCoding.decoder.decode(Description.self, from: Data(result.stdout.utf8))
+        return Dictionary(uniqueKeysWithValues: description.targets.map { ($0.name, $0.targetDependencies ?? []) })
+    }
+
+    /// Every target `name` reaches through target dependencies, excluding itself.
+    static func reachable(from name: String, in graph: [String: [String]]) -> Set<String> {
+        var seen = Set<String>()
+        var queue = graph[name] ?? []
+        while let next = queue.popLast() {
+            guard seen.insert(next).inserted else { continue }
+            queue += graph[next] ?? []
+        }
+        return seen
+    }
+
+    @Test("targets outside the CDE reach none of it; only VaultCrypto depends on CSodium")
+    func dependencies() async throws {
+        let graph = try await Self.describePackage()
+        #expect(graph["CardTokens"] != nil, "CardTokens is missing from the package description")
+        #expect(graph["VaultCrypto"]?.contains("CSodium") == true)
+        for name in Self.outside where graph[name] != nil {
+            let reached = Self.reachable(from: name, in: graph).intersection(Self.cde)
+            #expect(reached.isEmpty, "\(name) reaches \(reached.sorted())")
+        }
+        let sodiumUsers = graph.filter { $0.value.contains("CSodium") }.keys.sorted()
+        #expect(sodiumUsers == ["VaultCrypto"], "targets depending on CSodium: \(sodiumUsers)")
+    }
+
+    /// Every `.swift` file of the checkout outside `.build` and hidden folders, as relative paths.
+    static func swiftFiles() throws -> [String] {
+        let root = VaultBinary.repositoryRoot
+        guard let enumerator = FileManager.default.enumerator(atPath: root) else {
+            throw TestFailure("cannot list \(root)")
+        }
+        var files = [String]()
+        while let path = enumerator.nextObject() as? String {
+            let name = (path as NSString).lastPathComponent
+            if name.hasPrefix(".") {
+                enumerator.skipDescendants()
+            } else if path.hasSuffix(".swift") {
+                files.append(path)
+            }
+        }
+        return files
+    }
+
+    @Test("only CDE and wiring code uses the CardholderData SPI; only VaultCrypto imports CSodium")
+    func cardholderDataSPI() throws {
+        // Spelled in two parts so that this file does not match itself.
+        let spi = "@_spi(" + "CardholderData)"
+        let files = try Self.swiftFiles()
+        #expect(files.contains("Sources/CardTokens/CardInput.swift"), "the scan found no sources")
+        var offenders = [String]()
+        var sodiumImports = [String]()
+        for path in files {
+            let text = try String(contentsOfFile: VaultBinary.repositoryRoot + "/" + path, encoding: .utf8)
+            let lines = text.split(separator: "\n")
+            if lines.contains(where: { $0.range(of: #"^\s*import\s+CSodium\b"#, options: .regularExpression) != nil }),
+                !path.hasPrefix("Sources/VaultCrypto/")
+            {
+                sodiumImports.append(path)
+            }
+            guard text.contains(spi), !Self.spiReaders.contains(where: path.hasPrefix) else { continue }
+            if path.hasPrefix("Sources/CardTokens/") {
+                // CardTokens declares the SPI, so its declarations carry the attribute; it must
+                // not import it (that would mean the SPI moved elsewhere).
+                offenders += lines.filter { $0.contains(spi) && $0.contains("import ") }.map { "\(path): \($0)" }
+            } else {
+                offenders.append(path)
+            }
+        }
+        #expect(offenders.isEmpty, "CardholderData SPI used outside the CDE: \(offenders)")
+        #expect(sodiumImports.isEmpty, "CSodium imported outside VaultCrypto: \(sodiumImports)")
+    }
+}
