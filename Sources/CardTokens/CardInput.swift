@@ -32,7 +32,8 @@ public final class CardInput: @unchecked Sendable {
     ///   - cvv: optional; 3 digits, or 4 for American Express.
     ///   - now: the current time (UTC), to refuse expired cards.
     /// - Throws: ``CardValidationError`` naming the rule that failed, never the input.
-    public init(pan: String, expMonth: Int, expYear: Int, cvv: String?, now: Date = Date()) throws(CardValidationError) {
+    public init(pan: String, expMonth: Int, expYear: Int, cvv: String?, now: Date = Date()) throws(CardValidationError)
+    {
         var digits = [UInt8]()
         digits.reserveCapacity(19)
         var tooLong = false

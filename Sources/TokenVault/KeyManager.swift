@@ -29,7 +29,9 @@ public struct KeyManager: Sendable {
     private let logger: Logger
     private let clock: @Sendable () -> Date
 
-    public init(store: any VaultStore, keyRing: KeyRing, logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        store: any VaultStore, keyRing: KeyRing, logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.store = store
         self.keyRing = keyRing
         self.logger = logger
@@ -123,11 +125,13 @@ public struct KeyManager: Sendable {
         var pool = RandomPool(byteCount: SecretBox.nonceByteCount * max(items.count, 1))
         return try items.map { item in
             let kind: RecordEnvelope.Kind = item.table == .cards ? .card : .cvv
-            let count = try TokenVault.open(item.ciphertext, kind: kind, token: item.token, keyRing: keyRing, into: scratch)
+            let count = try TokenVault.open(
+                item.ciphertext, kind: kind, token: item.token, keyRing: keyRing, into: scratch)
             return scratch.withUnsafeBytes { plaintext in
                 pool.take(SecretBox.nonceByteCount) { nonce in
                     RecordEnvelope.seal(
-                        UnsafeRawBufferPointer(rebasing: plaintext[0..<count]), version: target.version, key: target.key,
+                        UnsafeRawBufferPointer(rebasing: plaintext[0..<count]), version: target.version,
+                        key: target.key,
                         nonce: nonce)
                 }
             }
@@ -152,10 +156,12 @@ public struct KeyManager: Sendable {
         let counts = try await store.recordCounts()
         let rows = keyRing.rows
         let versions = rows.map {
-            DataKeyStatus(version: $0.version, state: $0.state, createdAt: $0.createdAt, records: counts[$0.version] ?? 0)
+            DataKeyStatus(
+                version: $0.version, state: $0.state, createdAt: $0.createdAt, records: counts[$0.version] ?? 0)
         }
         let active = rows.first { $0.state == .active }
-        let overdue = active.map { clock().timeIntervalSince($0.createdAt) > Double(cryptoperiodDays) * 86_400 } ?? false
+        let overdue =
+            active.map { clock().timeIntervalSince($0.createdAt) > Double(cryptoperiodDays) * 86_400 } ?? false
         return KeyRingStatus(
             activeVersion: keyRing.active.version, versions: versions, cryptoperiodOverdue: overdue,
             cryptoperiodDays: cryptoperiodDays)
@@ -176,7 +182,8 @@ public struct KeyManager: Sendable {
             guard let key = keyRing.key(version: row.version) else {
                 throw VaultError(.unknownKeyVersion, "data key v\(row.version) is not loaded")
             }
-            wrappedDataKeys[row.version] = WrappedKey.wrap(key, label: .dataKey, version: row.version, master: newMaster)
+            wrappedDataKeys[row.version] = WrappedKey.wrap(
+                key, label: .dataKey, version: row.version, master: newMaster)
         }
         try await store.replaceWrappedKeys(
             root: WrappedKey.wrap(root, label: .root, version: 0, master: newMaster), dataKeys: wrappedDataKeys,

@@ -73,7 +73,8 @@ public final class KeyRing: Sendable {
                 throw VaultError(.recordCorrupt, "data key v\(row.version) has no wrapped key")
             }
             keys[row.version] =
-                try known[row.version] ?? WrappedKey.unwrap(wrapped, label: .dataKey, version: row.version, master: master)
+                try known[row.version]
+                ?? WrappedKey.unwrap(wrapped, label: .dataKey, version: row.version, master: master)
             if row.state == .active { active = row.version }
         }
         guard let active else { throw VaultError(.notInitialized, "the key ring has no active data key") }

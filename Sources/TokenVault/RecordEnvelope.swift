@@ -56,7 +56,8 @@ enum RecordEnvelope {
     static func seal(
         _ plaintext: UnsafeRawBufferPointer, version: UInt32, key: SecretBytes, nonce: UnsafeRawBufferPointer
     ) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: headerByteCount + SecretBox.boxByteCount(plaintextCount: plaintext.count)) {
+        [UInt8](unsafeUninitializedCapacity: headerByteCount + SecretBox.boxByteCount(plaintextCount: plaintext.count))
+        {
             buffer, initialized in
             buffer[0] = formatByte
             buffer[1] = UInt8(version >> 24)

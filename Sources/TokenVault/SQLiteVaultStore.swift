@@ -16,7 +16,8 @@ public struct SQLiteVaultStore: VaultStore {
 
     public func keyRing() async throws -> (wrappedRoot: [UInt8], dataKeys: [DataKeyRow])? {
         try await pool.read { db in
-            guard let root = try Data.fetchOne(db, sql: "SELECT wrapped_key FROM system_keys WHERE name = 'root'") else {
+            guard let root = try Data.fetchOne(db, sql: "SELECT wrapped_key FROM system_keys WHERE name = 'root'")
+            else {
                 return nil
             }
             return ([UInt8](root), try Self.dataKeys(db))
@@ -32,7 +33,9 @@ public struct SQLiteVaultStore: VaultStore {
         }
     }
 
-    public func createKeyRing(wrappedRoot: [UInt8], wrappedFirstKey: [UInt8], at date: Date, audit events: [AuditEvent])
+    public func createKeyRing(
+        wrappedRoot: [UInt8], wrappedFirstKey: [UInt8], at date: Date, audit events: [AuditEvent]
+    )
         async throws
     {
         try await pool.write { db in
@@ -126,10 +129,12 @@ public struct SQLiteVaultStore: VaultStore {
         cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms, cvvs.expires_at_ms AS cvv_expires_at_ms
         """
 
-    private static func card(_ db: Database, fingerprint: [UInt8], format: TokenFormat, now: Date) throws -> StoredCard? {
+    private static func card(_ db: Database, fingerprint: [UInt8], format: TokenFormat, now: Date) throws -> StoredCard?
+    {
         try Row.fetchOne(
             db,
-            sql: "SELECT \(cardColumns) FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ? "
+            sql:
+                "SELECT \(cardColumns) FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ? "
                 + "WHERE cards.fingerprint = ? AND cards.format = ? ORDER BY cards.id LIMIT 1",
             arguments: [now.milliseconds, Data(fingerprint), format.rawValue]
         ).map(storedCard)
@@ -177,11 +182,14 @@ public struct SQLiteVaultStore: VaultStore {
         }
     }
 
-    public func rotate(at date: Date, wrap: @Sendable (UInt32) -> [UInt8], audit event: @Sendable (UInt32) -> AuditEvent)
+    public func rotate(
+        at date: Date, wrap: @Sendable (UInt32) -> [UInt8], audit event: @Sendable (UInt32) -> AuditEvent
+    )
         async throws -> UInt32
     {
         try await pool.write { db in
-            let version = UInt32(try Int64.fetchOne(db, sql: "SELECT coalesce(max(version), 0) FROM data_keys") ?? 0) + 1
+            let version =
+                UInt32(try Int64.fetchOne(db, sql: "SELECT coalesce(max(version), 0) FROM data_keys") ?? 0) + 1
             try db.execute(sql: "UPDATE data_keys SET state = 'decrypt_only' WHERE state = 'active'")
             try db.execute(
                 sql: "INSERT INTO data_keys (version, state, wrapped_key, created_at_ms) VALUES (?, 'active', ?, ?)",
@@ -195,7 +203,9 @@ public struct SQLiteVaultStore: VaultStore {
         try await pool.read { db in
             var counts = [UInt32: Int]()
             for table in ["cards", "cvvs"] {
-                for row in try Row.fetchAll(db, sql: "SELECT key_version, count(*) AS n FROM \(table) GROUP BY key_version") {
+                for row in try Row.fetchAll(
+                    db, sql: "SELECT key_version, count(*) AS n FROM \(table) GROUP BY key_version")
+                {
                     counts[row["key_version"], default: 0] += row["n"] as Int
                 }
             }
@@ -205,8 +215,10 @@ public struct SQLiteVaultStore: VaultStore {
 
     public func recordsNotUnder(version: UInt32) async throws -> Int {
         try await pool.read { db in
-            let cards = try Int.fetchOne(db, sql: "SELECT count(*) FROM cards WHERE key_version != ?", arguments: [version])
-            let cvvs = try Int.fetchOne(db, sql: "SELECT count(*) FROM cvvs WHERE key_version != ?", arguments: [version])
+            let cards = try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM cards WHERE key_version != ?", arguments: [version])
+            let cvvs = try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM cvvs WHERE key_version != ?", arguments: [version])
             return (cards ?? 0) + (cvvs ?? 0)
         }
     }
@@ -232,7 +244,8 @@ public struct SQLiteVaultStore: VaultStore {
                     RewrapItem(table: table, token: row["token"], ciphertext: [UInt8](row["ciphertext"] as Data))
                 }
                 let resealed = try reseal(items)
-                let update = try db.cachedStatement(sql: "UPDATE \(name) SET key_version = ?, ciphertext = ? WHERE id = ?")
+                let update = try db.cachedStatement(
+                    sql: "UPDATE \(name) SET key_version = ?, ciphertext = ? WHERE id = ?")
                 for (row, ciphertext) in zip(rows, resealed) {
                     try update.execute(arguments: [version, Data(ciphertext), row["id"] as Int64])
                 }
@@ -244,7 +257,9 @@ public struct SQLiteVaultStore: VaultStore {
 
     public func retire(version: UInt32, at date: Date, audit event: AuditEvent) async throws {
         try await pool.write { db in
-            guard let state = try String.fetchOne(db, sql: "SELECT state FROM data_keys WHERE version = ?", arguments: [version])
+            guard
+                let state = try String.fetchOne(
+                    db, sql: "SELECT state FROM data_keys WHERE version = ?", arguments: [version])
             else {
                 throw VaultError(.unknownKeyVersion, "there is no data key version \(version)")
             }
@@ -257,8 +272,10 @@ public struct SQLiteVaultStore: VaultStore {
                 break
             }
             let inUse =
-                (try Int.fetchOne(db, sql: "SELECT count(*) FROM cards WHERE key_version = ?", arguments: [version]) ?? 0)
-                + (try Int.fetchOne(db, sql: "SELECT count(*) FROM cvvs WHERE key_version = ?", arguments: [version]) ?? 0)
+                (try Int.fetchOne(db, sql: "SELECT count(*) FROM cards WHERE key_version = ?", arguments: [version])
+                    ?? 0)
+                + (try Int.fetchOne(db, sql: "SELECT count(*) FROM cvvs WHERE key_version = ?", arguments: [version])
+                    ?? 0)
             guard inUse == 0 else {
                 throw VaultError(
                     .keyVersionInUse,

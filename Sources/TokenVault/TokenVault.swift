@@ -70,7 +70,9 @@ public final class TokenVault: Tokenizing {
             if attempts >= Self.maximumTokenAttempts {
                 for index in retry {
                     results[index] = .failure(
-                        VaultError(.tokenSpaceExhausted, "no free numeric token for this BIN and last four; use format opaque"))
+                        VaultError(
+                            .tokenSpaceExhausted, "no free numeric token for this BIN and last four; use format opaque")
+                    )
                 }
                 break
             }
@@ -102,30 +104,35 @@ public final class TokenVault: Tokenizing {
                 } else {
                     token = TokenGenerator.opaque(pool: &pool)
                 }
-                let fingerprint = KeyedHash.hash(UnsafeRawBufferPointer(pan), key: keyRing.fingerprintKey, outputByteCount: 16)
+                let fingerprint = KeyedHash.hash(
+                    UnsafeRawBufferPointer(pan), key: keyRing.fingerprintKey, outputByteCount: 16)
                 let ciphertext = scratch.withUnsafeMutableBytes { buffer in
                     let count = RecordEnvelope.writePlaintext(
                         kind: .card, token: token.rawValue, data: pan, expMonth: card.expMonth, expYear: card.expYear,
                         into: buffer)
                     return pool.take(SecretBox.nonceByteCount) { nonce in
                         RecordEnvelope.seal(
-                            UnsafeRawBufferPointer(rebasing: buffer[0..<count]), version: version, key: key, nonce: nonce)
+                            UnsafeRawBufferPointer(rebasing: buffer[0..<count]), version: version, key: key,
+                            nonce: nonce)
                     }
                 }
                 let cvv = card.withCVVDigits { digits -> CVVWrite? in
                     guard let digits else { return nil }
                     let sealed = scratch.withUnsafeMutableBytes { buffer in
-                        let count = RecordEnvelope.writePlaintext(kind: .cvv, token: token.rawValue, data: digits, into: buffer)
+                        let count = RecordEnvelope.writePlaintext(
+                            kind: .cvv, token: token.rawValue, data: digits, into: buffer)
                         return pool.take(SecretBox.nonceByteCount) { nonce in
                             RecordEnvelope.seal(
-                                UnsafeRawBufferPointer(rebasing: buffer[0..<count]), version: version, key: key, nonce: nonce)
+                                UnsafeRawBufferPointer(rebasing: buffer[0..<count]), version: version, key: key,
+                                nonce: nonce)
                         }
                     }
                     return CVVWrite(keyVersion: version, ciphertext: sealed, expiresAt: now + cvvTimeToLive)
                 }
                 let metadata = CardMetadata(
                     token: token, format: request.format, bin: card.bin, last4: card.last4, brand: card.brand,
-                    expMonth: card.expMonth, expYear: card.expYear, fingerprint: Hex.encode(fingerprint), createdAt: now,
+                    expMonth: card.expMonth, expYear: card.expYear, fingerprint: Hex.encode(fingerprint),
+                    createdAt: now,
                     cvvExpiresAt: nil)
                 return CardWrite(
                     mode: existing == nil ? .insert : .cvvOnly,
@@ -189,7 +196,8 @@ public final class TokenVault: Tokenizing {
                 throw VaultError(.recordCorrupt, "ciphertext for token \(token) is malformed")
             }
             guard let key = keyRing.key(version: version) else {
-                throw VaultError(.unknownKeyVersion, "ciphertext for token \(token) names key v\(version), which the ring lacks")
+                throw VaultError(
+                    .unknownKeyVersion, "ciphertext for token \(token) names key v\(version), which the ring lacks")
             }
             return try scratch.withUnsafeMutableBytes { buffer in
                 try RecordEnvelope.open(bytes, kind: kind, token: token, key: key, into: buffer)

@@ -35,7 +35,9 @@ public final class Vault: Sendable {
     public let credentials: CredentialService
     private let logger: Logger
 
-    private init(paths: VaultPaths, database: VaultDatabase, keyRing: KeyRing, logger: Logger, cvvTimeToLive: TimeInterval) {
+    private init(
+        paths: VaultPaths, database: VaultDatabase, keyRing: KeyRing, logger: Logger, cvvTimeToLive: TimeInterval
+    ) {
         self.paths = paths
         self.database = database
         self.keyRing = keyRing
@@ -51,7 +53,8 @@ public final class Vault: Sendable {
     /// readable by others) and then that it opens the key ring; on any failure nothing in the
     /// data folder is changed.
     /// - Throws: ``MasterKeyError`` or ``VaultError`` naming the file and the problem.
-    public static func open(paths: VaultPaths, logger: Logger, cvvTimeToLive: TimeInterval = 3600) async throws -> Vault {
+    public static func open(paths: VaultPaths, logger: Logger, cvvTimeToLive: TimeInterval = 3600) async throws -> Vault
+    {
         var master = try MasterKeyFile.load(path: paths.masterKeyPath)
         let databasePath = (paths.dataDirectory as NSString).appendingPathComponent(VaultDatabase.fileName)
         // The key is checked over a read-only connection: opening the pool writes to vault.db
@@ -69,7 +72,9 @@ public final class Vault: Sendable {
             guard let staged = try? MasterKeyFile.load(path: paths.pendingMasterKeyPath),
                 let recovered = try? KeyRing(master: staged, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys)
             else {
-                throw MasterKeyError(.wrongKey, path: paths.masterKeyPath, problem: "this master key does not open the key ring in \(databasePath)")
+                throw MasterKeyError(
+                    .wrongKey, path: paths.masterKeyPath,
+                    problem: "this master key does not open the key ring in \(databasePath)")
             }
             try MasterKeyFile.install(paths.pendingMasterKeyPath, as: paths.masterKeyPath)
             logger.notice("completed an interrupted master-key rotation")
@@ -149,7 +154,9 @@ public final class Vault: Sendable {
             do {
                 _ = try KeyRing(master: master, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys)
             } catch VaultError.Code.wrongMasterKey {
-                throw MasterKeyError(.wrongKey, path: paths.masterKeyPath, problem: "this master key does not open the key ring in \(database.path)")
+                throw MasterKeyError(
+                    .wrongKey, path: paths.masterKeyPath,
+                    problem: "this master key does not open the key ring in \(database.path)")
             }
             return InitResult(createdMasterKey: !masterExists, createdKeyRing: false)
         }
@@ -163,12 +170,14 @@ public final class Vault: Sendable {
         var events = [AuditEvent]()
         if !masterExists {
             events.append(
-                AuditEvent(actor: "admin:cli", type: "keys.init_master", time: now, outcome: .success, origin: "cli",
-                           objects: ["master_key"]))
+                AuditEvent(
+                    actor: "admin:cli", type: "keys.init_master", time: now, outcome: .success, origin: "cli",
+                    objects: ["master_key"]))
         }
         events.append(
-            AuditEvent(actor: "admin:cli", type: "keys.init", time: now, outcome: .success, origin: "cli",
-                       objects: ["root_key", "data_key:1"]))
+            AuditEvent(
+                actor: "admin:cli", type: "keys.init", time: now, outcome: .success, origin: "cli",
+                objects: ["root_key", "data_key:1"]))
         try await SQLiteVaultStore(database: database, audit: audit).createKeyRing(
             wrappedRoot: wrappedRoot, wrappedFirstKey: wrappedFirst, at: now, audit: events)
         logger.notice("vault initialised", metadata: ["data_dir": "\(paths.dataDirectory)"])

@@ -78,7 +78,9 @@ public protocol VaultStore: Sendable {
     /// Deletes CVVs whose time is up; returns how many.
     func purgeExpiredCVVs(now: Date) async throws -> Int
     /// Adds a new active data key (`wrap` gets the new version) and demotes the old one.
-    func rotate(at: Date, wrap: @Sendable (UInt32) -> [UInt8], audit: @Sendable (UInt32) -> AuditEvent) async throws
+    func rotate(
+        at: Date, wrap: @Sendable (UInt32) -> [UInt8], audit: @Sendable (UInt32) -> AuditEvent
+    ) async throws
         -> UInt32
     /// Records (cards and CVVs) per key version.
     func recordCounts() async throws -> [UInt32: Int]

@@ -65,7 +65,8 @@ struct BenchCommand: AsyncParsableCommand {
             }
             results.append(
                 Result(
-                    name: "tokenize_single_in_process_c\(concurrency)", opsPerS: Double(singles.count) / singleRun.seconds,
+                    name: "tokenize_single_in_process_c\(concurrency)",
+                    opsPerS: Double(singles.count) / singleRun.seconds,
                     p50Ms: singleRun.p50, p99Ms: singleRun.p99, limitOpsPerS: sealLimit))
 
             // Rewrap everything just written under a new key.
@@ -94,8 +95,9 @@ struct BenchCommand: AsyncParsableCommand {
                 for result in results {
                     print(
                         result.name.padding(toLength: 39, withPad: " ", startingAt: 0)
-                            + String(format: "%-13.0f%-10.3f%-10.3f%.0f", result.opsPerS, result.p50Ms, result.p99Ms,
-                                     result.limitOpsPerS ?? 0))
+                            + String(
+                                format: "%-13.0f%-10.3f%-10.3f%.0f", result.opsPerS, result.p50Ms, result.p99Ms,
+                                result.limitOpsPerS ?? 0))
                 }
                 print("(latency of a batch for batch runs and per rewrap transaction of 5000 records)")
             }
@@ -128,9 +130,12 @@ struct BenchCommand: AsyncParsableCommand {
         for index in 0..<count {
             let card = inputs[index % inputs.count]
             pool.take(16) { token in sink &+= Int(token[0]) }
-            let fingerprint = card.withPANDigits { KeyedHash.hash(UnsafeRawBufferPointer($0), key: hashKey, outputByteCount: 16) }
+            let fingerprint = card.withPANDigits {
+                KeyedHash.hash(UnsafeRawBufferPointer($0), key: hashKey, outputByteCount: 16)
+            }
             plaintext[0] = fingerprint[0]
-            let box = pool.take(24) { nonce in plaintext.withUnsafeBytes { SecretBox.seal($0, key: key, nonce: nonce) } }
+            let box = pool.take(24) { nonce in plaintext.withUnsafeBytes { SecretBox.seal($0, key: key, nonce: nonce) }
+            }
             sink &+= Int(box[30])
         }
         let seconds = (ContinuousClock.now - start).seconds
@@ -149,8 +154,12 @@ struct BenchCommand: AsyncParsableCommand {
         var sink = 0
         let start = ContinuousClock.now
         for _ in 0..<count {
-            try! scratch.withUnsafeMutableBytes { buffer in try box.withUnsafeBytes { try SecretBox.open($0, key: oldKey, into: buffer) } }
-            let sealed = pool.take(24) { nonce in scratch.withUnsafeBytes { SecretBox.seal($0, key: newKey, nonce: nonce) } }
+            try! scratch.withUnsafeMutableBytes { buffer in
+                try box.withUnsafeBytes { try SecretBox.open($0, key: oldKey, into: buffer) }
+            }
+            let sealed = pool.take(24) { nonce in
+                scratch.withUnsafeBytes { SecretBox.seal($0, key: newKey, nonce: nonce) }
+            }
             sink &+= Int(sealed[40])
         }
         let seconds = (ContinuousClock.now - start).seconds
@@ -184,7 +193,8 @@ struct BenchCommand: AsyncParsableCommand {
             return try await group.reduce(into: [Double]()) { $0 += $1 }
         }
         return Timing(
-            seconds: (ContinuousClock.now - start).seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99))
+            seconds: (ContinuousClock.now - start).seconds, p50: percentile(latencies, 0.5),
+            p99: percentile(latencies, 0.99))
     }
 
     static func percentile(_ values: [Double], _ fraction: Double) -> Double {

@@ -67,7 +67,8 @@ struct CredentialsCommand: AsyncParsableCommand {
                 if output.isEmpty { print("No credentials. Create one with `vault credentials create`.") }
                 for credential in output {
                     let state = credential.revokedAt == nil ? "active" : "revoked"
-                    print("\(credential.id)  \(state)  \(credential.name)  [\(credential.scopes.joined(separator: " "))]")
+                    print(
+                        "\(credential.id)  \(state)  \(credential.name)  [\(credential.scopes.joined(separator: " "))]")
                 }
             }
         }

@@ -23,12 +23,18 @@ struct KeysCommand: AsyncParsableCommand {
                 let result = try await Vault.initialize(paths: paths, logger: CLI.logger())
                 switch (result.createdMasterKey, result.createdKeyRing) {
                 case (false, false):
-                    print("Master key \(paths.masterKeyPath) and the key ring in \(paths.dataDirectory) both exist; nothing to do.")
+                    print(
+                        "Master key \(paths.masterKeyPath) and the key ring in \(paths.dataDirectory) both exist; nothing to do."
+                    )
                 case (true, _):
-                    print("Created master key \(paths.masterKeyPath) (mode 0600). Keep it apart from the data folder and back it up.")
+                    print(
+                        "Created master key \(paths.masterKeyPath) (mode 0600). Keep it apart from the data folder and back it up."
+                    )
                     print("Created the key ring in \(paths.dataDirectory)/vault.db with data key v1 active.")
                 case (false, true):
-                    print("Master key \(paths.masterKeyPath) exists; created the key ring in \(paths.dataDirectory)/vault.db with data key v1 active.")
+                    print(
+                        "Master key \(paths.masterKeyPath) exists; created the key ring in \(paths.dataDirectory)/vault.db with data key v1 active."
+                    )
                 }
             }
         }
@@ -114,11 +120,13 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await CLI.run {
-                let status = try await CLI.opened(storage, logger: CLI.logger()).keys.status(cryptoperiodDays: cryptoperiodDays)
+                let status = try await CLI.opened(storage, logger: CLI.logger()).keys.status(
+                    cryptoperiodDays: cryptoperiodDays)
                 let output = Output(
                     activeVersion: status.activeVersion,
                     versions: status.versions.map {
-                        .init(version: $0.version, state: $0.state.rawValue, createdAt: $0.createdAt, records: $0.records)
+                        .init(
+                            version: $0.version, state: $0.state.rawValue, createdAt: $0.createdAt, records: $0.records)
                     },
                     cryptoperiodOverdue: status.cryptoperiodOverdue, cryptoperiodDays: status.cryptoperiodDays)
                 guard !json else { return try CLI.printJSON(output) }
@@ -129,7 +137,8 @@ struct KeysCommand: AsyncParsableCommand {
                     print(
                         String(version.version).padding(toLength: 9, withPad: " ", startingAt: 0)
                             + version.state.padding(toLength: 14, withPad: " ", startingAt: 0)
-                            + formatter.string(from: version.createdAt).padding(toLength: 22, withPad: " ", startingAt: 0)
+                            + formatter.string(from: version.createdAt).padding(
+                                toLength: 22, withPad: " ", startingAt: 0)
                             + String(age).padding(toLength: 8, withPad: " ", startingAt: 0) + String(version.records))
                 }
                 print(
@@ -173,7 +182,8 @@ struct KeysCommand: AsyncParsableCommand {
             try await CLI.run {
                 let vault = try await CLI.opened(storage, logger: CLI.logger())
                 try await vault.rotateMaster(newKeyPath: newMasterKey)
-                print("Every key is re-wrapped under the new master key, now installed at \(vault.paths.masterKeyPath).")
+                print(
+                    "Every key is re-wrapped under the new master key, now installed at \(vault.paths.masterKeyPath).")
                 print("Securely delete \(newMasterKey) once the new key is backed up.")
             }
         }

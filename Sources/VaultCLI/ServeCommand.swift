@@ -45,7 +45,9 @@ struct ServeCommand: AsyncParsableCommand {
             ) { port in
                 print("vault: public API listening on http://\(host):\(port)")
                 print("vault: active data key v\(vault.keyRing.active.version); data in \(storage.dataDir)")
-                print("vault: create an API key with: vault credentials create --name frontend --scope tokenize --scope tokens:read")
+                print(
+                    "vault: create an API key with: vault credentials create --name frontend --scope tokenize --scope tokens:read"
+                )
                 fflush(nil)
             }
             try await app.runService()

@@ -43,7 +43,8 @@ public enum KeyedHash {
     }
 
     /// Hashes the bytes of `message` under `key`.
-    public static func hash(_ message: some ContiguousBytesView, key: SecretBytes, outputByteCount: Int = 32) -> [UInt8] {
+    public static func hash(_ message: some ContiguousBytesView, key: SecretBytes, outputByteCount: Int = 32) -> [UInt8]
+    {
         message.withBytes { hash($0, key: key, outputByteCount: outputByteCount) }
     }
 }

@@ -1,11 +1,11 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 
-private let systemWrite = Glibc.write
+    private let systemWrite = Glibc.write
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 
-private let systemWrite = Darwin.write
+    private let systemWrite = Darwin.write
 #endif
 
 /// Why a master key file was refused. The message names the file and the problem, never a
@@ -52,7 +52,8 @@ public enum MasterKeyFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT {
-                throw MasterKeyError(.missing, path: path, problem: "file not found (create one with `vault keys init`)")
+                throw MasterKeyError(
+                    .missing, path: path, problem: "file not found (create one with `vault keys init`)")
             }
             throw MasterKeyError(.unreadable, path: path, problem: "cannot open file (errno \(errno))")
         }
@@ -68,11 +69,13 @@ public enum MasterKeyFile {
         guard permissions & 0o077 == 0 else {
             throw MasterKeyError(
                 .permissionsTooOpen, path: path,
-                problem: "mode \(String(permissions, radix: 8)) lets group or others access it; run `chmod 600 \(path)`")
+                problem: "mode \(String(permissions, radix: 8)) lets group or others access it; run `chmod 600 \(path)`"
+            )
         }
         guard info.st_size == off_t(byteCount) else {
             throw MasterKeyError(
-                .wrongSize, path: path, problem: "is \(info.st_size) bytes; a master key is exactly \(byteCount) raw bytes")
+                .wrongSize, path: path,
+                problem: "is \(info.st_size) bytes; a master key is exactly \(byteCount) raw bytes")
         }
         return try SecretBytes(count: byteCount) { buffer in
             var filled = 0
@@ -102,7 +105,8 @@ public enum MasterKeyFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             if errno == EEXIST {
-                throw MasterKeyError(.alreadyExists, path: path, problem: "file already exists; refusing to overwrite a key")
+                throw MasterKeyError(
+                    .alreadyExists, path: path, problem: "file already exists; refusing to overwrite a key")
             }
             throw MasterKeyError(.unreadable, path: path, problem: "cannot create file (errno \(errno))")
         }
@@ -129,7 +133,8 @@ public enum MasterKeyFile {
     /// Atomically replaces `destination` with `source` (rename), then syncs the directory.
     public static func install(_ source: String, as destination: String) throws {
         guard rename(source, destination) == 0 else {
-            throw MasterKeyError(.unreadable, path: destination, problem: "cannot rename \(source) into place (errno \(errno))")
+            throw MasterKeyError(
+                .unreadable, path: destination, problem: "cannot rename \(source) into place (errno \(errno))")
         }
         syncDirectory(containing: destination)
     }

@@ -50,7 +50,8 @@ public enum SecretBox {
     ) {
         precondition(key.count == keyByteCount, "secretbox key must be 32 bytes")
         precondition(nonce.count == nonceByteCount, "secretbox nonce must be 24 bytes")
-        precondition(output.count == boxByteCount(plaintextCount: plaintext.count), "secretbox output has the wrong size")
+        precondition(
+            output.count == boxByteCount(plaintextCount: plaintext.count), "secretbox output has the wrong size")
         Sodium.ensureInitialized()
         let out = output.baseAddress!
         out.copyMemory(from: nonce.baseAddress!, byteCount: nonceByteCount)

@@ -62,9 +62,11 @@ extension APIError {
         case .keyNotFound(let key, let context):
             self.init(.badRequest, code: "missing_field", message: "\(path(context.codingPath, key)) is required")
         case .valueNotFound(let type, let context):
-            self.init(.badRequest, code: "invalid_field", message: "\(path(context.codingPath)) must be \(describe(type))")
+            self.init(
+                .badRequest, code: "invalid_field", message: "\(path(context.codingPath)) must be \(describe(type))")
         case .typeMismatch(let type, let context):
-            self.init(.badRequest, code: "invalid_field", message: "\(path(context.codingPath)) must be \(describe(type))")
+            self.init(
+                .badRequest, code: "invalid_field", message: "\(path(context.codingPath)) must be \(describe(type))")
         case .dataCorrupted(let context) where context.codingPath.isEmpty:
             self.init(.badRequest, code: "invalid_json", message: "request body is not valid JSON")
         case .dataCorrupted(let context):

@@ -145,7 +145,8 @@ struct TokenController {
         _ = try context.require(.tokenize)
         let body = try await JSONRequest.decode(BatchBody.self, from: request, limit: Self.batchBodyLimit)
         guard (1...Self.batchLimit).contains(body.cards.count) else {
-            throw APIError(.badRequest, code: "invalid_batch_size", message: "cards must hold 1 to \(Self.batchLimit) entries")
+            throw APIError(
+                .badRequest, code: "invalid_batch_size", message: "cards must hold 1 to \(Self.batchLimit) entries")
         }
         let now = Date()
         var items = [BatchItem?](repeating: nil, count: body.cards.count)

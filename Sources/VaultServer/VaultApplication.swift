@@ -32,9 +32,11 @@ public enum VaultApplication {
     ) -> some ApplicationProtocol {
         Application(
             router: publicRouter(vault: vault),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.publicPort), serverName: nil),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.publicPort), serverName: nil),
             services: [VaultMaintenanceService(vault: vault, logger: logger)],
-            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.publicPort) },
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.publicPort)
+            },
             logger: logger)
     }
 }

@@ -38,9 +38,7 @@ import Testing
         let sealed = try Self.seal([], to: Self.recipient.publicKey)
         #expect(sealed.count == SealedBox.overhead)
         let opened = try Self.open(sealed, with: Self.recipient)
-        withKnownIssue("SealedBox.open returns 1 byte for an empty message (SecretBytes needs count > 0)") {
-            #expect(opened.count == 0)
-        }
+        #expect(opened.count == 0)
     }
 
     @Test func sealingIsRandomised() throws {

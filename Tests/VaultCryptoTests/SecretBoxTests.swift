@@ -237,9 +237,7 @@ import Testing
         let box = Self.seal([], key: key)
         #expect(box.count == SecretBox.overhead)
         let opened = try box.withUnsafeBytes { try SecretBox.open($0, key: key) }
-        withKnownIssue("SecretBox.open(_:key:) returns 1 byte for an empty plaintext (SecretBytes needs count > 0)") {
-            #expect(opened.count == 0)
-        }
+        #expect(opened.count == 0)
     }
 
     // MARK: Helpers

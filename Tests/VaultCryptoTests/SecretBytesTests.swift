@@ -71,12 +71,11 @@ import Testing
         #expect(TestBytes.reveal(scratch) == [0, 7, 0])
     }
 
-    @Test func copyingAnEmptyBufferGivesOneZeroByte() {
-        // Documents current behaviour: SecretBytes cannot be empty (see the known issue in
-        // SecretBoxTests.emptyPlaintextThroughSecretBytesAPI).
+    @Test func copyingAnEmptyBufferGivesAnEmptySecret() {
+        // An empty secret stays empty (it is not padded to one zero byte).
         let empty = [UInt8]().withUnsafeBytes { SecretBytes(copying: $0) }
-        #expect(empty.count == 1)
-        #expect(TestBytes.reveal(empty) == [0])
+        #expect(empty.count == 0)
+        #expect(TestBytes.reveal(empty) == [])
     }
 }
 

@@ -53,7 +53,9 @@ public final class CredentialService: Sendable {
         let event = AuditEvent(
             actor: actor.name, type: "credential.create", outcome: .success, origin: actor.origin,
             objects: ["credential:\(id)"],
-            detail: "scopes=\(credential.scopes.map(\.rawValue).joined(separator: ",")) purposes=\(credential.purposes.joined(separator: ","))")
+            detail:
+                "scopes=\(credential.scopes.map(\.rawValue).joined(separator: ",")) purposes=\(credential.purposes.joined(separator: ","))"
+        )
         try await pool.write { [audit] db in
             try db.execute(
                 sql: """
@@ -73,7 +75,9 @@ public final class CredentialService: Sendable {
     /// Every credential, newest last.
     public func list() async throws -> [Credential] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM credentials ORDER BY created_at_ms, id").map { Self.credential($0).0 }
+            try Row.fetchAll(db, sql: "SELECT * FROM credentials ORDER BY created_at_ms, id").map {
+                Self.credential($0).0
+            }
         }
     }
 
@@ -100,7 +104,8 @@ public final class CredentialService: Sendable {
         var entry = cache.withLock { $0[id] }
         if entry == nil {
             entry = try? await pool.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(Self.credential)
+                try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(
+                    Self.credential)
             }
             if let entry { cache.withLock { $0[id] = entry } }
         }
@@ -126,7 +131,8 @@ public final class CredentialService: Sendable {
         let hash: Data = row["secret_hash"]
         let credential = Credential(
             id: row["id"], name: row["name"], scopes: scopes.split(separator: " ").map { Scope(rawValue: String($0)) },
-            purposes: purposes.split(separator: " ").map(String.init), createdAt: Date(milliseconds: row["created_at_ms"]),
+            purposes: purposes.split(separator: " ").map(String.init),
+            createdAt: Date(milliseconds: row["created_at_ms"]),
             revokedAt: revoked.map(Date.init(milliseconds:)))
         return (credential, [UInt8](hash))
     }
@@ -140,6 +146,8 @@ public final class CredentialService: Sendable {
 
     private static func randomAlphanumeric(_ count: Int) -> String {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789".utf8)
-        return String(decoding: (0..<count).map { _ in alphabet[Int(SecureRandom.uniform(UInt32(alphabet.count)))] }, as: UTF8.self)
+        return String(
+            decoding: (0..<count).map { _ in alphabet[Int(SecureRandom.uniform(UInt32(alphabet.count)))] },
+            as: UTF8.self)
     }
 }
