@@ -3,8 +3,9 @@
 public struct Token: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The prefix of opaque tokens.
     public static let opaquePrefix = "tok_"
-    /// The number of characters after the prefix of an opaque token (128 bits in base64url).
-    public static let opaqueBodyLength = 22
+    /// The number of characters after the prefix of an opaque token: 22 bytes (a 48-bit
+    /// millisecond timestamp and 128 random bits) in a URL-safe, order-preserving base64.
+    public static let opaqueBodyLength = 30
 
     /// The token as the API shows it.
     public let rawValue: String

@@ -120,8 +120,7 @@ public struct KeyManager: Sendable {
     static func reseal(
         _ items: [RewrapItem], to target: (version: UInt32, key: SecretBytes), keyRing: KeyRing
     ) throws -> [[UInt8]] {
-        let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount)
-        defer { scratch.wipe() }
+        let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
         var pool = RandomPool(byteCount: SecretBox.nonceByteCount * max(items.count, 1))
         return try items.map { item in
             let kind: RecordEnvelope.Kind = item.table == .cards ? .card : .cvv

@@ -7,11 +7,23 @@ enum TokenGenerator {
     /// over at most 9 digits, drawn generously).
     static let randomBytesPerToken = 32
 
-    /// `tok_` + base64url of 16 random bytes (128 bits, 22 characters).
-    static func opaque(pool: inout RandomPool) -> Token {
-        pool.take(16) { bytes in
-            Token(unchecked: Token.opaquePrefix + base64URL(bytes))
+    /// `tok_` + sortable base64 of (48-bit big-endian milliseconds since 1970 ‖ 16 random bytes):
+    /// 30 characters, 128 random bits. Tokens made later sort later (as UUIDv7 and ULID do), so
+    /// inserting one touches the right edge of the token index instead of a random page; the
+    /// timestamp reveals only the creation time, which the metadata shows anyway.
+    static func opaque(pool: inout RandomPool, milliseconds: Int64) -> Token {
+        pool.take(16) { opaque(milliseconds: milliseconds, random: $0) }
+    }
+
+    /// The opaque token for a timestamp and 16 given random bytes (known-answer tests use this).
+    static func opaque(milliseconds: Int64, random: UnsafeRawBufferPointer) -> Token {
+        precondition(random.count == 16)
+        var bytes = [UInt8](repeating: 0, count: 22)
+        for index in 0..<6 {
+            bytes[index] = UInt8(truncatingIfNeeded: milliseconds >> (40 - 8 * index))
         }
+        for index in 0..<16 { bytes[6 + index] = random[index] }
+        return bytes.withUnsafeBytes { Token(unchecked: Token.opaquePrefix + encode($0, alphabet: sortableAlphabet)) }
     }
 
     /// A numeric token for a PAN: same length, first six and last four digits kept, random
@@ -37,9 +49,19 @@ enum TokenGenerator {
         return Token(unchecked: String(decoding: digits, as: UTF8.self))
     }
 
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    /// RFC 4648 §5 base64url.
+    private static let base64URLAlphabet = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    /// The same 64 URL-safe characters in ASCII order, so encoded strings sort like their bytes.
+    static let sortableAlphabet = Array("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz".utf8)
 
+    /// base64url without padding (credential secrets).
     static func base64URL(_ bytes: UnsafeRawBufferPointer) -> String {
+        encode(bytes, alphabet: base64URLAlphabet)
+    }
+
+    /// Base64 (6 bits per character, most significant first, no padding) over `alphabet`.
+    private static func encode(_ bytes: UnsafeRawBufferPointer, alphabet: [UInt8]) -> String {
         var output = [UInt8]()
         output.reserveCapacity((bytes.count * 4 + 2) / 3)
         var index = 0

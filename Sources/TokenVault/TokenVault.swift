@@ -91,8 +91,7 @@ public final class TokenVault: Tokenizing {
         let (version, key) = keyRing.active
         let perItem = SecretBox.nonceByteCount * 2 + TokenGenerator.randomBytesPerToken
         var pool = RandomPool(byteCount: perItem * items.count)
-        let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount)
-        defer { scratch.wipe() }
+        let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
         return items.map { request, existing in
             let card = request.card
             return card.withPANDigits { pan -> CardWrite in
@@ -102,7 +101,7 @@ public final class TokenVault: Tokenizing {
                 } else if request.format == .numeric {
                     token = TokenGenerator.numeric(panDigits: pan, pool: &pool)
                 } else {
-                    token = TokenGenerator.opaque(pool: &pool)
+                    token = TokenGenerator.opaque(pool: &pool, milliseconds: now.milliseconds)
                 }
                 let fingerprint = KeyedHash.hash(
                     UnsafeRawBufferPointer(pan), key: keyRing.fingerprintKey, outputByteCount: 16)

@@ -89,11 +89,13 @@ public final class VaultDatabase: Sendable {
                         exp_month INTEGER NOT NULL,
                         exp_year INTEGER NOT NULL,
                         fingerprint BLOB NOT NULL,
+                        fingerprint_prefix INTEGER NOT NULL,
                         key_version INTEGER NOT NULL,
                         ciphertext BLOB NOT NULL,
                         created_at_ms INTEGER NOT NULL
                     );
-                    CREATE INDEX cards_fingerprint ON cards(fingerprint, format);
+                    CREATE INDEX cards_fingerprint ON cards(fingerprint_prefix);
+                    CREATE INDEX cards_key_version ON cards(key_version);
                     CREATE TABLE cvvs (
                         id INTEGER PRIMARY KEY,
                         token TEXT NOT NULL UNIQUE REFERENCES cards(token) ON DELETE CASCADE,
@@ -102,6 +104,7 @@ public final class VaultDatabase: Sendable {
                         expires_at_ms INTEGER NOT NULL
                     );
                     CREATE INDEX cvvs_expiry ON cvvs(expires_at_ms);
+                    CREATE INDEX cvvs_key_version ON cvvs(key_version);
                     CREATE TABLE deleted_tokens (
                         token TEXT PRIMARY KEY,
                         deleted_at_ms INTEGER NOT NULL

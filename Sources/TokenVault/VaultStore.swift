@@ -84,9 +84,11 @@ public protocol VaultStore: Sendable {
         -> UInt32
     /// Records (cards and CVVs) per key version.
     func recordCounts() async throws -> [UInt32: Int]
-    /// Records not under `version`.
+    /// Records under a version older than `version` (invariant: the active version is the
+    /// highest, and every record is under it or an older one).
     func recordsNotUnder(version: UInt32) async throws -> Int
-    /// Re-encrypts up to `limit` records not under `version` in one transaction; returns how many.
+    /// Re-encrypts up to `limit` records under versions older than `version` in one
+    /// transaction; returns how many.
     func rewrap(
         to version: UInt32, limit: Int, reseal: @Sendable ([RewrapItem]) throws -> [[UInt8]]
     ) async throws -> Int

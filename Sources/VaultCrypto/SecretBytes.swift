@@ -1,10 +1,13 @@
 import CSodium
 
-/// Secret bytes (keys, decrypted card data) in guarded memory.
+/// Secret bytes (keys, decrypted card data) that wipe themselves.
 ///
-/// The bytes live in memory from `sodium_malloc`: page-aligned behind a guard page, locked
-/// against swapping, excluded from core dumps, and zeroed by `sodium_free` when the last
-/// reference goes away. There is no way to get the bytes out as an `Array`, `String` or
+/// By default (``Protection/guarded``) the bytes live in memory from `sodium_malloc`:
+/// page-aligned behind a guard page, locked against swapping, excluded from core dumps, and
+/// zeroed by `sodium_free` when the last reference goes away. That costs several system calls
+/// (mmap, mprotect, mlock), right for keys that live long; short-lived scratch buffers on hot
+/// paths use ``Protection/wipedOnRelease`` instead: ordinary heap memory that is zeroed with
+/// `sodium_memzero` before it is freed, as swift-crypto's `SecureBytes` does. There is no way to get the bytes out as an `Array`, `String` or
 /// `Data`; access is only through ``withUnsafeBytes(_:)``. The type is deliberately neither
 /// `Codable` nor printable, and `==` runs in constant time.
 public final class SecretBytes: @unchecked Sendable {
@@ -12,20 +15,35 @@ public final class SecretBytes: @unchecked Sendable {
     // explicitly unsafe mutable accessor by the owner that created it); afterwards it is
     // read-only, so sharing across tasks is safe.
     private let pointer: UnsafeMutableRawPointer
+    private let protection: Protection
     /// The number of secret bytes.
     public let count: Int
 
-    /// Allocates `count` zeroed bytes of guarded memory (zero is allowed: an empty secret).
-    public init(zeroedCount count: Int) {
+    /// How the memory is protected.
+    public enum Protection: Sendable {
+        /// `sodium_malloc`: guard pages, mlock, no core dumps, zeroed on release. For keys.
+        case guarded
+        /// Heap memory zeroed on release. For short-lived scratch buffers on hot paths.
+        case wipedOnRelease
+    }
+
+    /// Allocates `count` zeroed bytes (zero is allowed: an empty secret).
+    public init(zeroedCount count: Int, protection: Protection = .guarded) {
         precondition(count >= 0, "SecretBytes needs a non-negative size")
         Sodium.ensureInitialized()
-        // sodium_malloc returns nil only when the system cannot map pages; treat that like
-        // any other allocation failure.
-        guard let pointer = sodium_malloc(count) else {
-            fatalError("sodium_malloc failed: out of memory")
+        switch protection {
+        case .guarded:
+            // sodium_malloc returns nil only when the system cannot map pages; treat that like
+            // any other allocation failure.
+            guard let pointer = sodium_malloc(count) else {
+                fatalError("sodium_malloc failed: out of memory")
+            }
+            self.pointer = pointer
+        case .wipedOnRelease:
+            self.pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 16)
         }
         sodium_memzero(pointer, count)
-        self.pointer = pointer
+        self.protection = protection
         self.count = count
     }
 
@@ -54,8 +72,14 @@ public final class SecretBytes: @unchecked Sendable {
     }
 
     deinit {
-        // sodium_free zeroes the region before unmapping it.
-        sodium_free(pointer)
+        switch protection {
+        case .guarded:
+            // sodium_free zeroes the region before unmapping it.
+            sodium_free(pointer)
+        case .wipedOnRelease:
+            sodium_memzero(pointer, count)
+            pointer.deallocate()
+        }
     }
 
     /// Calls `body` with read access to the secret bytes. Do not let the pointer escape.

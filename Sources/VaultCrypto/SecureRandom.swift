@@ -41,7 +41,8 @@ public struct RandomPool: ~Copyable {
         Sodium.ensureInitialized()
         storage = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 16)
         offset = 0
-        let seed = SecretBytes(randomCount: Int(randombytes_SEEDBYTES))
+        let seed = SecretBytes(zeroedCount: Int(randombytes_SEEDBYTES), protection: .wipedOnRelease)
+        seed.withUnsafeMutableBytes { randombytes_buf($0.baseAddress!, $0.count) }
         seed.withUnsafeBytes { seedBytes in
             randombytes_buf_deterministic(
                 storage.baseAddress!, byteCount, seedBytes.baseAddress!.assumingMemoryBound(to: UInt8.self))

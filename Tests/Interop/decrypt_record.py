@@ -223,7 +223,7 @@ def luhn_valid(digits: bytes) -> bool:
 def token_shape_ok(token: str, card_format: str, pan: bytes) -> bool:
     raw = token.encode("utf-8")
     if card_format == "opaque":
-        return raw.startswith(b"tok_") and len(raw) == 26 and all(b in BASE64URL for b in raw[4:])
+        return raw.startswith(b"tok_") and len(raw) == 34 and all(b in BASE64URL for b in raw[4:])
     if card_format == "numeric":
         return (len(raw) == len(pan) and raw.isdigit() and raw[:6] == pan[:6] and raw[-4:] == pan[-4:]
                 and not luhn_valid(raw))

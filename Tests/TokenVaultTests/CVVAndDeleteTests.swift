@@ -79,7 +79,7 @@ struct CVVAndDeleteTests {
             let again = await #expect(throws: VaultError.self) { try await vault.tokens.delete(token) }
             #expect(again?.code == .tokenNotFound)
             let unknown = await #expect(throws: VaultError.self) {
-                try await vault.tokens.delete(Token(unchecked: "tok_AAAAAAAAAAAAAAAAAAAAAA"))
+                try await vault.tokens.delete(Token(unchecked: "tok_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
             }
             #expect(unknown?.code == .tokenNotFound)
             try await vault.tokens.verifyRecord(keep)

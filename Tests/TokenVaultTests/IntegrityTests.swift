@@ -87,7 +87,7 @@ struct IntegrityTests {
     @Test func unknownTokenIsNotFound() async throws {
         try await withVault { vault, _ in
             let error = await #expect(throws: VaultError.self) {
-                try await vault.tokens.verifyRecord(Token(unchecked: "tok_AAAAAAAAAAAAAAAAAAAAAA"))
+                try await vault.tokens.verifyRecord(Token(unchecked: "tok_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
             }
             #expect(error?.code == .tokenNotFound)
         }

@@ -110,7 +110,7 @@ struct TokenizeTests {
         try await withVault { vault, _ in
             let requests = try (0..<10_000).map { _ in try TestCard.visa.request() }
             let results = try await vault.tokens.tokenize(batch: requests)
-            let pattern = /^tok_[A-Za-z0-9_-]{22}$/
+            let pattern = /^tok_[A-Za-z0-9_-]{30}$/
             var tokens = Set<String>()
             for result in results {
                 let token = try result.get().metadata.token.rawValue

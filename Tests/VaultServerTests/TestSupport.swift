@@ -455,4 +455,4 @@ struct RouteKey: Hashable, Comparable, Sendable, CustomStringConvertible {
 }
 
 /// A well-formed opaque token that no vault has issued.
-let unknownToken = "tok_AAAAAAAAAAAAAAAAAAAAAA"
+let unknownToken = "tok_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"

@@ -25,7 +25,7 @@ struct TokenRouteTests {
             #expect(!reply.contains(card.pan))
             let token = try reply.decode(TokenReply.self)
             #expect(token.token.hasPrefix("tok_"))
-            #expect(token.token.count == 4 + 22)
+            #expect(token.token.count == 4 + 30)
             #expect(Token.format(of: token.token) == .opaque)
             #expect(token.format == "opaque")
             #expect(token.bin == card.bin)
