@@ -1,5 +1,11 @@
 public import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Card data as the frontend sends it: validated on the way in, and write-only.
 ///
 /// A PAN or CVV goes in and never comes out through public API: there is no property, no
@@ -61,10 +67,7 @@ public final class CardInput: @unchecked Sendable {
         guard (2000...2099).contains(expYear) else {
             throw CardValidationError(.expiryYear, "exp_year must be a four-digit year")
         }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let today = calendar.dateComponents([.year, .month], from: now)
-        if let year = today.year, let month = today.month, (expYear, expMonth) < (year, month) {
+        if (expYear, expMonth) < Self.yearAndMonth(of: now) {
             throw CardValidationError(.expired, "the card has expired")
         }
         let brand = CardBrand(panDigits: digits)
@@ -90,6 +93,15 @@ public final class CardInput: @unchecked Sendable {
         self.brand = brand
         self.bin = String(decoding: digits.prefix(6), as: UTF8.self)
         self.last4 = String(decoding: digits.suffix(4), as: UTF8.self)
+    }
+
+    /// The UTC year and month of `date` (gmtime_r; a `Calendar` costs more than the rest of
+    /// the validation).
+    static func yearAndMonth(of date: Date) -> (Int, Int) {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return (Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1)
     }
 
     deinit {

@@ -27,7 +27,9 @@ struct TokenController {
         var dedupe: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case pan, expMonth, expYear, cvv, format, dedupe
+            case pan, cvv, format, dedupe
+            case expMonth = "exp_month"
+            case expYear = "exp_year"
         }
 
         init(from decoder: any Decoder) throws {
@@ -75,9 +77,18 @@ struct TokenController {
         var expMonth: Int
         var expYear: Int
         var fingerprint: String
-        var createdAt: Date
+        var createdAt: String
         var cvvHeld: Bool
-        var cvvExpiresAt: Date?
+        var cvvExpiresAt: String?
+
+        enum CodingKeys: String, CodingKey {
+            case token, format, bin, last4, brand, fingerprint
+            case expMonth = "exp_month"
+            case expYear = "exp_year"
+            case createdAt = "created_at"
+            case cvvHeld = "cvv_held"
+            case cvvExpiresAt = "cvv_expires_at"
+        }
 
         init(_ metadata: CardMetadata, now: Date) {
             token = metadata.token.rawValue
@@ -88,9 +99,9 @@ struct TokenController {
             expMonth = metadata.expMonth
             expYear = metadata.expYear
             fingerprint = metadata.fingerprint
-            createdAt = metadata.createdAt
+            createdAt = Timestamp.string(metadata.createdAt)
             cvvHeld = metadata.cvvHeld(at: now)
-            cvvExpiresAt = cvvHeld ? metadata.cvvExpiresAt : nil
+            cvvExpiresAt = cvvHeld ? metadata.cvvExpiresAt.map(Timestamp.string) : nil
         }
     }
 
