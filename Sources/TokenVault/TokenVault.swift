@@ -69,10 +69,14 @@ public final class TokenVault: Tokenizing {
             }
             if attempts >= Self.maximumTokenAttempts {
                 for index in retry {
+                    // Only numeric tokens collide; anything else retried this often met a key
+                    // rotation on every attempt.
                     results[index] = .failure(
-                        VaultError(
-                            .tokenSpaceExhausted, "no free numeric token for this BIN and last four; use format opaque")
-                    )
+                        requests[index].format == .numeric
+                            ? VaultError(
+                                .tokenSpaceExhausted,
+                                "no free numeric token for this BIN and last four; use format opaque")
+                            : VaultError(.keyVersionActive, "the active key kept changing; retry the request"))
                 }
                 break
             }

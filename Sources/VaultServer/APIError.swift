@@ -60,6 +60,10 @@ public struct APIError: Error, HTTPResponseError, Sendable {
             case .tokenNotFound: return APIError(.notFound, code: error.code.rawValue, message: "no such token")
             case .tokenSpaceExhausted: return APIError(.conflict, code: error.code.rawValue, message: error.message)
             case .invalidArgument: return APIError(.badRequest, code: error.code.rawValue, message: error.message)
+            case .keyVersionActive:
+                var busy = APIError(.serviceUnavailable, code: "retry", message: error.message)
+                busy.headers = [.retryAfter: "1"]
+                return busy
             default: return nil
             }
         case is NIOTooManyBytesError:
