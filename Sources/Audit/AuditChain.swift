@@ -24,6 +24,16 @@ public struct AuditChain: Sendable {
         return KeyedHash.hash(message, key: key)
     }
 
+    /// The MAC that seals the log's head (its last sequence and record MAC), so a head can be
+    /// neither forged nor rewound to an earlier record without the audit key:
+    /// `BLAKE2b-256(key: auditKey, message: "audit-head" ‖ u64 BE sequence ‖ mac)`.
+    public func headMAC(sequence: Int64, mac: [UInt8]) -> [UInt8] {
+        var message = Array("audit-head".utf8)
+        withUnsafeBytes(of: UInt64(bitPattern: sequence).bigEndian) { message.append(contentsOf: $0) }
+        message.append(contentsOf: mac)
+        return KeyedHash.hash(message, key: key)
+    }
+
     /// Length-prefixed fields, so no two different records encode alike:
     /// `u64 sequence ‖ i64 time (ms since 1970) ‖ fields` where each field is `u32 length ‖ UTF-8`
     /// and absent optionals are length 0xFFFFFFFF.

@@ -2,17 +2,27 @@ public import Foundation
 public import GRDB
 import VaultCrypto
 
-/// The audit log in the vault's SQLite database (`audit_log` and `audit_head` tables).
+/// The audit log in the vault's SQLite database (`audit_log`, `audit_head`), with a copy of
+/// its head in a file of its own (see ``AuditHead``).
 ///
-/// `audit_head` keeps the last sequence number and MAC apart from the records, so a cut tail
-/// (the newest records deleted) is detected too.
-public struct SQLiteAuditLog: AuditLog {
+/// Appends from concurrent callers share one commit (group commit), so an audit record per
+/// detokenize request stays durable without costing a commit each.
+public final class SQLiteAuditLog: AuditLog {
     private let writer: any DatabaseWriter
     private let chain: AuditChain
+    /// Where the head file lives; `nil` keeps the head in the database only (tests, tools).
+    public let headFilePath: String?
+    private let committer: GroupCommitter<AuditEvent, Int64>
 
-    public init(writer: any DatabaseWriter, chain: AuditChain) {
+    public init(writer: any DatabaseWriter, chain: AuditChain, headFilePath: String? = nil) {
         self.writer = writer
         self.chain = chain
+        self.headFilePath = headFilePath
+        self.committer = GroupCommitter { [chain, headFilePath] events in
+            try await writer.write { db in
+                try Self.append(events, in: db, chain: chain, headFilePath: headFilePath)
+            }
+        }
     }
 
     /// Creates the tables. Registered by the vault's migrator.
@@ -34,49 +44,80 @@ public struct SQLiteAuditLog: AuditLog {
                         mac BLOB NOT NULL
                     );
                     CREATE INDEX audit_log_time ON audit_log(time_ms);
+                    CREATE INDEX audit_log_actor ON audit_log(actor, sequence);
                     CREATE TABLE audit_head (
                         id INTEGER PRIMARY KEY CHECK (id = 1),
                         sequence INTEGER NOT NULL,
-                        mac BLOB NOT NULL
+                        mac BLOB NOT NULL,
+                        head_mac BLOB NOT NULL
                     );
                     """)
         }
     }
 
-    public func append(_ events: [AuditEvent]) async throws {
-        guard !events.isEmpty else { return }
-        try await writer.write { db in try self.append(events, in: db) }
+    /// Appends durably (group commit); returns the sequence numbers given to the events.
+    @discardableResult
+    public func append(_ events: [AuditEvent]) async throws -> [Int64] {
+        try await committer.submit(events)
     }
 
     /// Appends inside a caller's transaction, so an action and its audit record commit together.
-    public func append(_ events: [AuditEvent], in db: Database) throws {
-        var (sequence, previous) = try Self.head(db)
+    @discardableResult
+    public func append(_ events: [AuditEvent], in db: Database) throws -> [Int64] {
+        try Self.append(events, in: db, chain: chain, headFilePath: headFilePath)
+    }
+
+    private static func append(
+        _ events: [AuditEvent], in db: Database, chain: AuditChain, headFilePath: String?
+    ) throws -> [Int64] {
+        guard !events.isEmpty else { return [] }
+        var (sequence, previous) = try head(db)
+        var sequences = [Int64]()
+        sequences.reserveCapacity(events.count)
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO audit_log (sequence, time_ms, actor, type, outcome, origin, objects, purpose, reference,
+                    detail, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
         for event in events {
             sequence += 1
             let mac = chain.mac(sequence: sequence, event: event, previous: previous)
-            try db.execute(
-                sql: """
-                    INSERT INTO audit_log (sequence, time_ms, actor, type, outcome, origin, objects, purpose, reference,
-                        detail, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    sequence, AuditChain.milliseconds(event.time), event.actor, event.type, event.outcome.rawValue,
-                    event.origin, Self.encodeObjects(event.objects), event.purpose, event.reference, event.detail,
-                    Data(mac),
-                ])
+            try insert.execute(arguments: [
+                sequence, AuditChain.milliseconds(event.time), event.actor, event.type, event.outcome.rawValue,
+                event.origin, encodeObjects(event.objects), event.purpose, event.reference, event.detail, Data(mac),
+            ])
             previous = mac
+            sequences.append(sequence)
         }
+        let head = AuditHead(
+            sequence: sequence, mac: previous, headMAC: chain.headMAC(sequence: sequence, mac: previous))
         try db.execute(
-            sql: "INSERT INTO audit_head (id, sequence, mac) VALUES (1, ?, ?) "
-                + "ON CONFLICT(id) DO UPDATE SET sequence = excluded.sequence, mac = excluded.mac",
-            arguments: [sequence, Data(previous)])
+            sql: "INSERT INTO audit_head (id, sequence, mac, head_mac) VALUES (1, ?, ?, ?) "
+                + "ON CONFLICT(id) DO UPDATE SET sequence = excluded.sequence, mac = excluded.mac, "
+                + "head_mac = excluded.head_mac",
+            arguments: [sequence, Data(previous), Data(head.headMAC)])
+        if let headFilePath {
+            // After the commit, in commit order (the writer is serial): the file never runs ahead
+            // of the database. If it cannot be written the records stay committed, and verify
+            // reports the file as behind.
+            db.afterNextTransaction(onCommit: { _ in try? head.write(path: headFilePath) })
+        }
+        return sequences
     }
 
-    /// Records in sequence order, optionally filtered.
-    public func records(since: Date? = nil, actor: String? = nil, limit: Int = 1000) async throws -> [AuditRecord] {
+    /// A page of records in sequence order.
+    /// - Parameters:
+    ///   - since: only records at or after this time.
+    ///   - actor: only records of this actor.
+    ///   - token: only records whose objects include this token (or object name).
+    ///   - after: only records with a sequence above this (the cursor of the previous page).
+    ///   - limit: at most this many records.
+    public func records(
+        since: Date? = nil, actor: String? = nil, token: String? = nil, after: Int64 = 0, limit: Int = 1000
+    ) async throws -> [AuditRecord] {
         try await writer.read { db in
-            var sql = "SELECT * FROM audit_log WHERE 1 = 1"
-            var arguments = StatementArguments()
+            var sql = "SELECT * FROM audit_log WHERE sequence > ?"
+            var arguments: StatementArguments = [after]
             if let since {
                 sql += " AND time_ms >= ?"
                 arguments += [AuditChain.milliseconds(since)]
@@ -84,6 +125,10 @@ public struct SQLiteAuditLog: AuditLog {
             if let actor {
                 sql += " AND actor = ?"
                 arguments += [actor]
+            }
+            if let token {
+                sql += " AND EXISTS (SELECT 1 FROM json_each(audit_log.objects) WHERE json_each.value = ?)"
+                arguments += [token]
             }
             sql += " ORDER BY sequence LIMIT ?"
             arguments += [limit]
@@ -125,13 +170,68 @@ public struct SQLiteAuditLog: AuditLog {
                 }
                 previous = mac
             }
-            let (headSequence, headMAC) = try Self.head(db)
-            guard headSequence == expected, ConstantTime.equals(headMAC, previous) else {
+            // The head in the database must seal exactly the last record.
+            let stored = try Self.storedHead(db)
+            let sealed = stored.map {
+                ConstantTime.equals(chain.headMAC(sequence: $0.sequence, mac: $0.mac), $0.headMAC)
+            }
+            guard (stored == nil && expected == 0) || sealed == true else {
                 return Verification(
                     ok: false, records: expected, firstBadRecord: expected + 1,
-                    reason: "log ends at \(expected) but its head says \(headSequence): records cut or head altered")
+                    reason: "the log's head in the database is missing or not sealed by the audit key")
+            }
+            guard stored == nil || (stored!.sequence == expected && ConstantTime.equals(stored!.mac, previous)) else {
+                return Verification(
+                    ok: false, records: expected, firstBadRecord: expected + 1,
+                    reason: "log ends at \(expected) but its head says \(stored!.sequence): records cut or head altered"
+                )
+            }
+            // The head file may lag one commit behind (written after it), never run ahead.
+            if let headFilePath {
+                switch try AuditHead.read(path: headFilePath) {
+                case .none where expected > 0:
+                    return Verification(
+                        ok: false, records: expected, firstBadRecord: expected + 1,
+                        reason: "the head file \(headFilePath) is missing")
+                case .some(.none):
+                    return Verification(
+                        ok: false, records: expected, firstBadRecord: expected + 1,
+                        reason: "the head file \(headFilePath) is malformed")
+                case .some(.some(let file)):
+                    guard ConstantTime.equals(chain.headMAC(sequence: file.sequence, mac: file.mac), file.headMAC)
+                    else {
+                        return Verification(
+                            ok: false, records: expected, firstBadRecord: expected + 1,
+                            reason: "the head file \(headFilePath) is not sealed by the audit key")
+                    }
+                    guard file.sequence <= expected else {
+                        return Verification(
+                            ok: false, records: expected, firstBadRecord: expected + 1,
+                            reason:
+                                "the head file records \(file.sequence) records but the log has \(expected): records cut"
+                        )
+                    }
+                    if file.sequence > 0 {
+                        let mac = try Data.fetchOne(
+                            db, sql: "SELECT mac FROM audit_log WHERE sequence = ?", arguments: [file.sequence])
+                        guard let mac, ConstantTime.equals([UInt8](mac), file.mac) else {
+                            return Verification(
+                                ok: false, records: expected, firstBadRecord: file.sequence,
+                                reason: "record \(file.sequence) differs from the one the head file sealed")
+                        }
+                    }
+                default:
+                    break
+                }
             }
             return Verification(ok: true, records: expected, firstBadRecord: nil, reason: nil)
+        }
+    }
+
+    private static func storedHead(_ db: Database) throws -> AuditHead? {
+        try Row.fetchOne(db, sql: "SELECT sequence, mac, head_mac FROM audit_head WHERE id = 1").map { row in
+            AuditHead(
+                sequence: row["sequence"], mac: [UInt8](row["mac"] as Data), headMAC: [UInt8](row["head_mac"] as Data))
         }
     }
 

@@ -1,3 +1,4 @@
+import Audit
 @_spi(CardholderData) public import CardTokens
 public import Foundation
 public import Logging

@@ -19,6 +19,9 @@ public struct VaultPaths: Sendable, Hashable {
         self.masterKeyPath = masterKeyPath ?? (keysDirectory as NSString).appendingPathComponent("master.key")
     }
 
+    /// The audit log's head file (see `AuditHead`): in the data folder, beside `vault.db`.
+    public var auditHeadPath: String { (dataDirectory as NSString).appendingPathComponent("audit.head") }
+
     /// Where `rotate-master` stages the new key until the key ring is re-wrapped under it.
     var pendingMasterKeyPath: String { masterKeyPath + ".next" }
 }
@@ -42,7 +45,8 @@ public final class Vault: Sendable {
         self.database = database
         self.keyRing = keyRing
         self.logger = logger
-        audit = SQLiteAuditLog(writer: database.pool, chain: AuditChain(key: keyRing.auditKey))
+        audit = SQLiteAuditLog(
+            writer: database.pool, chain: AuditChain(key: keyRing.auditKey), headFilePath: paths.auditHeadPath)
         store = SQLiteVaultStore(database: database, audit: audit)
         tokens = TokenVault(store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive, logger: logger)
         keys = KeyManager(store: store, keyRing: keyRing, logger: logger)
@@ -165,7 +169,8 @@ public final class Vault: Sendable {
         let wrappedRoot = WrappedKey.wrap(root, label: .root, version: 0, master: master)
         let wrappedFirst = WrappedKey.wrap(firstKey, label: .dataKey, version: 1, master: master)
         let auditKey = try KeyDerivation.deriveSubkey(id: 1, context: KeyRing.Subkey.audit.rawValue, from: root)
-        let audit = SQLiteAuditLog(writer: database.pool, chain: AuditChain(key: auditKey))
+        let audit = SQLiteAuditLog(
+            writer: database.pool, chain: AuditChain(key: auditKey), headFilePath: paths.auditHeadPath)
         let now = Date()
         var events = [AuditEvent]()
         if !masterExists {
