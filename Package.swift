@@ -48,6 +48,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "Detokenization",
+            dependencies: ["TokenVault", "Audit", "CardTokens", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Shared vocabulary (no CDE dependency)
         .target(name: "CardTokens", swiftSettings: swiftSettings),
@@ -56,10 +61,11 @@ let package = Package(
         .target(
             name: "VaultServer",
             dependencies: [
-                "TokenVault", "CardTokens", "Audit",
+                "TokenVault", "CardTokens", "Audit", "Detokenization",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -89,8 +95,17 @@ let package = Package(
         .testTarget(
             name: "VaultServerTests",
             dependencies: [
-                "VaultServer", "TokenVault", "CardTokens",
+                "VaultServer", "TokenVault", "CardTokens", "Detokenization", "Audit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DetokenizationTests",
+            dependencies: [
+                "Detokenization", "TokenVault", "Audit", "CardTokens",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -186,6 +186,28 @@ public struct SQLiteVaultStore: VaultStore {
         }
     }
 
+    public func ciphertexts(of tokens: [Token]) async throws -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])] {
+        guard !tokens.isEmpty else { return [:] }
+        return try await pool.read { db in
+            var found = [Token: (keyVersion: UInt32, ciphertext: [UInt8])]()
+            // One query per chunk; SQLite allows 32,766 parameters, a request has at most 1,000 tokens.
+            for chunk in stride(from: 0, to: tokens.count, by: 1000).map({ tokens[$0..<min($0 + 1000, tokens.count)] })
+            {
+                let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                let select = try RawStatement(
+                    db.cachedStatement(
+                        sql: "SELECT token, key_version, ciphertext FROM cards WHERE token IN (\(placeholders))"),
+                    in: db)
+                for (index, token) in chunk.enumerated() { try select.bind(Int32(index + 1), token.rawValue) }
+                while try select.next() {
+                    found[Token(unchecked: select.string(0))] = (UInt32(select.int64(1)), select.bytes(2))
+                }
+                select.reset()
+            }
+            return found
+        }
+    }
+
     public func delete(_ token: Token, at date: Date) async throws -> Bool {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM cvvs WHERE token = ?", arguments: [token.rawValue])

@@ -9,8 +9,8 @@ import VaultCrypto
 public final class TokenVault: Tokenizing {
     /// How long a CVV is held (default one hour, as VGS and Basis Theory do).
     public let cvvTimeToLive: TimeInterval
-    private let store: any VaultStore
-    private let keyRing: KeyRing
+    let store: any VaultStore
+    let keyRing: KeyRing
     private let clock: @Sendable () -> Date
     private let logger: Logger
     private let committer: GroupCommitter<CardWrite, CardWriteOutcome>

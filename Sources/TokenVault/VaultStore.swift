@@ -73,6 +73,8 @@ public protocol VaultStore: Sendable {
     func commit(_ writes: [CardWrite]) async throws -> [CardWriteOutcome]
     /// The record of `token`, with its CVV expiry, or `nil`.
     func card(_ token: Token, now: Date) async throws -> StoredCard?
+    /// The key versions and ciphertexts of the tokens that exist (for detokenization).
+    func ciphertexts(of tokens: [Token]) async throws -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])]
     /// Deletes `token`'s record and CVV and remembers the token as used; `false` if unknown.
     func delete(_ token: Token, at: Date) async throws -> Bool
     /// Deletes CVVs whose time is up; returns how many.

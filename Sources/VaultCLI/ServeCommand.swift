@@ -9,7 +9,7 @@ import VaultServer
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve the public tokenization API.",
+        abstract: "Serve the public tokenization API and, on its own port, the audited detokenize API.",
         discussion: """
             Refuses to start if the master key is missing, of the wrong size, readable by group or others, or does \
             not open the key ring. Picks up key rotations and credential revocations made by other processes within \
@@ -24,6 +24,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port of the public API (tokenize, metadata, delete).")
     var publicPort: Int = 8080
 
+    @Option(help: "The port of the detokenize API (detokenize and audit routes, audited, own credentials).")
+    var detokenizePort: Int = 8081
+
+    @Option(help: "Detokenize requests per second per API key (bursts up to the same number); 0 for no limit.")
+    var detokenizeRateLimit: Double = 100
+
     @Option(help: "How long a CVV given at tokenization is held, in seconds (PCI DSS 3.3.2).")
     var cvvTtl: Int = 3600
 
@@ -32,6 +38,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(publicPort) else { throw ValidationError("--public-port must be 0 to 65535") }
+        guard (0...65535).contains(detokenizePort) else {
+            throw ValidationError("--detokenize-port must be 0 to 65535")
+        }
+        guard detokenizeRateLimit >= 0 else { throw ValidationError("--detokenize-rate-limit must be 0 or more") }
         guard cvvTtl > 0 else { throw ValidationError("--cvv-ttl must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
@@ -40,17 +50,22 @@ struct ServeCommand: AsyncParsableCommand {
         try await CLI.run {
             let logger = CLI.logger(level: Logger.Level(rawValue: logLevel) ?? .info)
             let vault = try await Vault.open(paths: storage.paths, logger: logger, cvvTimeToLive: TimeInterval(cvvTtl))
-            let app = VaultApplication.make(
-                vault: vault, configuration: ServerConfiguration(host: host, publicPort: publicPort), logger: logger
-            ) { port in
-                print("vault: public API listening on http://\(host):\(port)")
-                print("vault: active data key v\(vault.keyRing.active.version); data in \(storage.dataDir)")
-                print(
-                    "vault: create an API key with: vault credentials create --name frontend --scope tokenize --scope tokens:read"
-                )
+            let configuration = ServerConfiguration(
+                host: host, publicPort: publicPort, detokenizePort: detokenizePort,
+                detokenizeRateLimit: detokenizeRateLimit > 0 ? detokenizeRateLimit : nil)
+            try await VaultApplication.run(vault: vault, configuration: configuration, logger: logger) {
+                listener, port in
+                if listener == "public" {
+                    print("vault: public API listening on http://\(host):\(port)")
+                    print("vault: active data key v\(vault.keyRing.active.version); data in \(storage.dataDir)")
+                    print(
+                        "vault: create an API key with: vault credentials create --name frontend --scope tokenize "
+                            + "--scope tokens:read")
+                } else {
+                    print("vault: detokenize API listening on http://\(host):\(port)")
+                }
                 fflush(nil)
             }
-            try await app.runService()
         }
     }
 }

@@ -10,7 +10,9 @@ public struct VaultCommand: AsyncParsableCommand {
             Every command takes --data-dir (default ./data) and --keys-dir (default ./Keys).
             """,
         version: "0.1.0",
-        subcommands: [ServeCommand.self, KeysCommand.self, CredentialsCommand.self, BenchCommand.self]
+        subcommands: [
+            ServeCommand.self, KeysCommand.self, CredentialsCommand.self, AuditCommand.self, BenchCommand.self,
+        ]
     )
 
     public init() {}

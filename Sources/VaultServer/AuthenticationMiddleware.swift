@@ -18,6 +18,7 @@ public struct AuthenticationMiddleware: RouterMiddleware {
         var context = context
         if let header = request.headers[.authorization], let secret = Self.bearerCredentials(header) {
             context.credential = await credentials.authenticate(secret: secret)
+            context.presentedCredentialID = CredentialService.id(ofSecret: secret)
         }
         return try await next(request, context)
     }

@@ -1,42 +1,93 @@
+public import Detokenization
 public import Hummingbird
 public import Logging
+import ServiceLifecycle
 public import TokenVault
+import UnixSignals
 
 /// How `vault serve` listens.
 public struct ServerConfiguration: Sendable {
     public var host: String
+    /// The public API: tokenize, metadata, delete.
     public var publicPort: Int
+    /// The detokenize listener: detokenize and audit routes only.
+    public var detokenizePort: Int
+    /// Detokenize requests per second per credential (bursts up to the same number); `nil`
+    /// for no limit.
+    public var detokenizeRateLimit: Double?
 
-    public init(host: String = "127.0.0.1", publicPort: Int = 8080) {
+    public init(
+        host: String = "127.0.0.1", publicPort: Int = 8080, detokenizePort: Int = 8081,
+        detokenizeRateLimit: Double? = 100
+    ) {
         self.host = host
         self.publicPort = publicPort
+        self.detokenizePort = detokenizePort
+        self.detokenizeRateLimit = detokenizeRateLimit
     }
 }
 
-/// Builds the HTTP side of the vault.
+/// Builds the HTTP side of the vault: two listeners with disjoint routes.
 public enum VaultApplication {
-    /// The public router: tokenize and metadata. It has no detokenize route.
+    /// The public router: tokenize and metadata. It has no detokenize or audit route.
     public static func publicRouter(vault: Vault) -> Router<VaultRequestContext> {
-        let router = Router(context: VaultRequestContext.self)
-        router.add(middleware: ErrorMiddleware())
-        router.add(middleware: AuthenticationMiddleware(credentials: vault.credentials))
-        router.get("/healthz") { _, _ in HTTPResponse.Status.ok }
+        let router = baseRouter(vault: vault)
         TokenController(tokens: vault.tokens).addRoutes(to: router)
         return router
     }
 
-    /// The application `vault serve` runs: the public listener plus the maintenance service.
-    public static func make(
+    /// The detokenize router (its own listener and credentials): detokenize and audit only.
+    public static func detokenizeRouter(vault: Vault, rateLimit: Double?, logger: Logger) -> Router<VaultRequestContext>
+    {
+        detokenizeRouter(
+            vault: vault,
+            detokenizer: Detokenizer(
+                tokens: vault.tokens, audit: vault.audit, rateLimiter: rateLimit.map { RateLimiter(rate: $0) },
+                logger: logger))
+    }
+
+    /// The detokenize router around a given ``Detokenizer`` (tests use one whose audit log fails).
+    public static func detokenizeRouter(vault: Vault, detokenizer: Detokenizer) -> Router<VaultRequestContext> {
+        let router = baseRouter(vault: vault)
+        DetokenizeController(detokenizer: detokenizer, audit: vault.audit).addRoutes(to: router)
+        return router
+    }
+
+    private static func baseRouter(vault: Vault) -> Router<VaultRequestContext> {
+        let router = Router(context: VaultRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.add(middleware: AuthenticationMiddleware(credentials: vault.credentials))
+        router.get("/healthz") { _, _ in HTTPResponse.Status.ok }
+        return router
+    }
+
+    /// Runs both listeners and the maintenance service until SIGINT or SIGTERM.
+    /// - Parameter onListening: called with the listener's name and port once it accepts.
+    public static func run(
         vault: Vault, configuration: ServerConfiguration, logger: Logger,
-        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
-        Application(
-            router: publicRouter(vault: vault),
+        onListening: @escaping @Sendable (_ listener: String, _ port: Int) async -> Void = { _, _ in }
+    ) async throws {
+        func application(_ name: String, _ router: Router<VaultRequestContext>, port: Int) -> some Service {
+            Application(
+                router: router,
+                configuration: .init(address: .hostname(configuration.host, port: port), serverName: nil),
+                onServerRunning: { channel in await onListening(name, channel.localAddress?.port ?? port) },
+                logger: logger)
+        }
+        let group = ServiceGroup(
             configuration: .init(
-                address: .hostname(configuration.host, port: configuration.publicPort), serverName: nil),
-            services: [VaultMaintenanceService(vault: vault, logger: logger)],
-            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.publicPort)
-            },
-            logger: logger)
+                services: [
+                    .init(service: application("public", publicRouter(vault: vault), port: configuration.publicPort)),
+                    .init(
+                        service: application(
+                            "detokenize",
+                            detokenizeRouter(
+                                vault: vault, rateLimit: configuration.detokenizeRateLimit, logger: logger),
+                            port: configuration.detokenizePort)),
+                    .init(service: VaultMaintenanceService(vault: vault, logger: logger)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
     }
 }

@@ -7,6 +7,8 @@ public struct VaultRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Set by ``AuthenticationMiddleware`` for a valid API key.
     public var credential: Credential?
+    /// The id part of the presented key, valid or not (for auditing refusals; never the secret).
+    public var presentedCredentialID: String?
     /// The peer address, for the audit log.
     public let remoteAddress: String
 

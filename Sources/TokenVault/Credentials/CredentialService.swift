@@ -138,7 +138,7 @@ public final class CredentialService: Sendable {
     }
 
     /// The id part of `vk_<id>_<secret>`, if the string has that shape.
-    static func id(ofSecret secret: String) -> String? {
+    public static func id(ofSecret secret: String) -> String? {
         let parts = secret.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "vk", parts[1].count == 16, parts[2].count == 43 else { return nil }
         return String(parts[1])

@@ -1,0 +1,212 @@
+public import Audit
+public import CardTokens
+import Foundation
+public import Logging
+@_spi(Detokenization) public import TokenVault
+
+/// How much of a card a detokenize request reveals.
+public enum RevealLevel: String, Sendable, Codable, CaseIterable {
+    /// BIN and last four, the rest `*` (the most PCI DSS 3.4.1 allows to display).
+    case masked
+    /// The full PAN.
+    case pan
+}
+
+/// A detokenize request as the API receives it.
+public struct DetokenizeRequest: Sendable {
+    public var tokens: [String]
+    public var purpose: String
+    public var reference: String
+    public var reveal: RevealLevel
+
+    public init(tokens: [String], purpose: String, reference: String, reveal: RevealLevel) {
+        self.tokens = tokens
+        self.purpose = purpose
+        self.reference = reference
+        self.reveal = reveal
+    }
+}
+
+/// One token's result, in request order.
+public enum DetokenizeResult: Sendable, Hashable {
+    case card(token: String, pan: String?, maskedPan: String?, expMonth: Int, expYear: Int)
+    /// `token` is `nil` when the string was not a well-formed token: it is never echoed, since a
+    /// caller may have sent a card number there by mistake.
+    case error(token: String?, code: String, message: String)
+}
+
+/// Who is asking, as the listener saw it.
+public struct Caller: Sendable {
+    /// The authenticated credential, if any.
+    public var credential: Credential?
+    /// The id part of a presented but invalid key, for the audit log (never the secret).
+    public var presentedID: String?
+    /// The peer address.
+    public var origin: String
+
+    public init(credential: Credential?, presentedID: String? = nil, origin: String) {
+        self.credential = credential
+        self.presentedID = presentedID
+        self.origin = origin
+    }
+
+    var actor: String { credential?.id ?? presentedID.map { "unknown:\($0)" } ?? "anonymous" }
+}
+
+/// The only code that returns plaintext (DESIGN §2, §6): checks credential, scope, rate and
+/// purpose, writes the audit record durably, and only then decrypts. Every refusal is audited
+/// too. If the audit record cannot be written, nothing is revealed.
+public final class Detokenizer: Sendable {
+    public static let maximumTokens = 1000
+    public static let eventType = "detokenize"
+    private let tokens: TokenVault
+    private let audit: any AuditLog
+    private let rateLimiter: RateLimiter?
+    private let logger: Logger
+
+    public init(tokens: TokenVault, audit: any AuditLog, rateLimiter: RateLimiter?, logger: Logger) {
+        self.tokens = tokens
+        self.audit = audit
+        self.rateLimiter = rateLimiter
+        self.logger = logger
+    }
+
+    /// Records a refusal that happened before a request body was read (no key, wrong scope).
+    public func refuse(
+        _ caller: Caller, error: DetokenizationError, purpose: String? = nil, reference: String? = nil,
+        tokens: [Token] = []
+    ) async -> DetokenizationError {
+        let event = AuditEvent(
+            actor: caller.actor, type: Self.eventType, outcome: .denied, origin: caller.origin,
+            objects: tokens.map(\.rawValue), purpose: purpose, reference: reference, detail: "refused=\(error.code)")
+        do {
+            try await audit.append(event)
+        } catch {
+            logger.error("audit append failed for a refused detokenize request")
+        }
+        return error
+    }
+
+    /// Checks that `caller` may detokenize at all (before the body is read).
+    public func authorize(_ caller: Caller) async throws(DetokenizationError) -> Credential {
+        guard let credential = caller.credential else {
+            throw await refuse(
+                caller,
+                error: .init(
+                    .unauthenticated, code: "unauthenticated",
+                    message: "missing or invalid API key (Authorization: Bearer <key>)"))
+        }
+        guard credential.allows(.detokenize) else {
+            throw await refuse(
+                caller, error: .init(.forbidden, code: "forbidden", message: "this API key lacks scope detokenize"))
+        }
+        if let rateLimiter, let wait = rateLimiter.acquire(credential.id) {
+            throw await refuse(
+                caller,
+                error: .init(
+                    .rateLimited(retryAfterSeconds: wait), code: "rate_limited",
+                    message: "too many detokenize requests for this API key; retry after \(wait) s"))
+        }
+        return credential
+    }
+
+    /// Detokenizes a request from a caller that ``authorize(_:)`` let through.
+    public func detokenize(
+        _ request: DetokenizeRequest, credential: Credential, caller: Caller
+    ) async throws(DetokenizationError) -> [DetokenizeResult] {
+        if let problem = Self.validate(request) {
+            throw await refuse(caller, error: problem, purpose: Self.safePurpose(request.purpose))
+        }
+        let parsed = request.tokens.map { try? Token(validating: $0) }
+        let valid = parsed.compactMap { $0 }
+        guard credential.purposes.contains(request.purpose) else {
+            throw await refuse(
+                caller,
+                error: .init(
+                    .forbidden, code: "purpose_not_allowed",
+                    message: "this API key may not detokenize for purpose \(request.purpose)"),
+                purpose: request.purpose, reference: request.reference, tokens: valid)
+        }
+        let positions = parsed.indices.filter { parsed[$0] != nil }
+        var results = [DetokenizeResult?](repeating: nil, count: parsed.count)
+        for (index, token) in parsed.enumerated() where token == nil {
+            results[index] = .error(token: nil, code: "invalid_token", message: "not a well-formed token")
+        }
+        do {
+            try await tokens.withRevealedCards(
+                valid,
+                beforeReveal: { found in
+                    // Audit before reveal: durably committed before anything is decrypted.
+                    let event = AuditEvent(
+                        actor: credential.id, type: Self.eventType, outcome: .success, origin: caller.origin,
+                        objects: valid.map(\.rawValue), purpose: request.purpose, reference: request.reference,
+                        detail: "reveal=\(request.reveal.rawValue) found=\(found.count) "
+                            + "missing=\(valid.count - found.count) invalid=\(parsed.count - valid.count)")
+                    do {
+                        try await audit.append(event)
+                    } catch {
+                        throw DetokenizationError(
+                            .auditUnavailable, code: "audit_unavailable",
+                            message: "the audit log cannot be written; nothing was revealed")
+                    }
+                }
+            ) { index, card in
+                let position = positions[index]
+                guard let card else {
+                    results[position] = .error(
+                        token: valid[index].rawValue, code: "token_not_found", message: "no such token")
+                    return
+                }
+                results[position] = .card(
+                    token: card.token.rawValue,
+                    pan: request.reveal == .pan ? String(decoding: card.panDigits, as: UTF8.self) : nil,
+                    maskedPan: request.reveal == .masked ? Self.mask(card.panDigits) : nil,
+                    expMonth: card.expMonth, expYear: card.expYear)
+            }
+        } catch let error as DetokenizationError {
+            throw error
+        } catch {
+            logger.error("detokenize failed", metadata: ["error_type": "\(type(of: error))"])
+            throw DetokenizationError(.auditUnavailable, code: "internal_error", message: "detokenization failed")
+        }
+        return results.map { $0! }
+    }
+
+    /// BIN and last four, the rest `*`.
+    static func mask(_ digits: UnsafeBufferPointer<UInt8>) -> String {
+        var masked = Array(digits)
+        for index in 6..<(masked.count - 4) { masked[index] = UInt8(ascii: "*") }
+        return String(decoding: masked, as: UTF8.self)
+    }
+
+    static func validate(_ request: DetokenizeRequest) -> DetokenizationError? {
+        guard (1...maximumTokens).contains(request.tokens.count) else {
+            return .init(
+                .badRequest, code: "invalid_batch_size", message: "tokens must hold 1 to \(maximumTokens) entries")
+        }
+        guard safePurpose(request.purpose) != nil else {
+            return .init(
+                .badRequest, code: "invalid_purpose", message: "purpose must be 1 to 64 lower-case letters, digits or _"
+            )
+        }
+        guard isSafeReference(request.reference) else {
+            return .init(
+                .badRequest, code: "invalid_reference",
+                message: "reference must be 1 to 128 characters of A-Z a-z 0-9 . _ : / - and hold no card number")
+        }
+        return nil
+    }
+
+    private static func safePurpose(_ purpose: String) -> String? {
+        purpose.wholeMatch(of: /[a-z][a-z0-9_]{0,63}/) != nil ? purpose : nil
+    }
+
+    /// A reference goes into the audit log, so it must not be able to carry a card number.
+    private static func isSafeReference(_ reference: String) -> Bool {
+        guard reference.wholeMatch(of: /[A-Za-z0-9._:\/-]{1,128}/) != nil else { return false }
+        for run in reference.matches(of: /[0-9]{12,19}/) where Luhn.isValid(digits: Array(run.output.utf8)) {
+            return false
+        }
+        return true
+    }
+}

@@ -1,0 +1,67 @@
+public import CardTokens
+import VaultCrypto
+
+/// A card opened for the detokenize API. Its `panDigits` point into a scratch buffer that is
+/// wiped as soon as the closure that received the card returns: copy nothing out of it but what
+/// the response needs.
+public struct RevealedCard {
+    public let token: Token
+    /// The PAN's ASCII digits, in a scratch buffer that is wiped when the closure returns.
+    public let panDigits: UnsafeBufferPointer<UInt8>
+    public let expMonth: Int
+    public let expYear: Int
+
+    init(token: Token, panDigits: UnsafeBufferPointer<UInt8>, expMonth: Int, expYear: Int) {
+        self.token = token
+        self.panDigits = panDigits
+        self.expMonth = expMonth
+        self.expYear = expYear
+    }
+}
+
+extension TokenVault {
+    /// Opens the records of `tokens` and hands them to `body`; `nil` for a token that does not
+    /// exist (never issued, or deleted). The plaintext lives in one scratch buffer that is wiped
+    /// before this returns.
+    ///
+    /// `beforeReveal` runs after the lookup and before anything is decrypted, with the tokens
+    /// that exist: the caller writes its audit record there. If it throws, nothing is opened
+    /// (audit before reveal, fail closed).
+    ///
+    /// This is the vault's only way to plaintext, and it is behind the `Detokenization` SPI:
+    /// only the Detokenization target (which audits before it reveals) imports it, and a test
+    /// checks that. `TokenVault` itself never returns a PAN.
+    @_spi(Detokenization)
+    public func withRevealedCards(
+        _ tokens: [Token], beforeReveal: (_ found: Set<Token>) async throws -> Void,
+        _ body: (_ index: Int, _ card: RevealedCard?) throws -> Void
+    ) async throws {
+        let found = try await store.ciphertexts(of: tokens)
+        try await beforeReveal(Set(found.keys))
+        let scratch = SecretBytes(
+            zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
+        defer { scratch.wipe() }
+        for (index, token) in tokens.enumerated() {
+            guard let record = found[token] else {
+                try body(index, nil)
+                continue
+            }
+            let count = try Self.open(
+                record.ciphertext, kind: .card, token: token.rawValue, keyRing: keyRing, into: scratch)
+            try scratch.withUnsafeBytes { plaintext in
+                // Layout (RecordEnvelope): 01 ‖ kind ‖ token length ‖ token ‖ PAN length ‖ PAN ‖ month ‖ year (u16).
+                let panStart = 3 + Int(plaintext[2]) + 1
+                let panLength = Int(plaintext[panStart - 1])
+                guard panStart + panLength + 3 == count else {
+                    throw VaultError(.recordCorrupt, "record of token \(token) has a malformed plaintext")
+                }
+                let digits = UnsafeBufferPointer(
+                    rebasing: plaintext.bindMemory(to: UInt8.self)[panStart..<panStart + panLength])
+                let month = Int(plaintext[panStart + panLength])
+                let year = Int(plaintext[panStart + panLength + 1]) << 8 | Int(plaintext[panStart + panLength + 2])
+                try body(index, RevealedCard(token: token, panDigits: digits, expMonth: month, expYear: year))
+            }
+            scratch.wipe()
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import Audit
+import CardTokens
+import Detokenization
+import Foundation
+import Hummingbird
+import TokenVault
+
+/// The detokenize listener's routes: `POST /v1/detokenize` and `GET /v1/audit`.
+struct DetokenizeController {
+    let detokenizer: Detokenizer
+    let audit: SQLiteAuditLog
+    static let bodyLimit = 256 * 1024
+
+    func addRoutes(to router: Router<VaultRequestContext>) {
+        router.post("/v1/detokenize", use: detokenize)
+        router.get("/v1/audit", use: auditRecords)
+    }
+
+    struct Body: Decodable {
+        var tokens: [String]
+        var purpose: String
+        var reference: String
+        var reveal: String?
+    }
+
+    struct ResultBody: Encodable {
+        var results: [Item]
+
+        enum Item: Encodable {
+            case card(Card)
+            case error(ErrorItem)
+
+            func encode(to encoder: any Encoder) throws {
+                switch self {
+                case .card(let card): try card.encode(to: encoder)
+                case .error(let error): try error.encode(to: encoder)
+                }
+            }
+        }
+
+        struct Card: Encodable {
+            var token: String
+            var pan: String?
+            var maskedPan: String?
+            var expMonth: Int
+            var expYear: Int
+
+            enum CodingKeys: String, CodingKey {
+                case token, pan
+                case maskedPan = "masked_pan"
+                case expMonth = "exp_month"
+                case expYear = "exp_year"
+            }
+        }
+
+        struct ErrorItem: Encodable {
+            var token: String?
+            var error: APIError.Envelope.Body
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                // `token: null` for a string that was not a token: it is never echoed.
+                try container.encode(token, forKey: .token)
+                try container.encode(error, forKey: .error)
+            }
+
+            enum CodingKeys: String, CodingKey { case token, error }
+        }
+    }
+
+    @Sendable func detokenize(_ request: Request, context: VaultRequestContext) async throws -> Response {
+        let caller = Caller(
+            credential: context.credential, presentedID: context.presentedCredentialID, origin: context.remoteAddress)
+        do {
+            let credential = try await detokenizer.authorize(caller)
+            let body: Body
+            do {
+                body = try await JSONRequest.decode(Body.self, from: request, limit: Self.bodyLimit)
+            } catch let error as APIError {
+                throw await detokenizer.refuse(
+                    caller, error: .init(.badRequest, code: error.code, message: error.message))
+            }
+            guard let reveal = RevealLevel(rawValue: body.reveal ?? RevealLevel.masked.rawValue) else {
+                throw await detokenizer.refuse(
+                    caller, error: .init(.badRequest, code: "invalid_reveal", message: "reveal must be masked or pan"))
+            }
+            let results = try await detokenizer.detokenize(
+                DetokenizeRequest(
+                    tokens: body.tokens, purpose: body.purpose, reference: body.reference, reveal: reveal),
+                credential: credential, caller: caller)
+            return try JSONResponse.make(
+                ResultBody(
+                    results: results.map { result in
+                        switch result {
+                        case .card(let token, let pan, let maskedPan, let expMonth, let expYear):
+                            .card(
+                                .init(
+                                    token: token, pan: pan, maskedPan: maskedPan, expMonth: expMonth, expYear: expYear))
+                        case .error(let token, let code, let message):
+                            .error(.init(token: token, error: .init(code: code, message: message)))
+                        }
+                    }))
+        } catch let error as DetokenizationError {
+            throw APIError(error)
+        }
+    }
+
+    struct AuditPage: Encodable {
+        var records: [Record]
+        /// The `after` of the next page, or `nil` on the last page.
+        var nextAfter: Int64?
+
+        enum CodingKeys: String, CodingKey {
+            case records
+            case nextAfter = "next_after"
+        }
+
+        struct Record: Encodable {
+            var sequence: Int64
+            var time: String
+            var actor: String
+            var type: String
+            var outcome: String
+            var origin: String
+            var objects: [String]
+            var purpose: String?
+            var reference: String?
+            var detail: String?
+        }
+    }
+
+    @Sendable func auditRecords(_ request: Request, context: VaultRequestContext) async throws -> Response {
+        let credential = try context.require(.auditRead)
+        let query = request.uri.queryParameters
+        let limit: Int =
+            try query.get("limit").map { value in
+                guard let limit = Int(value), (1...1000).contains(limit) else {
+                    throw APIError(.badRequest, code: "invalid_limit", message: "limit must be 1 to 1000")
+                }
+                return limit
+            } ?? 100
+        let after: Int64 =
+            try query.get("after").map { value in
+                guard let after = Int64(value), after >= 0 else {
+                    throw APIError(
+                        .badRequest, code: "invalid_after", message: "after must be a record sequence number")
+                }
+                return after
+            } ?? 0
+        let since = try query.get("since").map { value in
+            guard let date = try? Date(value, strategy: .iso8601) else {
+                throw APIError(.badRequest, code: "invalid_since", message: "since must be an RFC 3339 time")
+            }
+            return date
+        }
+        let records = try await audit.records(
+            since: since, actor: query.get("actor"), token: query.get("token"), after: after, limit: limit)
+        try await audit.append(
+            AuditEvent(
+                actor: credential.id, type: "audit.read", outcome: .success, origin: context.remoteAddress,
+                detail: "records=\(records.count)"))
+        let page = AuditPage(
+            records: records.map { record in
+                AuditPage.Record(
+                    sequence: record.sequence, time: Timestamp.string(record.event.time), actor: record.event.actor,
+                    type: record.event.type, outcome: record.event.outcome.rawValue, origin: record.event.origin,
+                    objects: record.event.objects, purpose: record.event.purpose, reference: record.event.reference,
+                    detail: record.event.detail)
+            },
+            nextAfter: records.count == limit ? records.last?.sequence : nil)
+        return try JSONResponse.make(page)
+    }
+}
+
+extension APIError {
+    init(_ error: DetokenizationError) {
+        switch error.kind {
+        case .badRequest: self.init(.badRequest, code: error.code, message: error.message)
+        case .unauthenticated:
+            self = .unauthenticated
+        case .forbidden: self.init(.forbidden, code: error.code, message: error.message)
+        case .rateLimited(let seconds):
+            self.init(.tooManyRequests, code: error.code, message: error.message)
+            headers = [.retryAfter: String(seconds)]
+        case .auditUnavailable: self.init(.serviceUnavailable, code: error.code, message: error.message)
+        }
+    }
+}
