@@ -176,19 +176,48 @@ public struct SQLiteVaultStore: VaultStore {
     }
 
     public func card(_ token: Token, now: Date) async throws -> StoredCard? {
-        try await pool.read { db in
-            try Row.fetchOne(
-                db,
-                sql: "SELECT \(Self.cardColumns) FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token "
-                    + "AND cvvs.expires_at_ms > ? WHERE cards.token = ?",
-                arguments: [now.milliseconds, token.rawValue]
-            ).map(Self.storedCard)
+        try readCard(token, now: now)
+    }
+
+    /// The point lookups of the read paths (metadata, detokenize) run synchronously on the
+    /// caller's thread: a reader connection's `sync` executes in place, where the async `read`
+    /// would hop to the reader's queue and back — most of the cost of a one-row lookup. One
+    /// statement is consistent by itself, so `unsafeRead` skips the BEGIN/COMMIT too.
+    private func readCard(_ token: Token, now: Date) throws -> StoredCard? {
+        try pool.unsafeRead { db in
+            let select = try RawStatement(
+                db.cachedStatement(
+                    sql: """
+                        SELECT cards.token, cards.format, cards.bin, cards.last4, cards.brand, cards.exp_month,
+                            cards.exp_year, cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms,
+                            cvvs.expires_at_ms
+                        FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ?
+                        WHERE cards.token = ?
+                        """), in: db)
+            defer { select.reset() }
+            try select.bind(1, now.milliseconds)
+            try select.bind(2, token.rawValue)
+            guard try select.next() else { return nil }
+            let metadata = CardMetadata(
+                token: Token(unchecked: select.string(0)), format: TokenFormat(rawValue: select.string(1)) ?? .opaque,
+                bin: select.string(2), last4: select.string(3),
+                brand: CardBrand(rawValue: select.string(4)) ?? .unknown,
+                expMonth: Int(select.int64(5)), expYear: Int(select.int64(6)), fingerprint: Hex.encode(select.bytes(7)),
+                createdAt: Date(milliseconds: select.int64(10)),
+                cvvExpiresAt: select.isNull(11) ? nil : Date(milliseconds: select.int64(11)))
+            return StoredCard(metadata: metadata, keyVersion: UInt32(select.int64(8)), ciphertext: select.bytes(9))
         }
     }
 
     public func ciphertexts(of tokens: [Token]) async throws -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])] {
+        try readCiphertexts(of: tokens)
+    }
+
+    private func readCiphertexts(of tokens: [Token]) throws -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])] {
         guard !tokens.isEmpty else { return [:] }
-        return try await pool.read { db in
+        // A request holds at most 1,000 tokens: one statement, consistent by itself, so the
+        // BEGIN/COMMIT of `read` is skipped.
+        return try pool.unsafeRead { db in
             var found = [Token: (keyVersion: UInt32, ciphertext: [UInt8])]()
             // One query per chunk; SQLite allows 32,766 parameters, a request has at most 1,000 tokens.
             for chunk in stride(from: 0, to: tokens.count, by: 1000).map({ tokens[$0..<min($0 + 1000, tokens.count)] })
