@@ -186,8 +186,8 @@ public final class Detokenizer: Sendable {
         }
         guard safePurpose(request.purpose) != nil else {
             return .init(
-                .badRequest, code: "invalid_purpose", message: "purpose must be 1 to 64 lower-case letters, digits or _"
-            )
+                .badRequest, code: "invalid_purpose",
+                message: "purpose must be 1 to 64 lower-case letters, digits or _ and hold no card number")
         }
         guard isSafeReference(request.reference) else {
             return .init(
@@ -197,16 +197,19 @@ public final class Detokenizer: Sendable {
         return nil
     }
 
+    /// A purpose goes into the audit log too (also when refused), so it must not be able to
+    /// carry a card number either: the pattern alone allows `x4111111111111111`.
     private static func safePurpose(_ purpose: String) -> String? {
-        purpose.wholeMatch(of: /[a-z][a-z0-9_]{0,63}/) != nil ? purpose : nil
+        purpose.wholeMatch(of: /[a-z][a-z0-9_]{0,63}/) != nil && !holdsCardNumber(purpose) ? purpose : nil
     }
 
     /// A reference goes into the audit log, so it must not be able to carry a card number.
     private static func isSafeReference(_ reference: String) -> Bool {
-        guard reference.wholeMatch(of: /[A-Za-z0-9._:\/-]{1,128}/) != nil else { return false }
-        for run in reference.matches(of: /[0-9]{12,19}/) where Luhn.isValid(digits: Array(run.output.utf8)) {
-            return false
-        }
-        return true
+        reference.wholeMatch(of: /[A-Za-z0-9._:\/-]{1,128}/) != nil && !holdsCardNumber(reference)
+    }
+
+    /// Whether `text` holds a run of 12 to 19 digits that passes the Luhn check.
+    private static func holdsCardNumber(_ text: String) -> Bool {
+        text.matches(of: /[0-9]{12,19}/).contains { Luhn.isValid(digits: Array($0.output.utf8)) }
     }
 }

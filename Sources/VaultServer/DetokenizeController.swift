@@ -77,8 +77,11 @@ struct DetokenizeController {
             do {
                 body = try await JSONRequest.decode(Body.self, from: request, limit: Self.bodyLimit)
             } catch let error as APIError {
-                throw await detokenizer.refuse(
+                // Audited as a bad request; answered with the decoder's own status (413 for a
+                // body over the limit, as on the public listener).
+                _ = await detokenizer.refuse(
                     caller, error: .init(.badRequest, code: error.code, message: error.message))
+                throw error
             }
             guard let reveal = RevealLevel(rawValue: body.reveal ?? RevealLevel.masked.rawValue) else {
                 throw await detokenizer.refuse(
