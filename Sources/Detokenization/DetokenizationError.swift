@@ -7,6 +7,8 @@ public struct DetokenizationError: Error, Sendable, Hashable, CustomStringConver
         case forbidden
         case rateLimited(retryAfterSeconds: Int)
         case auditUnavailable
+        /// A fault of the service after the request was accepted (e.g. a corrupt record).
+        case internalFailure
     }
 
     public let kind: Kind

@@ -167,7 +167,7 @@ public final class Detokenizer: Sendable {
             throw error
         } catch {
             logger.error("detokenize failed", metadata: ["error_type": "\(type(of: error))"])
-            throw DetokenizationError(.auditUnavailable, code: "internal_error", message: "detokenization failed")
+            throw DetokenizationError(.internalFailure, code: "internal_error", message: "detokenization failed")
         }
         return results.map { $0! }
     }

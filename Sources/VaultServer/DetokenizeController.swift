@@ -133,7 +133,18 @@ struct DetokenizeController {
     }
 
     @Sendable func auditRecords(_ request: Request, context: VaultRequestContext) async throws -> Response {
-        let credential = try context.require(.auditRead)
+        let credential: Credential
+        do {
+            credential = try context.require(.auditRead)
+        } catch let error as APIError {
+            // Refused reads of the log are recorded like refused detokenize requests.
+            let actor = context.credential?.id ?? context.presentedCredentialID.map { "unknown:\($0)" } ?? "anonymous"
+            try? await audit.append(
+                AuditEvent(
+                    actor: actor, type: "audit.read", outcome: .denied, origin: context.remoteAddress,
+                    detail: "refused=\(error.code)"))
+            throw error
+        }
         let query = request.uri.queryParameters
         let limit: Int =
             try query.get("limit").map { value in
@@ -158,10 +169,14 @@ struct DetokenizeController {
         }
         let records = try await audit.records(
             since: since, actor: query.get("actor"), token: query.get("token"), after: after, limit: limit)
-        try await audit.append(
-            AuditEvent(
-                actor: credential.id, type: "audit.read", outcome: .success, origin: context.remoteAddress,
-                detail: "records=\(records.count)"))
+        // One record per reading, on its first page: recording every page would add a record
+        // per page and keep a paging reader one record behind for ever.
+        if after == 0 {
+            try await audit.append(
+                AuditEvent(
+                    actor: credential.id, type: "audit.read", outcome: .success, origin: context.remoteAddress,
+                    detail: "records=\(records.count)"))
+        }
         let page = AuditPage(
             records: records.map { record in
                 AuditPage.Record(
@@ -186,6 +201,7 @@ extension APIError {
             self.init(.tooManyRequests, code: error.code, message: error.message)
             headers = [.retryAfter: String(seconds)]
         case .auditUnavailable: self.init(.serviceUnavailable, code: error.code, message: error.message)
+        case .internalFailure: self.init(.internalServerError, code: error.code, message: error.message)
         }
     }
 }
