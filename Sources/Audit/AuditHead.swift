@@ -44,7 +44,8 @@ public struct AuditHead: Sendable, Hashable {
 
     /// Replaces the head file atomically (temporary file, fsync, rename).
     func write(path: String) throws {
-        let temporary = path + ".tmp"
+        // A name of its own: the server and a CLI command may write the head at the same time.
+        let temporary = path + ".\(UUID().uuidString).tmp"
         let data = Data(fileBytes)
         guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600])
         else {

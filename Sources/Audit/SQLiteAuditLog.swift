@@ -144,9 +144,13 @@ public final class SQLiteAuditLog: AuditLog {
         public var reason: String?
     }
 
-    /// Recomputes every MAC and compares the tail with `audit_head`.
+    /// Recomputes every MAC and compares the tail with `audit_head` and the head file.
     public func verify() async throws -> Verification {
-        try await writer.read { db in
+        // The head file is read before the database snapshot is taken: it is written after each
+        // commit, so read in this order it can only lag the snapshot. Read after it, appends
+        // committed meanwhile (another process, or this one) would look like a cut tail.
+        let headFile = try headFilePath.map { path in (path: path, head: try AuditHead.read(path: path)) }
+        return try await writer.read { db in
             var previous = AuditChain.genesis
             var expected: Int64 = 0
             let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_log ORDER BY sequence")
@@ -187,8 +191,8 @@ public final class SQLiteAuditLog: AuditLog {
                 )
             }
             // The head file may lag one commit behind (written after it), never run ahead.
-            if let headFilePath {
-                switch try AuditHead.read(path: headFilePath) {
+            if let (headFilePath, head) = headFile {
+                switch head {
                 case .none where expected > 0:
                     return Verification(
                         ok: false, records: expected, firstBadRecord: expected + 1,
@@ -256,7 +260,11 @@ public final class SQLiteAuditLog: AuditLog {
         let outcome = AuditEvent.Outcome(rawValue: row["outcome"])
         let objectsText: String = row["objects"]
         let objects = decodeObjects(objectsText)
-        if strict, outcome == nil || objects == nil || encodeObjects(objects ?? []) != objectsText { return nil }
+        if strict,
+            outcome == nil || objects == nil || encodeObjects(objects ?? []) != objectsText || !hasWrittenTypes(row)
+        {
+            return nil
+        }
         let event = AuditEvent(
             actor: row["actor"], type: row["type"],
             time: Date(timeIntervalSince1970: Double(timeMilliseconds) / 1000),
@@ -264,6 +272,23 @@ public final class SQLiteAuditLog: AuditLog {
             objects: objects ?? [], purpose: row["purpose"], reference: row["reference"],
             detail: row["detail"])
         return AuditRecord(sequence: row["sequence"], event: event, mac: [UInt8](mac))
+    }
+
+    /// Whether every column holds the storage class the log writes. SQLite converts between
+    /// classes on reading (a blob reads as the text of its bytes, `'123x'` as the integer 123), so
+    /// without this a changed row could decode exactly like the one that was MAC'd.
+    private static func hasWrittenTypes(_ row: Row) -> Bool {
+        func storage(_ column: String) -> DatabaseValue.Storage { (row[column] as DatabaseValue).storage }
+        func isText(_ column: String, orNull: Bool = false) -> Bool {
+            switch storage(column) {
+            case .string: true
+            case .null: orNull
+            default: false
+            }
+        }
+        guard case .int64 = storage("time_ms"), case .blob = storage("mac") else { return false }
+        return ["actor", "type", "outcome", "origin", "objects"].allSatisfy { isText($0) }
+            && ["purpose", "reference", "detail"].allSatisfy { isText($0, orNull: true) }
     }
 
     /// Objects are stored as a JSON array of strings.

@@ -41,13 +41,20 @@ struct AuditCommand: AsyncParsableCommand {
                 let vault = try await CLI.opened(storage, logger: CLI.logger())
                 let result = try await vault.audit.verify()
                 intact = result.ok
-                try await vault.audit.append(
-                    AuditEvent(
-                        actor: KeyManager.Actor.cli.name, type: "audit.verify",
-                        outcome: result.ok ? .success : .failure,
-                        origin: KeyManager.Actor.cli.origin,
-                        detail: result.ok
-                            ? "records=\(result.records)" : "first_bad_record=\(result.firstBadRecord ?? 0)"))
+                do {
+                    try await vault.audit.append(
+                        AuditEvent(
+                            actor: KeyManager.Actor.cli.name, type: "audit.verify",
+                            outcome: result.ok ? .success : .failure,
+                            origin: KeyManager.Actor.cli.origin,
+                            detail: result.ok
+                                ? "records=\(result.records)" : "first_bad_record=\(result.firstBadRecord ?? 0)"))
+                } catch let error where !result.ok {
+                    // A log damaged at its head (audit_head deleted or rewound) cannot take another
+                    // record; the verdict must still be reported.
+                    FileHandle.standardError.write(
+                        Data("warning: this verification could not be recorded in the audit log: \(error)\n".utf8))
+                }
                 let output = Output(
                     ok: result.ok, records: result.records, firstBadRecord: result.firstBadRecord, reason: result.reason
                 )
@@ -92,6 +99,15 @@ struct AuditCommand: AsyncParsableCommand {
             }
             var records: [Record]
             var nextAfter: Int64?
+
+            enum CodingKeys: String, CodingKey { case records, nextAfter }
+
+            /// `next_after` is `null` on the last page, not left out: scripts page until it is null.
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(records, forKey: .records)
+                try container.encode(nextAfter, forKey: .nextAfter)
+            }
         }
 
         func validate() throws {

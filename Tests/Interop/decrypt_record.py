@@ -7,7 +7,7 @@
 #  exists to prove that the documented formats are complete and correct: given
 #  the master key file and vault.db it unwraps the key ring, derives the root
 #  subkeys, opens a card record, checks its token binding and fingerprint, and
-#  recomputes the audit MAC chain.
+#  recomputes the audit MAC chain and checks both of its sealed heads.
 #
 #  It prints a PAN because proving the format on TEST cards is its whole
 #  purpose. Outside the interop test it would be a detokenization path that
@@ -19,12 +19,13 @@
 
 Usage:
   decrypt_record.py --master-key Keys/master.key --db data/vault.db --token TOKEN [--expect-cvv 123]
-  decrypt_record.py --master-key Keys/master.key --db data/vault.db --verify-audit
+  decrypt_record.py --master-key Keys/master.key --db data/vault.db --verify-audit [--audit-head PATH]
 
 Output (one JSON object on stdout):
   token mode:  {"token", "pan", "exp_month", "exp_year", "key_version", "fingerprint_ok",
                 "format", "token_format_ok", "metadata_ok", "cvv_held", "cvv_ok"}
-  audit mode:  {"ok", "records"} plus "first_bad_record" and "reason" when not ok.
+  audit mode:  {"ok", "records"} plus "first_bad_record" and "reason" when not ok. The head file
+               is audit.head in the database's folder unless --audit-head names another.
 Exit status: 0 when every check passed, 1 when a check failed or a record does not open,
 2 for a usage error or an unreadable input.
 """
@@ -333,29 +334,69 @@ def _field(value: str | None) -> bytes:
     return struct.pack(">I", len(encoded)) + encoded
 
 
+def _text(row: sqlite3.Row, column: str, optional: bool = False) -> str | None:
+    """A TEXT column as the log writes it: a string (or NULL where the field is optional)."""
+    value = row[column]
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise FormatError(f"audit record {row['sequence']}: {column} is {type(value).__name__}, not text")
+    return value
+
+
+def _integer(row: sqlite3.Row, column: str) -> int:
+    value = row[column]
+    if not isinstance(value, int):
+        raise FormatError(f"audit record {row['sequence']}: {column} is {type(value).__name__}, not an integer")
+    return value
+
+
 def canonical(row: sqlite3.Row) -> bytes:
-    objects = json.loads(row["objects"])
+    try:
+        objects = json.loads(_text(row, "objects"))
+    except ValueError:
+        raise FormatError(f"audit record {row['sequence']}: objects is not JSON") from None
     if not isinstance(objects, list) or not all(isinstance(o, str) for o in objects):
         raise FormatError(f"audit record {row['sequence']}: objects is not a JSON array of strings")
     parts = [
-        struct.pack(">Q", row["sequence"] & 0xFFFFFFFFFFFFFFFF),
-        struct.pack(">Q", row["time_ms"] & 0xFFFFFFFFFFFFFFFF),
-        _field(row["actor"]),
-        _field(row["type"]),
-        _field(row["outcome"]),
-        _field(row["origin"]),
+        struct.pack(">Q", _integer(row, "sequence") & 0xFFFFFFFFFFFFFFFF),
+        struct.pack(">Q", _integer(row, "time_ms") & 0xFFFFFFFFFFFFFFFF),
+        _field(_text(row, "actor")),
+        _field(_text(row, "type")),
+        _field(_text(row, "outcome")),
+        _field(_text(row, "origin")),
         struct.pack(">Q", len(objects)),
         *(_field(o) for o in objects),
-        _field(row["purpose"]),
-        _field(row["reference"]),
-        _field(row["detail"]),
+        _field(_text(row, "purpose", optional=True)),
+        _field(_text(row, "reference", optional=True)),
+        _field(_text(row, "detail", optional=True)),
     ]
     return b"".join(parts)
 
 
-def verify_audit(db: sqlite3.Connection, master: bytes) -> dict:
+HEAD_FILE_MAGIC = b"VAH1"
+HEAD_FILE_BYTES = 4 + 8 + 32 + 32
+
+
+def head_mac(audit_key: bytes, sequence: int, mac: bytes) -> bytes:
+    """The seal of a head (§11): BLAKE2b-256(key = A, "audit-head" ‖ u64 BE sequence ‖ mac)."""
+    return keyed_blake2b(audit_key, b"audit-head" + struct.pack(">Q", sequence & 0xFFFFFFFFFFFFFFFF) + mac, 32)
+
+
+def verify_audit(db: sqlite3.Connection, master: bytes, head_file: str) -> dict:
     audit_key = KeyRing(db, master).subkey(CONTEXT_AUDIT)
+    # The head file first, then the log: the vault writes the file after each commit, so read in
+    # this order the file can only lag the database, never run ahead of it (§16 step 5).
+    try:
+        with open(head_file, "rb") as handle:
+            file_bytes: bytes | None = handle.read()
+    except FileNotFoundError:
+        file_bytes = None
+    except OSError as error:
+        die(f"head file {head_file}: {error.strerror}")
+    db.execute("BEGIN")  # one read snapshot for the whole check
     previous = bytes(32)
+    macs = [previous]  # macs[n] = mac_n
     expected = 0
     for row in db.execute("SELECT * FROM audit_log ORDER BY sequence"):
         expected += 1
@@ -366,14 +407,44 @@ def verify_audit(db: sqlite3.Connection, master: bytes) -> dict:
             mac = keyed_blake2b(audit_key, previous + canonical(row), 32)
         except (ValueError, FormatError) as error:
             return {"ok": False, "records": expected - 1, "first_bad_record": expected, "reason": str(error)}
-        if not hmac.compare_digest(mac, bytes(row["mac"])):
+        stored = row["mac"]
+        if not isinstance(stored, bytes) or not hmac.compare_digest(mac, stored):
             return {"ok": False, "records": expected - 1, "first_bad_record": expected, "reason": "MAC mismatch"}
         previous = mac
-    head = db.execute("SELECT sequence, mac FROM audit_head WHERE id = 1").fetchone()
-    head_sequence, head_mac = (0, bytes(32)) if head is None else (head["sequence"], bytes(head["mac"]))
-    if head_sequence != expected or not hmac.compare_digest(head_mac, previous):
-        return {"ok": False, "records": expected, "first_bad_record": expected + 1,
-                "reason": f"log ends at {expected} but audit_head says {head_sequence}"}
+        macs.append(mac)
+
+    def cut(reason: str) -> dict:
+        return {"ok": False, "records": expected, "first_bad_record": expected + 1, "reason": reason}
+
+    # §16 step 4: audit_head must be sealed and name exactly the last record.
+    head = db.execute("SELECT sequence, mac, head_mac FROM audit_head WHERE id = 1").fetchone()
+    if head is None:
+        if expected > 0:
+            return cut(f"log has {expected} records but audit_head is missing")
+    else:
+        sequence, mac, sealed = head["sequence"], head["mac"], head["head_mac"]
+        if not (isinstance(sequence, int) and isinstance(mac, bytes) and isinstance(sealed, bytes)
+                and hmac.compare_digest(head_mac(audit_key, sequence, mac), sealed)):
+            return cut("audit_head is not sealed by the audit key (head_mac)")
+        if sequence != expected or not hmac.compare_digest(mac, previous):
+            return cut(f"log ends at {expected} but audit_head says {sequence}")
+
+    # §16 step 5: the head file, which may lag the log but never run ahead of it.
+    if file_bytes is None:
+        if expected > 0:
+            return cut(f"the head file {head_file} is missing")
+    else:
+        if len(file_bytes) != HEAD_FILE_BYTES or file_bytes[:4] != HEAD_FILE_MAGIC:
+            return cut(f"the head file {head_file} is malformed")
+        (sequence,) = struct.unpack(">Q", file_bytes[4:12])
+        mac, sealed = file_bytes[12:44], file_bytes[44:76]
+        if not hmac.compare_digest(head_mac(audit_key, sequence, mac), sealed):
+            return cut(f"the head file {head_file} is not sealed by the audit key")
+        if sequence > expected:
+            return cut(f"the head file records {sequence} records but the log has {expected}: records cut")
+        if sequence > 0 and not hmac.compare_digest(macs[sequence], mac):
+            return {"ok": False, "records": expected, "first_bad_record": sequence,
+                    "reason": f"record {sequence} differs from the one the head file sealed"}
     return {"ok": True, "records": expected}
 
 
@@ -386,15 +457,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--db", required=True, help="vault.db")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--token", help="decrypt the card record of this token")
-    mode.add_argument("--verify-audit", action="store_true", help="recompute the audit MAC chain")
+    mode.add_argument("--verify-audit", action="store_true",
+                      help="recompute the audit MAC chain and check both heads (audit_head and the head file)")
+    parser.add_argument("--audit-head", metavar="PATH",
+                        help="with --verify-audit: the head file (default: audit.head beside the database)")
     parser.add_argument("--expect-cvv", help="with --token: check that the held CVV equals this (never printed)")
     args = parser.parse_args(argv)
+    if args.audit_head is not None and not args.verify_audit:
+        parser.error("--audit-head only applies to --verify-audit")
 
     master = load_master_key(args.master_key)
     db = open_db(args.db)
     try:
         if args.verify_audit:
-            result = verify_audit(db, master)
+            head_file = args.audit_head or os.path.join(os.path.dirname(os.path.abspath(args.db)), "audit.head")
+            result = verify_audit(db, master, head_file)
             print(json.dumps(result))
             return 0 if result["ok"] else 1
         result, ok = decrypt_token(db, master, args.token, args.expect_cvv)

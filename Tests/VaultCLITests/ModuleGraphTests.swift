@@ -63,6 +63,23 @@ struct ModuleGraphTests {
         #expect(sodiumUsers == ["VaultCrypto"], "targets depending on CSodium: \(sodiumUsers)")
     }
 
+    @Test("Detokenization is inside the CDE, on top of TokenVault, and CardTokens does not reach it")
+    func detokenizationTarget() async throws {
+        let graph = try await Self.describePackage()
+        #expect(Self.cde.contains("Detokenization"))
+        let dependencies = try #require(graph["Detokenization"], "Detokenization is missing from the package")
+        #expect(dependencies.contains("TokenVault"), "Detokenization depends on \(dependencies)")
+        #expect(dependencies.contains("Audit"), "Detokenization audits before it reveals: \(dependencies)")
+        // The shared vocabulary reaches nothing of the CDE, Detokenization included.
+        let fromCardTokens = Self.reachable(from: "CardTokens", in: graph)
+        #expect(!fromCardTokens.contains("Detokenization"), "CardTokens reaches \(fromCardTokens.sorted())")
+        #expect(fromCardTokens.intersection(Self.cde).isEmpty, "CardTokens reaches \(fromCardTokens.sorted())")
+        // The vault's core never depends on the detokenize layer above it.
+        for name in ["CSodium", "VaultCrypto", "Audit", "TokenVault", "CardTokens"] {
+            #expect(!Self.reachable(from: name, in: graph).contains("Detokenization"), "\(name) reaches Detokenization")
+        }
+    }
+
     /// Every `.swift` file of the checkout outside `.build` and hidden folders, as relative paths.
     static func swiftFiles() throws -> [String] {
         let root = VaultBinary.repositoryRoot
@@ -108,5 +125,37 @@ struct ModuleGraphTests {
         }
         #expect(offenders.isEmpty, "CardholderData SPI used outside the CDE: \(offenders)")
         #expect(sodiumImports.isEmpty, "CSodium imported outside VaultCrypto: \(sodiumImports)")
+    }
+
+    @Test("only Detokenization imports TokenVault's Detokenization SPI (the one way to plaintext)")
+    func detokenizationSPI() throws {
+        // Spelled in two parts so that this file does not match itself.
+        let spi = "@_spi(" + "Detokenization)"
+        let files = try Self.swiftFiles()
+        var importers = [String]()
+        var declarers = [String]()
+        for path in files {
+            let text = try String(contentsOfFile: VaultBinary.repositoryRoot + "/" + path, encoding: .utf8)
+            for line in text.split(separator: "\n") where line.contains(spi) {
+                if line.range(of: #"\bimport\s"#, options: .regularExpression) != nil {
+                    importers.append("\(path): \(line.trimmingCharacters(in: .whitespaces))")
+                } else {
+                    declarers.append(path)
+                }
+            }
+        }
+        // TokenVault declares the SPI (its reveal function carries the attribute) …
+        #expect(
+            declarers.contains("Sources/TokenVault/TokenVault+Reveal.swift"),
+            "the scan found no SPI declaration in TokenVault: \(declarers)")
+        let strayDeclarations = declarers.filter { !$0.hasPrefix("Sources/TokenVault/") }
+        #expect(
+            strayDeclarations.isEmpty, "the Detokenization SPI is declared outside TokenVault: \(strayDeclarations)")
+        // … and only the Detokenization target imports it: not the server, the CLI, CardTokens or a test.
+        #expect(
+            importers.contains { $0.hasPrefix("Sources/Detokenization/") },
+            "the scan found no import of the SPI in Detokenization: \(importers)")
+        let offenders = importers.filter { !$0.hasPrefix("Sources/Detokenization/") }
+        #expect(offenders.isEmpty, "the Detokenization SPI is imported outside Detokenization: \(offenders)")
     }
 }
