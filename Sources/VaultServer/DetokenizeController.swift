@@ -118,6 +118,13 @@ struct DetokenizeController {
             case nextAfter = "next_after"
         }
 
+        /// `next_after` is always present: a number, or `null` on the last page (as the CLI prints it).
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(records, forKey: .records)
+            try container.encode(nextAfter, forKey: .nextAfter)
+        }
+
         struct Record: Encodable {
             var sequence: Int64
             var time: String

@@ -113,7 +113,7 @@ struct RefusalTests {
 
     @Test("Over the rate limit: rate_limited with a retry time, audited; other keys are unaffected")
     func rateLimited() async throws {
-        try await withHarness(rateLimiter: RateLimiter(rate: 1)) { harness in
+        try await withHarness(rateLimiter: RateLimiter(rate: 0.01)) { harness in
             let tokens = try await harness.tokenize([.visa])
             let credential = try await harness.credential()
             let other = try await harness.credential(name: "other")

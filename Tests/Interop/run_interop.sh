@@ -251,6 +251,10 @@ source.close()
 target.execute("PRAGMA journal_mode = DELETE")
 target.close()
 PY
+# The copy's audit head file sits beside it, so the edit below is the only thing wrong.
+cp "$DATA/audit.head" "$WORK/audit.head"
+check "an untouched copy of the audit log verifies" \
+    bash -c 'python3 "$1" --master-key "$2" --db "$3" --verify-audit >/dev/null' _ "$DECRYPT" "$MASTER" "$COPY"
 IFS='|' read -r T1 _ <<<"${TOKENS[0]}"
 IFS='|' read -r T2 _ <<<"${TOKENS[1]}"
 python3 - "$COPY" "$T1" "$T2" <<'PY'

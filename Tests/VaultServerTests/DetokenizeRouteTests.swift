@@ -260,7 +260,7 @@ struct DetokenizeRouteTests {
 
     @Test("Over the rate limit: 429 with Retry-After, audited")
     func rateLimited() async throws {
-        try await withDetokenizeServer(rateLimit: 1) { server in
+        try await withDetokenizeServer(rateLimit: 0.01) { server in
             let token = try await server.tokenize([.visa])[0]
             let first = try await server.detokenize([token])
             #expect(first.status == .ok, "\(first)")

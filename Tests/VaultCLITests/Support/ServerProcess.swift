@@ -54,7 +54,8 @@ final class ServerProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try VaultBinary.require())
         process.arguments =
-            ["serve", "--public-port", String(port), "--detokenize-port", "0", "--log-level", "warning"] + sandbox.storageArguments
+            ["serve", "--public-port", String(port), "--detokenize-port", "0", "--log-level", "warning"]
+            + sandbox.storageArguments
             + extraArguments
         process.currentDirectoryURL = URL(fileURLWithPath: sandbox.root)
         process.environment = VaultBinary.childEnvironment
