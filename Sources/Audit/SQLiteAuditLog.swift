@@ -13,16 +13,30 @@ public final class SQLiteAuditLog: AuditLog {
     /// Where the head file lives; `nil` keeps the head in the database only (tests, tools).
     public let headFilePath: String?
     private let committer: GroupCommitter<AuditEvent, Int64>
+    private let headFile: AuditHeadFileWriter?
 
     public init(writer: any DatabaseWriter, chain: AuditChain, headFilePath: String? = nil) {
         self.writer = writer
         self.chain = chain
         self.headFilePath = headFilePath
-        self.committer = GroupCommitter { [chain, headFilePath] events in
+        let headFile = headFilePath.map(AuditHeadFileWriter.init(path:))
+        self.headFile = headFile
+        self.committer = GroupCommitter { [chain] events in
             try await writer.write { db in
-                try Self.append(events, in: db, chain: chain, headFilePath: headFilePath)
+                try Self.append(events, in: db, chain: chain, headFile: headFile)
             }
         }
+    }
+
+    /// Lets a long-running server write the head file from a background task, coalescing bursts
+    /// of commits (see `AuditHeadFileWriter`). Call ``flushHeadFile()`` before exiting.
+    public func deferHeadFileWrites() {
+        headFile?.deferWrites()
+    }
+
+    /// Writes a head that is still pending.
+    public func flushHeadFile() {
+        headFile?.flush()
     }
 
     /// Creates the tables. Registered by the vault's migrator.
@@ -64,11 +78,11 @@ public final class SQLiteAuditLog: AuditLog {
     /// Appends inside a caller's transaction, so an action and its audit record commit together.
     @discardableResult
     public func append(_ events: [AuditEvent], in db: Database) throws -> [Int64] {
-        try Self.append(events, in: db, chain: chain, headFilePath: headFilePath)
+        try Self.append(events, in: db, chain: chain, headFile: headFile)
     }
 
     private static func append(
-        _ events: [AuditEvent], in db: Database, chain: AuditChain, headFilePath: String?
+        _ events: [AuditEvent], in db: Database, chain: AuditChain, headFile: AuditHeadFileWriter?
     ) throws -> [Int64] {
         guard !events.isEmpty else { return [] }
         var (sequence, previous) = try head(db)
@@ -96,11 +110,11 @@ public final class SQLiteAuditLog: AuditLog {
                 + "ON CONFLICT(id) DO UPDATE SET sequence = excluded.sequence, mac = excluded.mac, "
                 + "head_mac = excluded.head_mac",
             arguments: [sequence, Data(previous), Data(head.headMAC)])
-        if let headFilePath {
+        if let headFile {
             // After the commit, in commit order (the writer is serial): the file never runs ahead
             // of the database. If it cannot be written the records stay committed, and verify
             // reports the file as behind.
-            db.afterNextTransaction(onCommit: { _ in try? head.write(path: headFilePath) })
+            db.afterNextTransaction(onCommit: { _ in headFile.committed(head) })
         }
         return sequences
     }
@@ -292,12 +306,35 @@ public final class SQLiteAuditLog: AuditLog {
     }
 
     /// Objects are stored as a JSON array of strings.
-    private static func encodeObjects(_ objects: [String]) -> String {
-        let data = (try? JSONEncoder().encode(objects)) ?? Data("[]".utf8)
-        return String(decoding: data, as: UTF8.self)
+    /// A JSON array of strings, written by hand: it runs once per audit record on the detokenize
+    /// path, where `JSONEncoder` cost more than the insert. Escapes `"`, `\\` and control
+    /// characters (as `\\u00XX`); verification re-encodes with this same function.
+    static func encodeObjects(_ objects: [String]) -> String {
+        var output = "["
+        for (index, object) in objects.enumerated() {
+            if index > 0 { output += "," }
+            output += "\""
+            for scalar in object.unicodeScalars {
+                switch scalar {
+                case "\"": output += "\\\""
+                case "\\": output += "\\\\"
+                case _ where scalar.value < 0x20:
+                    output += "\\u00" + String(scalar.value, radix: 16).leftPadded(to: 2)
+                default: output.unicodeScalars.append(scalar)
+                }
+            }
+            output += "\""
+        }
+        return output + "]"
     }
 
     private static func decodeObjects(_ text: String) -> [String]? {
         try? JSONDecoder().decode([String].self, from: Data(text.utf8))
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
     }
 }

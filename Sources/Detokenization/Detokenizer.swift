@@ -198,18 +198,44 @@ public final class Detokenizer: Sendable {
     }
 
     /// A purpose goes into the audit log too (also when refused), so it must not be able to
-    /// carry a card number either: the pattern alone allows `x4111111111111111`.
+    /// carry a card number either: the character rule alone allows `x4111111111111111`.
+    /// (Plain byte checks: a `Regex` literal is compiled on every call, most of a request's cost.)
     private static func safePurpose(_ purpose: String) -> String? {
-        purpose.wholeMatch(of: /[a-z][a-z0-9_]{0,63}/) != nil && !holdsCardNumber(purpose) ? purpose : nil
+        let bytes = Array(purpose.utf8)
+        guard (1...64).contains(bytes.count), isLowercaseLetter(bytes[0]),
+            bytes.allSatisfy({ isLowercaseLetter($0) || isDigit($0) || $0 == UInt8(ascii: "_") }),
+            !holdsCardNumber(bytes)
+        else { return nil }
+        return purpose
     }
 
     /// A reference goes into the audit log, so it must not be able to carry a card number.
     private static func isSafeReference(_ reference: String) -> Bool {
-        reference.wholeMatch(of: /[A-Za-z0-9._:\/-]{1,128}/) != nil && !holdsCardNumber(reference)
+        let bytes = Array(reference.utf8)
+        let punctuation = Array("._:/-".utf8)
+        return (1...128).contains(bytes.count)
+            && bytes.allSatisfy {
+                isLowercaseLetter($0) || (65...90).contains($0) || isDigit($0) || punctuation.contains($0)
+            }
+            && !holdsCardNumber(bytes)
     }
 
-    /// Whether `text` holds a run of 12 to 19 digits that passes the Luhn check.
-    private static func holdsCardNumber(_ text: String) -> Bool {
-        text.matches(of: /[0-9]{12,19}/).contains { Luhn.isValid(digits: Array($0.output.utf8)) }
+    /// Whether `bytes` hold a maximal run of 12 to 19 digits that passes the Luhn check.
+    private static func holdsCardNumber(_ bytes: [UInt8]) -> Bool {
+        var start = 0
+        while start < bytes.count {
+            guard isDigit(bytes[start]) else {
+                start += 1
+                continue
+            }
+            var end = start
+            while end < bytes.count && isDigit(bytes[end]) { end += 1 }
+            if (12...19).contains(end - start), Luhn.isValid(digits: bytes[start..<end]) { return true }
+            start = end
+        }
+        return false
     }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { (48...57).contains(byte) }
+    private static func isLowercaseLetter(_ byte: UInt8) -> Bool { (97...122).contains(byte) }
 }

@@ -1,3 +1,4 @@
+import Audit
 public import Detokenization
 public import Hummingbird
 public import Logging
@@ -88,6 +89,10 @@ public enum VaultApplication {
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
+        // Under load, commits hand the audit head to a background writer (coalesced); whatever
+        // is still pending is written on the way out.
+        vault.audit.deferHeadFileWrites()
+        defer { vault.audit.flushHeadFile() }
         try await group.run()
     }
 }

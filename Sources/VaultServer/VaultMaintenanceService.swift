@@ -22,6 +22,11 @@ public struct VaultMaintenanceService: Service {
     }
 
     public func run() async throws {
+        // Stop at once on SIGTERM/SIGINT rather than after the current sleep.
+        try await cancelWhenGracefulShutdown { await loop() }
+    }
+
+    private func loop() async {
         var sincePurge = purgeInterval
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let before = vault.keyRing.active.version
