@@ -62,7 +62,7 @@ final class ServerProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = out
         process.standardError = err
-        try process.run()
+        try launchProcess(process)
         try? out.close()
         try? err.close()
 

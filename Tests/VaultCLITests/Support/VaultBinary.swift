@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -9,6 +10,16 @@ import Testing
 
 // End-to-end helpers: these tests run the real `vault` executable as a child process, the way an
 // operator or a deployment script would, and never link the vault's modules.
+
+/// Foundation's `Process.run()` on Linux is not safe to call from several threads at once: CI
+/// crashed in its spawn path (a bad `memcpy`) while Swift Testing ran these suites in parallel.
+/// Launches go one at a time through this lock; the children still run concurrently.
+private let processLaunch = Mutex<Void>(())
+
+/// Starts `process` (see `processLaunch`).
+func launchProcess(_ process: Process) throws {
+    try processLaunch.withLock { _ in try process.run() }
+}
 
 /// A failure of the test harness itself (binary missing, server did not start, …).
 struct TestFailure: Error, CustomStringConvertible {
@@ -105,7 +116,7 @@ func runProcess(
     process.standardError = err
     let clock = ContinuousClock()
     let start = clock.now
-    try process.run()
+    try launchProcess(process)
     try? out.close()
     try? err.close()
     var timedOut = false
