@@ -149,8 +149,15 @@ struct ValidationTests {
                 #expect(result.errorCode == bad.code, "\(bad.name): \(result)")
             }
             #expect(results.last?.token?.last4 == "1111")
+            // The issued token and fingerprint are random and may contain a short secret such as
+            // "12a" by chance: look for echoes in the rest of the body.
+            var rest = reply.text
+            if let issued = results.last?.token {
+                rest = rest.replacingOccurrences(of: issued.token, with: "")
+                    .replacingOccurrences(of: issued.fingerprint, with: "")
+            }
             for secret in Self.badCards.flatMap(\.secrets) where secret != "4111111111111111" {
-                #expect(!reply.contains(secret), "the response echoes \(secret)")
+                #expect(!rest.contains(secret), "the response echoes \(secret)")
             }
             #expect(!reply.contains("4111111111111111"))
         }
