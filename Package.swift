@@ -35,13 +35,13 @@ let package = Package(
         .target(name: "VaultCrypto", dependencies: ["CSodium"], swiftSettings: swiftSettings),
         .target(
             name: "Audit",
-            dependencies: ["VaultCrypto", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["VaultCrypto", "GroupCommit", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "TokenVault",
             dependencies: [
-                "VaultCrypto", "Audit", "CardTokens",
+                "VaultCrypto", "Audit", "CardTokens", "GroupCommit",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -54,8 +54,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // MARK: Shared vocabulary (no CDE dependency)
+        // MARK: Shared vocabulary and utilities (no CDE dependency)
         .target(name: "CardTokens", swiftSettings: swiftSettings),
+        .target(name: "GroupCommit", swiftSettings: swiftSettings),
+
+        // MARK: Outside the CDE: the wallet side sees tokens only
+        .target(
+            name: "Ledger",
+            dependencies: ["GroupCommit", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Wiring
         .target(
@@ -83,6 +91,11 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "CardTokensTests", dependencies: ["CardTokens"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "LedgerTests",
+            dependencies: ["Ledger", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "TokenVaultTests",
             dependencies: [

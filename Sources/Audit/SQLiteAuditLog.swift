@@ -1,5 +1,6 @@
 public import Foundation
 public import GRDB
+import GroupCommit
 import VaultCrypto
 
 /// The audit log in the vault's SQLite database (`audit_log`, `audit_head`), with a copy of

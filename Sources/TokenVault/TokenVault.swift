@@ -1,6 +1,6 @@
-import Audit
 @_spi(CardholderData) public import CardTokens
 public import Foundation
+import GroupCommit
 public import Logging
 import VaultCrypto
 

@@ -6,8 +6,8 @@ import Synchronization
 /// up; when it finishes, everything queued is committed together in the next one. So a lone
 /// request commits at once, and under load many requests share one fsync: durability without
 /// giving up throughput. Results are returned to each caller in its own order.
-package final class GroupCommitter<Item: Sendable, Outcome: Sendable>: Sendable {
-    package typealias Flush = @Sendable ([Item]) async throws -> [Outcome]
+public final class GroupCommitter<Item: Sendable, Outcome: Sendable>: Sendable {
+    public typealias Flush = @Sendable ([Item]) async throws -> [Outcome]
 
     private struct Waiter: Sendable {
         var items: [Item]
@@ -25,13 +25,13 @@ package final class GroupCommitter<Item: Sendable, Outcome: Sendable>: Sendable 
     /// The most items one commit takes, to bound the latency of the callers in it.
     private let maximumItemsPerCommit: Int
 
-    package init(maximumItemsPerCommit: Int = 20_000, flush: @escaping Flush) {
+    public init(maximumItemsPerCommit: Int = 20_000, flush: @escaping Flush) {
         self.maximumItemsPerCommit = maximumItemsPerCommit
         self.flush = flush
     }
 
     /// Commits `items` with whatever else is queued; returns their outcomes in order.
-    package func submit(_ items: [Item]) async throws -> [Outcome] {
+    public func submit(_ items: [Item]) async throws -> [Outcome] {
         guard !items.isEmpty else { return [] }
         return try await withCheckedThrowingContinuation { continuation in
             let leads = state.withLock { state -> Bool in

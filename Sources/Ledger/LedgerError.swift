@@ -1,0 +1,42 @@
+/// Why the ledger refused an operation. Codes are stable; messages never hold more than ids.
+public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        public let rawValue: String
+        private init(_ rawValue: String) { self.rawValue = rawValue }
+
+        public static let unknownCurrency = Self("unknown_currency")
+        public static let invalidAmount = Self("invalid_amount")
+        public static let invalidID = Self("invalid_id")
+        public static let accountNotFound = Self("account_not_found")
+        public static let accountExists = Self("account_exists")
+        public static let sameAccount = Self("same_account")
+        public static let currencyMismatch = Self("currency_mismatch")
+        public static let overflow = Self("overflow")
+        public static let insufficientFunds = Self("insufficient_funds")
+        public static let exceedsDebits = Self("exceeds_debits")
+        public static let transferExists = Self("transfer_exists_with_different_fields")
+        public static let pendingNotFound = Self("pending_transfer_not_found")
+        public static let pendingAlreadyPosted = Self("pending_transfer_already_posted")
+        public static let pendingAlreadyVoided = Self("pending_transfer_already_voided")
+        public static let pendingExpired = Self("pending_transfer_expired")
+        public static let postExceedsPending = Self("post_amount_exceeds_pending")
+        public static let linkedTransferFailed = Self("linked_transfer_failed")
+        public static let invariantViolated = Self("invariant_violated")
+
+        public var description: String { rawValue }
+
+        public static func ~= (code: Code, error: any Error) -> Bool {
+            (error as? LedgerError)?.code == code
+        }
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "LedgerError(\(code): \(message))" }
+}
