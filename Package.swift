@@ -80,7 +80,7 @@ let package = Package(
         .target(
             name: "VaultCLI",
             dependencies: [
-                "VaultServer", "TokenVault", "Audit", "CardTokens", "VaultCrypto",
+                "VaultServer", "TokenVault", "Audit", "CardTokens", "VaultCrypto", "Ledger",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

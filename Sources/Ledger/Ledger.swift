@@ -105,7 +105,8 @@ public final class Ledger: Sendable {
     }
 
     static func account(_ db: Database, _ id: String) throws -> Account? {
-        try Row.fetchOne(db, sql: "SELECT * FROM ledger_accounts WHERE id = ?", arguments: [id]).map { row in
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM ledger_accounts WHERE id = ?"), arguments: [id]).map {
+            row in
             Account(
                 id: row["id"], currency: try Currency(row["currency"]), flags: AccountFlags(rawValue: row["flags"]),
                 balances: Balances(
@@ -143,7 +144,8 @@ public final class Ledger: Sendable {
     /// The transfer `id`, or `nil`.
     public func transfer(_ id: String) async throws -> Transfer? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM ledger_transfers WHERE id = ?", arguments: [id]).map(Self.transfer)
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM ledger_transfers WHERE id = ?"), arguments: [id])
+                .map(Self.transfer)
         }
     }
 
@@ -206,6 +208,19 @@ public final class Ledger: Sendable {
     ) throws -> [TransferResult] {
         var results = [TransferResult]()
         var touchedHere = Set<String>()
+        // A lone single or pending transfer writes nothing until all its checks pass, so it needs
+        // no savepoint; chains and post/void (which release before checking) do.
+        if chain.count == 1, !openEnded,
+            chain[0].kind == .single || { if case .pending = chain[0].kind { true } else { false } }()
+        {
+            do {
+                let result = try applyOne(chain[0], in: db, now: now, touched: &touchedHere)
+                touched.formUnion(touchedHere)
+                return [result]
+            } catch let error as LedgerError {
+                return [.failed(error)]
+            }
+        }
         try db.inSavepoint {
             for (index, request) in chain.enumerated() {
                 do {
@@ -235,7 +250,7 @@ public final class Ledger: Sendable {
     ) throws -> TransferResult {
         try validate(id: request.id)
         if let existing = try Row.fetchOne(
-            db, sql: "SELECT * FROM ledger_transfers WHERE id = ?", arguments: [request.id])
+            db.cachedStatement(sql: "SELECT * FROM ledger_transfers WHERE id = ?"), arguments: [request.id])
         {
             guard try sameFields(request, as: existing) else {
                 throw LedgerError(.transferExists, "transfer \(request.id) exists with other fields")
@@ -306,7 +321,10 @@ public final class Ledger: Sendable {
 
     /// The pending transfer `id`, still open.
     private static func openPending(_ db: Database, _ id: String, now: Date) throws -> Transfer {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM ledger_transfers WHERE id = ?", arguments: [id]) else {
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM ledger_transfers WHERE id = ?"), arguments: [id])
+        else {
             throw LedgerError(.pendingNotFound, "no pending transfer \(id)")
         }
         let pending = try transfer(row)
@@ -326,21 +344,20 @@ public final class Ledger: Sendable {
     /// Releases a pending hold exactly once: the state moves from `pending` in the same UPDATE
     /// that checks it, and the hold leaves both accounts.
     private static func release(_ db: Database, pendingID: String, to state: PendingState) throws {
-        try db.execute(
-            sql: "UPDATE ledger_transfers SET state = ? WHERE id = ? AND state = 'pending'",
-            arguments: [state.rawValue, pendingID])
+        try db.cachedStatement(sql: "UPDATE ledger_transfers SET state = ? WHERE id = ? AND state = 'pending'")
+            .execute(arguments: [state.rawValue, pendingID])
         guard db.changesCount == 1 else {
             throw LedgerError(.invariantViolated, "pending transfer \(pendingID) was released twice")
         }
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM ledger_transfers WHERE id = ?", arguments: [pendingID])
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM ledger_transfers WHERE id = ?"), arguments: [pendingID])
         else { throw LedgerError(.pendingNotFound, "no pending transfer \(pendingID)") }
         let pending = try transfer(row)
-        try db.execute(
-            sql: "UPDATE ledger_accounts SET debits_pending = debits_pending - ? WHERE id = ?",
-            arguments: [pending.amount, pending.debitAccountID])
-        try db.execute(
-            sql: "UPDATE ledger_accounts SET credits_pending = credits_pending - ? WHERE id = ?",
-            arguments: [pending.amount, pending.creditAccountID])
+        try db.cachedStatement(sql: "UPDATE ledger_accounts SET debits_pending = debits_pending - ? WHERE id = ?")
+            .execute(arguments: [pending.amount, pending.debitAccountID])
+        try db.cachedStatement(sql: "UPDATE ledger_accounts SET credits_pending = credits_pending - ? WHERE id = ?")
+            .execute(arguments: [pending.amount, pending.creditAccountID])
     }
 
     private static func sameFields(_ request: TransferRequest, as row: Row) throws -> Bool {
@@ -365,11 +382,12 @@ public final class Ledger: Sendable {
         _ db: Database, _ request: TransferRequest, debit: String, credit: String, amount: Int64, currency: Currency,
         kind: String, pendingID: String?, expiresAt: Date?, state: PendingState?, now: Date
     ) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO ledger_transfers (id, debit_account, credit_account, amount, currency, kind, pending_id,
                     expires_at_ms, state, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
+                """
+        ).execute(
             arguments: [
                 request.id, debit, credit, amount, currency.code, kind, pendingID, expiresAt?.milliseconds,
                 state?.rawValue, now.milliseconds,
@@ -377,11 +395,12 @@ public final class Ledger: Sendable {
     }
 
     private static func save(_ db: Database, _ account: Account) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 UPDATE ledger_accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?, credits_pending = ?
                 WHERE id = ?
-                """,
+                """
+        ).execute(
             arguments: [
                 account.balances.debitsPosted, account.balances.creditsPosted, account.balances.debitsPending,
                 account.balances.creditsPending, account.id,

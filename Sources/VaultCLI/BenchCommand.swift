@@ -1,6 +1,7 @@
 import ArgumentParser
 @_spi(CardholderData) import CardTokens
 import Foundation
+import Ledger
 import Logging
 import TokenVault
 import VaultCrypto
@@ -89,6 +90,8 @@ struct BenchCommand: AsyncParsableCommand {
                     p50Ms: Self.percentile(batchTimes, 0.5), p99Ms: Self.percentile(batchTimes, 0.99),
                     limitOpsPerS: rewrapLimit))
 
+            results.append(try await Self.ledgerTransfers(directory: directory + "/wallet", transfers: cards))
+
             if json {
                 try CLI.printJSON(["results": results])
             } else {
@@ -103,6 +106,36 @@ struct BenchCommand: AsyncParsableCommand {
                 print("(latency of a batch for batch runs and per rewrap transaction of 5000 records)")
             }
         }
+    }
+
+    /// Durable single-phase transfers between 1,000 no-overdraft accounts, in calls of 1,000
+    /// from 4 concurrent callers (their commits are shared), invariants checked in every commit.
+    static func ledgerTransfers(directory: String, transfers: Int) async throws -> Result {
+        let ledger = try Ledger(directory: directory)
+        let euro = try Currency("EUR")
+        _ = try await ledger.createAccount(id: "bank", currency: euro)
+        let accounts = 1000
+        for index in 0..<accounts {
+            _ = try await ledger.createAccount(id: "w\(index)", currency: euro, flags: .debitsMustNotExceedCredits)
+        }
+        _ = try await ledger.createTransfers(
+            (0..<accounts).map {
+                TransferRequest(id: "fund-\($0)", debitAccountID: "bank", creditAccountID: "w\($0)", amount: 1_000_000)
+            })
+        let batches = stride(from: 0, to: transfers, by: 1000).map { start in
+            (start..<min(start + 1000, transfers)).map { index in
+                TransferRequest(
+                    id: "t\(index)", debitAccountID: "w\(index % accounts)",
+                    creditAccountID: "w\((index * 7 + 1) % accounts)", amount: 1)
+            }
+        }
+        let run = try await measure(tasks: 4, work: batches) { batch in
+            _ = try await ledger.createTransfers(batch)
+        }
+        try await ledger.verifyInvariants()
+        return Result(
+            name: "ledger_transfers_batch_1000_in_process", opsPerS: Double(transfers) / run.seconds, p50Ms: run.p50,
+            p99Ms: run.p99, limitOpsPerS: nil)
     }
 
     /// Luhn-valid generated PANs (never real cards: random digits under test BINs).
