@@ -410,6 +410,10 @@ public final class Ledger: Sendable {
     private static func checkFlags(_ debit: Account, _ credit: Account) throws {
         for account in [debit, credit] {
             let balances = account.balances
+            // Posted plus pending must fit too (TigerBeetle's `overflows_debits`/`overflows_credits`),
+            // else `Balances.available` cannot be represented.
+            _ = try add(balances.debitsPosted, balances.debitsPending)
+            _ = try add(balances.creditsPosted, balances.creditsPending)
             if account.flags.contains(.debitsMustNotExceedCredits),
                 try add(balances.debitsPosted, balances.debitsPending) > balances.creditsPosted
             {
@@ -437,15 +441,24 @@ public final class Ledger: Sendable {
             try currencies.map(Array.init)
             ?? String.fetchAll(db, sql: "SELECT DISTINCT currency FROM ledger_accounts")
         for code in codes {
+            // The totals of a currency may exceed Int64 (SQLite's sum() then fails with "integer
+            // overflow"), so each balance is summed as its high and low 32 bits, which cannot.
             let row = try Row.fetchOne(
                 db,
                 sql: """
-                    SELECT coalesce(sum(credits_posted), 0) - coalesce(sum(debits_posted), 0) AS posted,
-                        coalesce(sum(credits_pending), 0) - coalesce(sum(debits_pending), 0) AS pending
+                    SELECT coalesce(sum(credits_posted >> 32), 0) - coalesce(sum(debits_posted >> 32), 0) AS posted_high,
+                        coalesce(sum(credits_posted & 4294967295), 0) - coalesce(sum(debits_posted & 4294967295), 0)
+                            AS posted_low,
+                        coalesce(sum(credits_pending >> 32), 0) - coalesce(sum(debits_pending >> 32), 0) AS pending_high,
+                        coalesce(sum(credits_pending & 4294967295), 0) - coalesce(sum(debits_pending & 4294967295), 0)
+                            AS pending_low
                     FROM ledger_accounts WHERE currency = ?
                     """,
                 arguments: [code])
-            guard let row, row["posted"] as Int64 == 0, row["pending"] as Int64 == 0 else {
+            func total(_ row: Row, _ name: String) -> Int128 {
+                Int128(row["\(name)_high"] as Int64) << 32 + Int128(row["\(name)_low"] as Int64)
+            }
+            guard let row, total(row, "posted") == 0, total(row, "pending") == 0 else {
                 throw LedgerError(.invariantViolated, "balances in \(code) do not sum to zero")
             }
         }

@@ -1,0 +1,119 @@
+import Foundation
+import Ledger
+import Synchronization
+import Testing
+
+// Helpers shared by the ledger suites. Every test opens its own ledger in its own temporary folder.
+
+// MARK: - Sandboxes
+
+/// Runs `body` with a fresh ledger in a temporary folder of its own, removed afterwards.
+func withLedger<R>(
+    clock: ManualClock? = nil, _ body: (Ledger, String) async throws -> R
+) async throws -> R {
+    let directory =
+        FileManager.default.temporaryDirectory
+        .appendingPathComponent("ledger-tests-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let ledger = try clock.map { try Ledger(directory: directory, clock: $0.function) } ?? Ledger(directory: directory)
+    return try await body(ledger, directory)
+}
+
+// MARK: - Clock
+
+/// A clock the test moves by hand.
+final class ManualClock: Sendable {
+    private let current: Mutex<Date>
+
+    init(_ start: Date = Date(timeIntervalSince1970: 1_900_000_000)) {
+        current = Mutex(start)
+    }
+
+    var now: Date { current.withLock { $0 } }
+
+    func advance(by interval: TimeInterval) {
+        current.withLock { $0 += interval }
+    }
+
+    var function: @Sendable () -> Date { { self.now } }
+}
+
+// MARK: - Random
+
+/// SplitMix64: a small seeded generator, so that a failing property test can be replayed.
+struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    init(seed: UInt64) {
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+// MARK: - Currencies and requests
+
+enum Money {
+    static let eur = try! Currency("EUR")
+    static let usd = try! Currency("USD")
+    static let jpy = try! Currency("JPY")
+}
+
+extension TransferRequest {
+    /// A request with the arguments in the order a reader expects: id, from, to, amount.
+    static func make(
+        _ id: String, _ debit: String, _ credit: String, _ amount: Int64, _ kind: TransferKind = .single,
+        linked: Bool = false
+    ) -> TransferRequest {
+        TransferRequest(
+            id: id, debitAccountID: debit, creditAccountID: credit, amount: amount, kind: kind, linked: linked)
+    }
+
+    /// Posts `amount` of the pending transfer `pendingID`.
+    static func post(_ id: String, _ pendingID: String, _ amount: Int64) -> TransferRequest {
+        TransferRequest(
+            id: id, debitAccountID: "", creditAccountID: "", amount: amount, kind: .post(pendingID: pendingID))
+    }
+
+    /// Voids the pending transfer `pendingID`.
+    static func void(_ id: String, _ pendingID: String) -> TransferRequest {
+        TransferRequest(id: id, debitAccountID: "", creditAccountID: "", amount: 0, kind: .void(pendingID: pendingID))
+    }
+}
+
+extension TransferResult {
+    /// The error code of a failed result, `nil` for `created` and `exists`.
+    var code: LedgerError.Code? {
+        if case .failed(let error) = self { return error.code }
+        return nil
+    }
+}
+
+extension Ledger {
+    /// Creates one transfer and returns its result.
+    func submit(_ request: TransferRequest) async throws -> TransferResult {
+        let results = try await createTransfers([request])
+        try #require(results.count == 1)
+        return results[0]
+    }
+
+    /// The balances of an account that must exist.
+    func balances(_ id: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Balances {
+        let account = try #require(try await account(id), "no account \(id)", sourceLocation: sourceLocation)
+        return account.balances
+    }
+
+    /// Moves `amount` from `from` to `to` at once and requires that it is created.
+    func fund(
+        _ id: String, from: String, to: String, _ amount: Int64, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let result = try await submit(.make(id, from, to, amount))
+        try #require(result == .created, "funding \(id) failed: \(result)", sourceLocation: sourceLocation)
+    }
+}
