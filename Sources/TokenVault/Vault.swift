@@ -59,7 +59,7 @@ public final class Vault: Sendable {
     /// - Throws: ``MasterKeyError`` or ``VaultError`` naming the file and the problem.
     public static func open(paths: VaultPaths, logger: Logger, cvvTimeToLive: TimeInterval = 3600) async throws -> Vault
     {
-        var master = try MasterKeyFile.load(path: paths.masterKeyPath)
+        let master = try MasterKeyFile.load(path: paths.masterKeyPath)
         let databasePath = (paths.dataDirectory as NSString).appendingPathComponent(VaultDatabase.fileName)
         // The key is checked over a read-only connection: opening the pool writes to vault.db
         // (GRDB makes the WAL non-empty with a CREATE/DROP TABLE), and a refused key must leave
@@ -82,10 +82,8 @@ public final class Vault: Sendable {
             }
             try MasterKeyFile.install(paths.pendingMasterKeyPath, as: paths.masterKeyPath)
             logger.notice("completed an interrupted master-key rotation")
-            master = staged
             keyRing = recovered
         }
-        _ = master
         let database = try VaultDatabase.open(directory: paths.dataDirectory, create: false)
         try database.migrate()
         return Vault(paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive)

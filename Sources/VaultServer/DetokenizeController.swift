@@ -146,7 +146,7 @@ struct DetokenizeController {
         } catch let error as APIError {
             // Refused reads of the log are recorded like refused detokenize requests.
             let actor = context.credential?.id ?? context.presentedCredentialID.map { "unknown:\($0)" } ?? "anonymous"
-            try? await audit.append(
+            _ = try? await audit.append(
                 AuditEvent(
                     actor: actor, type: "audit.read", outcome: .denied, origin: context.remoteAddress,
                     detail: "refused=\(error.code)"))

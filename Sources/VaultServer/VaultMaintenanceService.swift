@@ -23,7 +23,7 @@ public struct VaultMaintenanceService: Service {
 
     public func run() async throws {
         // Stop at once on SIGTERM/SIGINT rather than after the current sleep.
-        try await cancelWhenGracefulShutdown { await loop() }
+        await cancelWhenGracefulShutdown { await loop() }
     }
 
     private func loop() async {
