@@ -89,16 +89,28 @@ let package = Package(
         .executableTarget(name: "vault", dependencies: ["VaultCLI"], swiftSettings: swiftSettings),
 
         // MARK: Tests
+        .target(
+            name: "VaultTestSupport",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            path: "Tests/VaultTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "CardTokensTests", dependencies: ["CardTokens"], swiftSettings: swiftSettings),
         .testTarget(
             name: "LedgerTests",
-            dependencies: ["Ledger", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "VaultTestSupport", "Ledger", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TokenVaultTests",
             dependencies: [
+                "VaultTestSupport",
                 "TokenVault", "VaultCrypto", "Audit", "CardTokens",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
@@ -108,6 +120,7 @@ let package = Package(
         .testTarget(
             name: "VaultServerTests",
             dependencies: [
+                "VaultTestSupport",
                 "VaultServer", "TokenVault", "CardTokens", "Detokenization", "Audit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
@@ -117,6 +130,7 @@ let package = Package(
         .testTarget(
             name: "DetokenizationTests",
             dependencies: [
+                "VaultTestSupport",
                 "Detokenization", "TokenVault", "Audit", "CardTokens",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "InMemoryLogging", package: "swift-log"),

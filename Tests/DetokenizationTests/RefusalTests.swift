@@ -5,6 +5,7 @@ import Foundation
 import GRDB
 import Testing
 import TokenVault
+import VaultTestSupport
 
 /// Every refusal throws the right error and leaves a `denied` record; nothing a client sent by
 /// mistake (a PAN as a token, in a purpose or a reference) reaches the audit log or the logs.

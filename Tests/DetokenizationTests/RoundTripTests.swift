@@ -4,6 +4,7 @@ import Detokenization
 import Foundation
 import Testing
 import TokenVault
+import VaultTestSupport
 
 /// Whatever goes in through tokenize comes back out through detokenize, in order, and a masked
 /// reveal shows BIN and last four only.

@@ -7,6 +7,7 @@ import Logging
 import Synchronization
 import Testing
 import TokenVault
+import VaultTestSupport
 
 // Helpers for the Detokenization suites, copied in part from the TokenVault and VaultServer
 // test targets (a test target cannot import another).
@@ -170,48 +171,7 @@ final class SpyAuditLog: AuditLog {
 
 // MARK: - Logging
 
-enum TestLog {
-    /// A logger that keeps what it is given in `handler` (never bootstraps the logging system).
-    static func capturing(level: Logger.Level = .trace) -> (Logger, InMemoryLogHandler) {
-        let handler = InMemoryLogHandler()
-        var logger = Logger(label: "detokenization-test", factory: { _ in handler })
-        logger.logLevel = level
-        return (logger, handler)
-    }
-
-    /// Everything one entry would print: level, message, metadata and error.
-    static func rendered(_ entry: InMemoryLogHandler.Entry) -> String {
-        var text = "\(entry.level) \(entry.message)"
-        for (key, value) in entry.metadata.sorted(by: { $0.key < $1.key }) {
-            text += " \(key)=\(value)"
-        }
-        if let error = entry.error {
-            text += " error=\(String(describing: error)) \(String(reflecting: error))"
-        }
-        return text
-    }
-}
-
 // MARK: - Cards
-
-/// SplitMix64: a small seeded generator, so that a failing property test can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    let seed: UInt64
-
-    init(seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
-        self.seed = seed
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Card data for tests: public test numbers or generated Luhn-valid numbers.
 struct TestCard: Sendable, Hashable, CustomTestStringConvertible {
@@ -252,34 +212,11 @@ enum PANGenerator {
     /// IIN prefixes (ranges well inside one network each).
     static let prefixes = ["4", "51", "55", "2221", "34", "37", "6011", "65", "3530", "36", "621", "50"]
 
-    /// The Luhn check digit that makes `body` followed by it valid (independent of `Luhn`).
-    static func checkDigit(for body: [UInt8]) -> UInt8 {
-        var sum = 0
-        for (position, byte) in body.reversed().enumerated() {
-            var digit = Int(byte - UInt8(ascii: "0"))
-            if position % 2 == 0 {
-                digit *= 2
-                if digit > 9 { digit -= 9 }
-            }
-            sum += digit
-        }
-        return UInt8(ascii: "0") + UInt8((10 - sum % 10) % 10)
-    }
-
-    static func passesLuhn(_ digits: String) -> Bool {
-        let bytes = Array(digits.utf8)
-        return checkDigit(for: Array(bytes.dropLast())) == bytes.last
-    }
-
-    static func digits<G: RandomNumberGenerator>(_ count: Int, using generator: inout G) -> String {
-        String((0..<count).map { _ in Character(String(Int.random(in: 0...9, using: &generator))) })
-    }
-
     /// A Luhn-valid PAN of `length` digits under a random known prefix.
     static func pan<G: RandomNumberGenerator>(length: Int, using generator: inout G) -> String {
         let prefix = prefixes.randomElement(using: &generator)!
-        var bytes = Array((prefix + digits(length - 1 - prefix.count, using: &generator)).utf8)
-        bytes.append(checkDigit(for: bytes))
+        var bytes = Array((prefix + TestLuhn.digits(length - 1 - prefix.count, using: &generator)).utf8)
+        bytes.append(TestLuhn.checkDigit(for: bytes))
         return String(decoding: bytes, as: UTF8.self)
     }
 

@@ -3,6 +3,7 @@ import GRDB
 import Ledger
 import Synchronization
 import Testing
+import VaultTestSupport
 
 /// Random concurrent traffic against a ledger, then every invariant checked from the outside.
 ///

@@ -2,6 +2,7 @@ import Foundation
 import Ledger
 import Synchronization
 import Testing
+import VaultTestSupport
 
 // Helpers shared by the ledger suites. Every test opens its own ledger in its own temporary folder.
 
@@ -21,41 +22,7 @@ func withLedger<R>(
 
 // MARK: - Clock
 
-/// A clock the test moves by hand.
-final class ManualClock: Sendable {
-    private let current: Mutex<Date>
-
-    init(_ start: Date = Date(timeIntervalSince1970: 1_900_000_000)) {
-        current = Mutex(start)
-    }
-
-    var now: Date { current.withLock { $0 } }
-
-    func advance(by interval: TimeInterval) {
-        current.withLock { $0 += interval }
-    }
-
-    var function: @Sendable () -> Date { { self.now } }
-}
-
 // MARK: - Random
-
-/// SplitMix64: a small seeded generator, so that a failing property test can be replayed.
-struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 // MARK: - Currencies and requests
 

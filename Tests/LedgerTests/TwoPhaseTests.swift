@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
 import Testing
+import VaultTestSupport
 
 @Suite("Two-phase transfers")
 struct TwoPhaseTests {

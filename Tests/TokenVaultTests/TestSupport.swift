@@ -7,6 +7,7 @@ import Logging
 import Synchronization
 import Testing
 import VaultCrypto
+import VaultTestSupport
 
 @testable import TokenVault
 
@@ -59,70 +60,9 @@ func withVault<R>(
 
 // MARK: - Logging
 
-enum TestLog {
-    /// A logger that keeps what it is given in `handler` (never bootstraps the logging system).
-    static func capturing(level: Logger.Level = .trace) -> (Logger, InMemoryLogHandler) {
-        let handler = InMemoryLogHandler()
-        var logger = Logger(label: "test", factory: { _ in handler })
-        logger.logLevel = level
-        return (logger, handler)
-    }
-
-    /// A logger whose output is kept but not looked at.
-    static func quiet() -> Logger { capturing(level: .info).0 }
-
-    /// Everything one entry would print: message, metadata and error.
-    static func rendered(_ entry: InMemoryLogHandler.Entry) -> String {
-        var text = "\(entry.level) \(entry.message)"
-        for (key, value) in entry.metadata.sorted(by: { $0.key < $1.key }) {
-            text += " \(key)=\(value)"
-        }
-        if let error = entry.error {
-            text += " error=\(String(describing: error)) \(String(reflecting: error))"
-        }
-        return text
-    }
-}
-
 // MARK: - Clock
 
-/// A clock the test moves by hand.
-final class ManualClock: Sendable {
-    private let current: Mutex<Date>
-
-    init(_ start: Date = Date(timeIntervalSince1970: 1_900_000_000)) {
-        current = Mutex(start)
-    }
-
-    var now: Date { current.withLock { $0 } }
-
-    func advance(by interval: TimeInterval) {
-        current.withLock { $0 += interval }
-    }
-
-    var function: @Sendable () -> Date { { self.now } }
-}
-
 // MARK: - Card numbers
-
-/// SplitMix64: a small seeded generator, so that a failing property test can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    let seed: UInt64
-
-    init(seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
-        self.seed = seed
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Card data for tests: public test numbers or generated Luhn-valid numbers.
 struct TestCard: Sendable, CustomTestStringConvertible {
@@ -170,38 +110,14 @@ enum PANGenerator {
         ("621", .unionPay), ("50", .maestro), ("9", .unknown),
     ]
 
-    /// The Luhn check digit that makes `body` followed by it valid (independent of `Luhn`).
-    static func checkDigit(for body: [UInt8]) -> UInt8 {
-        var sum = 0
-        for (position, byte) in body.reversed().enumerated() {
-            var digit = Int(byte - UInt8(ascii: "0"))
-            if position % 2 == 0 {
-                digit *= 2
-                if digit > 9 { digit -= 9 }
-            }
-            sum += digit
-        }
-        return UInt8(ascii: "0") + UInt8((10 - sum % 10) % 10)
-    }
-
-    /// An independent Luhn check, to cross-check `Luhn.isValid`.
-    static func passesLuhn(_ digits: String) -> Bool {
-        let bytes = Array(digits.utf8)
-        return checkDigit(for: Array(bytes.dropLast())) == bytes.last
-    }
-
-    static func digits<G: RandomNumberGenerator>(_ count: Int, using generator: inout G) -> String {
-        String((0..<count).map { _ in Character(String(Int.random(in: 0...9, using: &generator))) })
-    }
-
     /// A Luhn-valid PAN of `length` digits under a random known prefix (or `prefix`).
     static func pan<G: RandomNumberGenerator>(
         length: Int, prefix: String? = nil, using generator: inout G
     ) -> (pan: String, brand: CardBrand) {
         let chosen = prefix.map { ($0, CardBrand.unknown) } ?? prefixes.randomElement(using: &generator)!
-        let body = chosen.0 + digits(length - 1 - chosen.0.count, using: &generator)
+        let body = chosen.0 + TestLuhn.digits(length - 1 - chosen.0.count, using: &generator)
         var bytes = Array(body.utf8)
-        bytes.append(checkDigit(for: bytes))
+        bytes.append(TestLuhn.checkDigit(for: bytes))
         return (String(decoding: bytes, as: UTF8.self), chosen.1)
     }
 
@@ -211,7 +127,7 @@ enum PANGenerator {
     ) -> TestCard {
         let length = length ?? Int.random(in: CardInput.panLengths, using: &generator)
         let (pan, brand) = pan(length: length, using: &generator)
-        let cvv = withCVV ? digits(brand == .amex ? 4 : 3, using: &generator) : nil
+        let cvv = withCVV ? TestLuhn.digits(brand == .amex ? 4 : 3, using: &generator) : nil
         return TestCard(
             pan: pan, expMonth: Int.random(in: 1...12, using: &generator),
             expYear: Int.random(in: 2031...2045, using: &generator), cvv: cvv, brand: brand)

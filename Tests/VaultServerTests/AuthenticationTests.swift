@@ -3,6 +3,7 @@ import HTTPTypes
 import NIOCore
 import Testing
 import TokenVault
+import VaultTestSupport
 
 /// Who may call what: 401 without a valid key, 403 without the route's scope.
 @Suite("Authentication and scopes")

@@ -7,6 +7,7 @@ import NIOCore
 import Testing
 import TokenVault
 import VaultServer
+import VaultTestSupport
 
 /// The detokenize listener: its routes exist only there, every call is audited, refusals
 /// included, and nothing is revealed unless the audit record was written.

@@ -11,6 +11,7 @@ import NIOCore
 import Testing
 import TokenVault
 import VaultServer
+import VaultTestSupport
 
 // Helpers for the detokenize listener's suites: a vault behind both routers, keys for each
 // role, and the response bodies of `POST /v1/detokenize` and `GET /v1/audit`.

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import Testing
 import TokenVault
+import VaultTestSupport
 
 /// No PAN reaches a log entry or a response, whatever the client sends and wherever it puts it.
 @Suite("No PAN in logs or responses")

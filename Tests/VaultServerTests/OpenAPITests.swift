@@ -8,6 +8,7 @@ import NIOCore
 import Testing
 import TokenVault
 import VaultServer
+import VaultTestSupport
 
 /// `docs/openapi.yaml` describes exactly the routes each listener serves (the public router and
 /// the detokenize router), and every error code the server can send.

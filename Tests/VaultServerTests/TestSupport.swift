@@ -9,6 +9,7 @@ import NIOCore
 import Testing
 import TokenVault
 import VaultServer
+import VaultTestSupport
 
 // Helpers shared by the VaultServer suites: a vault in a temporary folder behind the public
 // router, a client that speaks JSON, test cards, and log capture.
@@ -275,25 +276,6 @@ struct TestCard: Sendable, CustomTestStringConvertible {
     static let published: [TestCard] = [.visa, .visa2, .mastercard, .amex, .discover]
 }
 
-/// SplitMix64: a small seeded generator, so that a failing run can be replayed from its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    let seed: UInt64
-
-    init(seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
-        self.seed = seed
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 enum PANGenerator {
     /// IIN prefixes, their brand and the PAN lengths used with them.
     static let prefixes: [(prefix: String, brand: String, lengths: [Int])] = [
@@ -301,37 +283,14 @@ enum PANGenerator {
         ("34", "amex", [15]), ("37", "amex", [15]), ("6011", "discover", [16, 19]), ("3530", "jcb", [16]),
     ]
 
-    /// The Luhn check digit that makes `body` followed by it valid.
-    static func checkDigit(for body: some Collection<Character>) -> Character {
-        var sum = 0
-        for (position, character) in body.reversed().enumerated() {
-            var digit = character.wholeNumberValue!
-            if position % 2 == 0 {
-                digit *= 2
-                if digit > 9 { digit -= 9 }
-            }
-            sum += digit
-        }
-        return Character(String((10 - sum % 10) % 10))
-    }
-
-    /// Whether `digits` passes the Luhn check (independent of `CardTokens.Luhn`).
-    static func passesLuhn(_ digits: String) -> Bool {
-        checkDigit(for: digits.dropLast()) == digits.last
-    }
-
-    static func digits<G: RandomNumberGenerator>(_ count: Int, using generator: inout G) -> String {
-        String((0..<count).map { _ in Character(String(Int.random(in: 0...9, using: &generator))) })
-    }
-
     /// A card with a generated Luhn-valid PAN, a future expiry and, if asked, a CVV of the
     /// brand's length.
     static func card<G: RandomNumberGenerator>(withCVV: Bool = false, using generator: inout G) -> TestCard {
         let chosen = prefixes.randomElement(using: &generator)!
         let length = chosen.lengths.randomElement(using: &generator)!
-        let body = chosen.prefix + digits(length - 1 - chosen.prefix.count, using: &generator)
-        let pan = body + String(checkDigit(for: body))
-        let cvv = withCVV ? digits(chosen.brand == "amex" ? 4 : 3, using: &generator) : nil
+        let body = chosen.prefix + TestLuhn.digits(length - 1 - chosen.prefix.count, using: &generator)
+        let pan = TestLuhn.completing(body)
+        let cvv = withCVV ? TestLuhn.digits(chosen.brand == "amex" ? 4 : 3, using: &generator) : nil
         return TestCard(
             pan: pan, expMonth: Int.random(in: 1...12, using: &generator),
             expYear: Int.random(in: 2031...2045, using: &generator), cvv: cvv, brand: chosen.brand)
@@ -360,28 +319,6 @@ enum Months {
 }
 
 // MARK: - Logging
-
-enum TestLog {
-    /// A logger that keeps what it is given in `handler` (never bootstraps the logging system).
-    static func capturing(level: Logger.Level = .trace) -> (Logger, InMemoryLogHandler) {
-        let handler = InMemoryLogHandler()
-        var logger = Logger(label: "vault-server-test", factory: { _ in handler })
-        logger.logLevel = level
-        return (logger, handler)
-    }
-
-    /// Everything one entry would print: level, message, metadata and error.
-    static func rendered(_ entry: InMemoryLogHandler.Entry) -> String {
-        var text = "\(entry.level) \(entry.message)"
-        for (key, value) in entry.metadata.sorted(by: { $0.key < $1.key }) {
-            text += " \(key)=\(value)"
-        }
-        if let error = entry.error {
-            text += " error=\(String(describing: error)) \(String(reflecting: error))"
-        }
-        return text
-    }
-}
 
 // MARK: - Bytes
 
