@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // MARK: Cardholder-data environment
@@ -50,7 +51,23 @@ let package = Package(
         ),
         .target(
             name: "Detokenization",
-            dependencies: ["TokenVault", "Audit", "CardTokens", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "TokenVault", "Audit", "CardTokens", "VaultCrypto",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A card acquirer's test environment, run as its own process (`vault acquirer-sim`). It
+        // receives PANs, so it sits with the CDE and nothing outside may reach it.
+        .target(
+            name: "AcquirerSimulator",
+            dependencies: [
+                "VaultCrypto", "CardTokens",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -64,12 +81,17 @@ let package = Package(
             dependencies: ["GroupCommit", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "Wallet",
+            dependencies: ["Ledger", "CardTokens", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Wiring
         .target(
             name: "VaultServer",
             dependencies: [
-                "TokenVault", "CardTokens", "Audit", "Detokenization",
+                "TokenVault", "CardTokens", "Audit", "Detokenization", "Ledger", "Wallet",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,7 +102,8 @@ let package = Package(
         .target(
             name: "VaultCLI",
             dependencies: [
-                "VaultServer", "TokenVault", "Audit", "CardTokens", "VaultCrypto", "Ledger",
+                "VaultServer", "TokenVault", "Audit", "CardTokens", "VaultCrypto", "Ledger", "Wallet",
+                "AcquirerSimulator", "Detokenization",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -108,6 +131,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "WalletTests",
+            dependencies: [
+                "VaultTestSupport", "Wallet", "Ledger", "CardTokens", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AcquirerSimulatorTests",
+            dependencies: [
+                "VaultTestSupport", "AcquirerSimulator", "Detokenization", "TokenVault", "VaultCrypto", "Audit",
+                "CardTokens",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "TokenVaultTests",
             dependencies: [
                 "VaultTestSupport",
@@ -121,7 +163,8 @@ let package = Package(
             name: "VaultServerTests",
             dependencies: [
                 "VaultTestSupport",
-                "VaultServer", "TokenVault", "CardTokens", "Detokenization", "Audit",
+                "VaultServer", "TokenVault", "CardTokens", "Detokenization", "Audit", "Wallet", "Ledger",
+                "AcquirerSimulator",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],

@@ -17,7 +17,7 @@ import GroupCommit
 public final class Ledger: Sendable {
     public static let fileName = "wallet.db"
     public let pool: DatabasePool
-    private let committer: GroupCommitter<[TransferRequest], [TransferResult]>
+    private let committer: GroupCommitter<Submission, Result<[TransferResult], any Error>>
     private let clock: @Sendable () -> Date
 
     /// Opens (and creates) `wallet.db` in `directory`.
@@ -36,8 +36,8 @@ public final class Ledger: Sendable {
         try Self.migrator.migrate(pool)
         self.pool = pool
         self.clock = clock
-        self.committer = GroupCommitter { [clock] batches in
-            try await pool.write { db in try Self.apply(batches, in: db, now: clock()) }
+        self.committer = GroupCommitter { [clock] submissions in
+            try await pool.write { db in try Self.apply(submissions, in: db, now: clock()) }
         }
     }
 
@@ -83,20 +83,28 @@ public final class Ledger: Sendable {
     /// Creates an account; creating it again with the same currency and flags returns it.
     /// - Throws: `account_exists` for the same id with other fields, `invalid_id`.
     public func createAccount(id: String, currency: Currency, flags: AccountFlags = []) async throws -> Account {
-        try Self.validate(id: id)
         let now = clock()
         return try await pool.write { db in
-            if let existing = try Self.account(db, id) {
-                guard existing.currency == currency, existing.flags == flags else {
-                    throw LedgerError(.accountExists, "account \(id) exists with another currency or flags")
-                }
-                return existing
-            }
-            try db.execute(
-                sql: "INSERT INTO ledger_accounts (id, currency, flags, created_at_ms) VALUES (?, ?, ?, ?)",
-                arguments: [id, currency.code, flags.rawValue, now.milliseconds])
-            return Account(id: id, currency: currency, flags: flags, createdAt: Date(milliseconds: now.milliseconds))
+            try self.createAccount(id: id, currency: currency, flags: flags, in: db, now: now)
         }
+    }
+
+    /// Creates an account inside the caller's write transaction on ``pool`` (so that, e.g., a
+    /// wallet and its account commit together); the same rules as ``createAccount(id:currency:flags:)``.
+    public func createAccount(
+        id: String, currency: Currency, flags: AccountFlags, in db: Database, now: Date
+    ) throws -> Account {
+        try Self.validate(id: id)
+        if let existing = try Self.account(db, id) {
+            guard existing.currency == currency, existing.flags == flags else {
+                throw LedgerError(.accountExists, "account \(id) exists with another currency or flags")
+            }
+            return existing
+        }
+        try db.execute(
+            sql: "INSERT INTO ledger_accounts (id, currency, flags, created_at_ms) VALUES (?, ?, ?, ?)",
+            arguments: [id, currency.code, flags.rawValue, now.milliseconds])
+        return Account(id: id, currency: currency, flags: flags, createdAt: Date(milliseconds: now.milliseconds))
     }
 
     /// The account `id`, or `nil`.
@@ -104,7 +112,8 @@ public final class Ledger: Sendable {
         try await pool.read { db in try Self.account(db, id) }
     }
 
-    static func account(_ db: Database, _ id: String) throws -> Account? {
+    /// The account `id` as `db` sees it, or `nil` (for reads inside a caller's transaction).
+    public static func account(_ db: Database, _ id: String) throws -> Account? {
         try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM ledger_accounts WHERE id = ?"), arguments: [id]).map {
             row in
             Account(
@@ -122,7 +131,25 @@ public final class Ledger: Sendable {
     /// order. Linked chains commit all or nothing; an unlinked failure fails alone.
     public func createTransfers(_ requests: [TransferRequest]) async throws -> [TransferResult] {
         guard !requests.isEmpty else { return [] }
-        return try await committer.submit([requests])[0]
+        return try await committer.submit([Submission(requests: requests, record: nil)])[0].get()
+    }
+
+    /// Creates transfers like ``createTransfers(_:)`` and, in the same transaction, calls
+    /// `record` with their results, so that what it writes (e.g. the stored response of an
+    /// idempotent request) commits together with the transfers or not at all. If `record`
+    /// throws, none of these transfers is made and the error is rethrown; other callers sharing
+    /// the commit are not affected.
+    public func createTransfers(
+        _ requests: [TransferRequest], recording record: @escaping @Sendable (Database, [TransferResult]) throws -> Void
+    ) async throws -> [TransferResult] {
+        guard !requests.isEmpty else { return [] }
+        return try await committer.submit([Submission(requests: requests, record: record)])[0].get()
+    }
+
+    /// One caller's transfers in a shared commit.
+    struct Submission: Sendable {
+        var requests: [TransferRequest]
+        var record: (@Sendable (Database, [TransferResult]) throws -> Void)?
     }
 
     /// Releases every pending transfer whose time is up; returns how many.
@@ -184,21 +211,44 @@ public final class Ledger: Sendable {
 
     // MARK: Applying a commit
 
-    private static func apply(_ batches: [[TransferRequest]], in db: Database, now: Date) throws -> [[TransferResult]] {
+    private static func apply(
+        _ submissions: [Submission], in db: Database, now: Date
+    ) throws -> [Result<[TransferResult], any Error>] {
         var touched = Set<String>()
-        let results = try batches.map { requests in
-            var results = [TransferResult]()
-            var chainStart = 0
-            while chainStart < requests.count {
-                var chainEnd = chainStart
-                while chainEnd < requests.count - 1 && requests[chainEnd].linked { chainEnd += 1 }
-                let chain = Array(requests[chainStart...chainEnd])
-                results += try applyChain(chain, openEnded: chain.last!.linked, in: db, now: now, touched: &touched)
-                chainStart = chainEnd + 1
+        let outcomes = try submissions.map { submission -> Result<[TransferResult], any Error> in
+            guard let record = submission.record else {
+                return .success(try applyRequests(submission.requests, in: db, now: now, touched: &touched))
             }
-            return results
+            var outcome: Result<[TransferResult], any Error> = .success([])
+            try db.inSavepoint {
+                do {
+                    let results = try applyRequests(submission.requests, in: db, now: now, touched: &touched)
+                    try record(db, results)
+                    outcome = .success(results)
+                    return .commit
+                } catch {
+                    outcome = .failure(error)
+                    return .rollback
+                }
+            }
+            return outcome
         }
         try checkInvariants(db, currencies: touched)
+        return outcomes
+    }
+
+    private static func applyRequests(
+        _ requests: [TransferRequest], in db: Database, now: Date, touched: inout Set<String>
+    ) throws -> [TransferResult] {
+        var results = [TransferResult]()
+        var chainStart = 0
+        while chainStart < requests.count {
+            var chainEnd = chainStart
+            while chainEnd < requests.count - 1 && requests[chainEnd].linked { chainEnd += 1 }
+            let chain = Array(requests[chainStart...chainEnd])
+            results += try applyChain(chain, openEnded: chain.last!.linked, in: db, now: now, touched: &touched)
+            chainStart = chainEnd + 1
+        }
         return results
     }
 

@@ -1,0 +1,88 @@
+/// A merchant-initiated charge of a card on file, in minor units.
+public struct AuthorizationRequest: Sendable, Hashable {
+    public var token: Token
+    /// Minor units of `currency`, positive.
+    public var amount: Int64
+    /// ISO 4217 alphabetic code, e.g. `EUR`.
+    public var currency: String
+    /// Unique per charge and the same on every retry of it: the acquirer answers a repeated
+    /// reference with its first answer, so a retry after a timeout can never charge twice.
+    public var reference: String
+    /// Who asked (a credential id), for the audit record; never a secret.
+    public var requestedBy: String
+
+    public init(token: Token, amount: Int64, currency: String, reference: String, requestedBy: String) {
+        self.token = token
+        self.amount = amount
+        self.currency = currency
+        self.reference = reference
+        self.requestedBy = requestedBy
+    }
+}
+
+/// What the acquirer decided. Holds no card data: the caller learns approved or declined, an
+/// authorization code and the acquirer's reference, nothing else.
+public struct AuthorizationOutcome: Sendable, Hashable, Codable {
+    public enum Decision: String, Sendable, Hashable, Codable {
+        case approved, declined
+    }
+
+    public var decision: Decision
+    /// The issuer's approval code (approved only).
+    public var authCode: String?
+    /// The acquirer's id of this authorization.
+    public var acquirerReference: String
+    /// Why it was declined (declined only), e.g. `do_not_honor`, `insufficient_funds`,
+    /// `incorrect_cvv`, `expired_card`, `amount_limit_exceeded`.
+    public var declineCode: String?
+
+    public init(decision: Decision, authCode: String?, acquirerReference: String, declineCode: String?) {
+        self.decision = decision
+        self.authCode = authCode
+        self.acquirerReference = acquirerReference
+        self.declineCode = declineCode
+    }
+}
+
+/// Why an authorization has no outcome. Codes are stable; messages hold no card data.
+public struct AuthorizationError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        public let rawValue: String
+        private init(_ rawValue: String) { self.rawValue = rawValue }
+
+        /// The token was never issued or has been deleted.
+        public static let tokenNotFound = Self("token_not_found")
+        /// The request itself is malformed (amount, currency, reference).
+        public static let invalidRequest = Self("invalid_request")
+        /// No acquirer is configured.
+        public static let notConfigured = Self("acquirer_not_configured")
+        /// The acquirer did not answer in time: the outcome is unknown. Retry with the same reference.
+        public static let acquirerTimeout = Self("acquirer_timeout")
+        /// The acquirer could not be reached or answered with a 5xx. Retry with the same reference.
+        public static let acquirerUnavailable = Self("acquirer_unavailable")
+        /// The vault could not complete the request (e.g. the audit log refused the write).
+        public static let internalFailure = Self("internal_failure")
+
+        public var description: String { rawValue }
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// Whether retrying with the same reference may succeed.
+    public var isRetryable: Bool { code == .acquirerTimeout || code == .acquirerUnavailable }
+
+    public var description: String { "AuthorizationError(\(code): \(message))" }
+}
+
+/// What the wallet side may ask of the vault to charge a card on file: use without reveal.
+/// The implementation (in `Detokenization`) detokenizes under audit (purpose `authorization`),
+/// uses a held CVV at most once and deletes it, calls the acquirer, and returns only the outcome.
+public protocol CardAuthorizing: Sendable {
+    func authorize(_ request: AuthorizationRequest) async throws(AuthorizationError) -> AuthorizationOutcome
+}

@@ -1,0 +1,3 @@
+import Testing
+
+@Suite("Acquirer simulator") struct AcquirerSimulatorPlaceholderTests {}
