@@ -1,0 +1,17 @@
+/// A client's `Idempotency-Key`, scoped to the API key that sent it (two clients may pick the
+/// same key without seeing each other's responses).
+public struct IdempotencyKey: Sendable, Hashable {
+    /// The credential id of the caller.
+    public let owner: String
+    public let key: String
+
+    /// - Throws: ``WalletError`` `invalid_idempotency_key` unless `key` is 1 to 255 printable
+    ///   ASCII characters.
+    public init(owner: String, key: String) throws(WalletError) {
+        guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (32...126).contains($0) }) else {
+            throw WalletError(.invalidIdempotencyKey, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+        }
+        self.owner = owner
+        self.key = key
+    }
+}

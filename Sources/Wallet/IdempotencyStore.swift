@@ -1,0 +1,163 @@
+import Foundation
+import GRDB
+import Synchronization
+
+/// What an idempotent request produced, as stored: the value, or the refusal that ended it.
+enum StoredOutcome<Value: Codable>: Codable {
+    case success(Value)
+    case failure(WalletError)
+}
+
+/// The first outcome of each `Idempotency-Key`, in `wallet.db`.
+///
+/// Rules (Stripe's): a retry with the same key and request gets the stored outcome; the same key
+/// with another request is `idempotency_key_reused`; a request still running under the key is
+/// `idempotency_key_in_use`. Outcomes are stored only once a request has run: a request refused
+/// while validating, or one that ended in a retryable acquirer error, stores nothing, so it may
+/// be sent again under the same key. An outcome is written in the same transaction as the
+/// change it describes, so a crash leaves either both or neither.
+///
+/// Keys in flight are tracked in memory: one process owns `wallet.db` (SQLite), so that is
+/// where concurrent duplicates meet.
+final class IdempotencyStore: Sendable {
+    private let pool: DatabasePool
+    private let inFlight = Mutex<Set<IdempotencyKey>>([])
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .millisecondsSince1970
+        return encoder
+    }()
+    private static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        return decoder
+    }()
+
+    /// Thrown (inside a transaction) when the key already has an outcome: the transaction rolls
+    /// back and the stored outcome is replayed instead.
+    struct AlreadyRecorded: Error {}
+
+    /// Thrown by an operation whose failure it has already stored.
+    struct RecordedFailure: Error {
+        var error: WalletError
+    }
+
+    init(pool: DatabasePool) {
+        self.pool = pool
+    }
+
+    static func migrate(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("wallet.idempotency.v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE wallet_idempotency (
+                        owner TEXT NOT NULL,
+                        key TEXT NOT NULL,
+                        request TEXT NOT NULL,
+                        outcome BLOB NOT NULL,
+                        created_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (owner, key)
+                    ) WITHOUT ROWID
+                    """)
+        }
+    }
+
+    /// A handle an operation uses to store its outcome inside its own transaction.
+    struct Recorder<Value: Codable & Sendable>: Sendable {
+        let key: IdempotencyKey
+        let request: String
+        let now: Date
+
+        func save(_ db: Database, _ outcome: StoredOutcome<Value>) throws {
+            let data = try IdempotencyStore.encoder.encode(outcome)
+            do {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO wallet_idempotency (owner, key, request, outcome, created_at_ms)
+                        VALUES (?, ?, ?, ?, ?)
+                        """
+                ).execute(arguments: [key.owner, key.key, request, data, now.milliseconds])
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                throw AlreadyRecorded()
+            }
+        }
+    }
+
+    /// Runs `operation` at most once per key (see the type's rules) and returns its outcome, or
+    /// the stored outcome of an earlier run.
+    func run<Value: Codable & Sendable>(
+        _ key: IdempotencyKey, request: String, now: Date,
+        _ operation: (Recorder<Value>) async throws -> Value
+    ) async throws -> Value {
+        let claimed = inFlight.withLock { $0.insert(key).inserted }
+        guard claimed else {
+            throw WalletError(.idempotencyKeyInUse, "a request with this Idempotency-Key is still in progress")
+        }
+        defer { _ = inFlight.withLock { $0.remove(key) } }
+        let recorder = Recorder<Value>(key: key, request: request, now: now)
+        do {
+            return try await operation(recorder)
+        } catch is AlreadyRecorded {
+            return try await replay(key, request: request, as: Value.self)
+        } catch let failure as RecordedFailure {
+            throw failure.error
+        } catch let error as WalletError {
+            // Refused before it ran: an earlier run's outcome, if any, takes precedence.
+            if let value = try await storedOutcome(key, request: request, as: Value.self) {
+                return try value.get()
+            }
+            throw error
+        }
+    }
+
+    /// Stores a failure on its own, for operations whose failure changed nothing else.
+    func saveFailure<Value: Codable & Sendable>(
+        _ error: WalletError, with recorder: Recorder<Value>
+    ) async throws
+        -> Never
+    {
+        try await pool.write { db in try recorder.save(db, .failure(error)) }
+        throw RecordedFailure(error: error)
+    }
+
+    /// The stored outcome of `key`, if any.
+    /// - Throws: `idempotency_key_reused` when the key was used for another request.
+    func storedOutcome<Value: Codable>(
+        _ key: IdempotencyKey, request: String, as type: Value.Type
+    ) async throws -> Result<Value, WalletError>? {
+        let stored = try await pool.read { db -> (request: String, outcome: Data)? in
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT request, outcome FROM wallet_idempotency WHERE owner = ? AND key = ?"),
+                arguments: [key.owner, key.key]
+            ).map { ($0["request"], $0["outcome"]) }
+        }
+        guard let stored else { return nil }
+        guard stored.request == request else {
+            throw WalletError(
+                .idempotencyKeyReused, "this Idempotency-Key was already used with a different request")
+        }
+        switch try Self.decoder.decode(StoredOutcome<Value>.self, from: stored.outcome) {
+        case .success(let value): return .success(value)
+        case .failure(let error): return .failure(error)
+        }
+    }
+
+    private func replay<Value: Codable>(
+        _ key: IdempotencyKey, request: String, as type: Value.Type
+    ) async throws
+        -> Value
+    {
+        guard let outcome = try await storedOutcome(key, request: request, as: type) else {
+            throw WalletError(.internalFailure, "the stored outcome of an Idempotency-Key vanished")
+        }
+        return try outcome.get()
+    }
+}
+
+extension Date {
+    var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    init(milliseconds: Int64) {
+        self.init(timeIntervalSince1970: Double(milliseconds) / 1000)
+    }
+}
