@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import TokenVault
 import VaultServer
+import Wallet
 
 /// `vault serve`: the HTTP API.
 struct ServeCommand: AsyncParsableCommand {
@@ -33,6 +34,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "How long a CVV given at tokenization is held, in seconds (PCI DSS 3.3.2).")
     var cvvTtl: Int = 3600
 
+    @Option(help: "Country (ISO 3166) of new virtual account IBANs: AT, CH, DE, GB, IE, LI, LT, LU or NL.")
+    var ibanCountry: String = VirtualAccountNumbering.default.country
+
+    @Option(
+        help:
+            "Bank code of new virtual account IBANs, in the country's format (DE: 8 digits; GB: 4 letters + sort code)."
+    )
+    var ibanBankCode: String = VirtualAccountNumbering.default.bankCode
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -44,6 +54,11 @@ struct ServeCommand: AsyncParsableCommand {
         guard detokenizeRateLimit >= 0 else { throw ValidationError("--detokenize-rate-limit must be 0 or more") }
         guard cvvTtl > 0 else { throw ValidationError("--cvv-ttl must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        do {
+            _ = try VirtualAccountNumbering(country: ibanCountry, bankCode: ibanBankCode)
+        } catch {
+            throw ValidationError("--iban-country/--iban-bank-code: \(error.message)")
+        }
     }
 
     func run() async throws {
@@ -53,7 +68,11 @@ struct ServeCommand: AsyncParsableCommand {
             let configuration = ServerConfiguration(
                 host: host, publicPort: publicPort, detokenizePort: detokenizePort,
                 detokenizeRateLimit: detokenizeRateLimit > 0 ? detokenizeRateLimit : nil)
-            try await VaultApplication.run(vault: vault, configuration: configuration, logger: logger) {
+            let numbering = try VirtualAccountNumbering(country: ibanCountry, bankCode: ibanBankCode)
+            let wallets = try VaultApplication.walletService(vault: vault, authorizer: nil, numbering: numbering)
+            try await VaultApplication.run(
+                vault: vault, wallets: wallets, configuration: configuration, logger: logger
+            ) {
                 listener, port in
                 if listener == "public" {
                     print("vault: public API listening on http://\(host):\(port)")

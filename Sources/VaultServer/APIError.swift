@@ -2,6 +2,7 @@ import CardTokens
 public import Hummingbird
 import NIOCore
 import TokenVault
+import Wallet
 
 /// An error as the API returns it: an HTTP status and `{"error": {"code", "message"}}`.
 ///
@@ -48,6 +49,24 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     static let bodyTooLarge = APIError(.contentTooLarge, code: "body_too_large", message: "request body is too large")
     static let internalError = APIError(.internalServerError, code: "internal_error", message: "internal error")
 
+    /// The status of each wallet refusal: 400 malformed, 404 unknown resource, 409 a request
+    /// with the same Idempotency-Key still running, 422 well-formed but refused, 5xx the
+    /// acquirer or the service.
+    static func status(of code: WalletError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .invalidOwnerRef, .invalidIdempotencyKey, .invalidCursor, .invalidIBAN: .badRequest
+        case .walletNotFound, .cardNotFound: .notFound
+        case .idempotencyKeyInUse: .conflict
+        case .unsupportedCurrency, .currencyMismatch, .invalidAmount, .tokenNotFound, .cardExpired, .sameWallet,
+            .insufficientFunds, .amountOverflow, .idempotencyKeyReused:
+            .unprocessableContent
+        case .acquirerTimeout: .gatewayTimeout
+        case .acquirerUnavailable: .badGateway
+        case .acquirerNotConfigured, .accountNumbersExhausted, .invalidAccountNumbering: .serviceUnavailable
+        default: .internalServerError
+        }
+    }
+
     /// The API form of any error thrown while handling a request.
     static func from(_ error: any Error) -> APIError? {
         switch error {
@@ -66,6 +85,10 @@ public struct APIError: Error, HTTPResponseError, Sendable {
                 return busy
             default: return nil
             }
+        case let error as WalletError:
+            var apiError = APIError(status(of: error.code), code: error.code.rawValue, message: error.message)
+            if error.isRetryable { apiError.headers = [.retryAfter: "1"] }
+            return apiError
         case is NIOTooManyBytesError:
             return bodyTooLarge
         case let error as HTTPError:

@@ -1,10 +1,13 @@
 import Audit
+public import CardTokens
 public import Detokenization
 public import Hummingbird
+import Ledger
 public import Logging
 import ServiceLifecycle
 public import TokenVault
 import UnixSignals
+public import Wallet
 
 /// How `vault serve` listens.
 public struct ServerConfiguration: Sendable {
@@ -30,11 +33,25 @@ public struct ServerConfiguration: Sendable {
 
 /// Builds the HTTP side of the vault: two listeners with disjoint routes.
 public enum VaultApplication {
-    /// The public router: tokenize and metadata. It has no detokenize or audit route.
-    public static func publicRouter(vault: Vault) -> Router<VaultRequestContext> {
+    /// The public router: tokenize and metadata, and the wallet routes when `wallets` is given.
+    /// It has no detokenize or audit route.
+    public static func publicRouter(vault: Vault, wallets: WalletService? = nil) -> Router<VaultRequestContext> {
         let router = baseRouter(vault: vault)
         TokenController(tokens: vault.tokens).addRoutes(to: router)
+        if let wallets {
+            WalletController(wallets: wallets).addRoutes(to: router)
+        }
         return router
+    }
+
+    /// The wallet side over `wallet.db` in the vault's data folder. It reaches the vault only
+    /// through token metadata and `authorizer` (use without reveal).
+    public static func walletService(
+        vault: Vault, authorizer: (any CardAuthorizing)?, numbering: VirtualAccountNumbering = .default
+    ) throws -> WalletService {
+        try WalletService(
+            ledger: Ledger(directory: vault.paths.dataDirectory), cards: VaultCardDirectory(tokens: vault.tokens),
+            authorizer: authorizer, numbering: numbering)
     }
 
     /// The detokenize router (its own listener and credentials): detokenize and audit only.
@@ -65,7 +82,7 @@ public enum VaultApplication {
     /// Runs both listeners and the maintenance service until SIGINT or SIGTERM.
     /// - Parameter onListening: called with the listener's name and port once it accepts.
     public static func run(
-        vault: Vault, configuration: ServerConfiguration, logger: Logger,
+        vault: Vault, wallets: WalletService?, configuration: ServerConfiguration, logger: Logger,
         onListening: @escaping @Sendable (_ listener: String, _ port: Int) async -> Void = { _, _ in }
     ) async throws {
         func application(_ name: String, _ router: Router<VaultRequestContext>, port: Int) -> some Service {
@@ -78,7 +95,9 @@ public enum VaultApplication {
         let group = ServiceGroup(
             configuration: .init(
                 services: [
-                    .init(service: application("public", publicRouter(vault: vault), port: configuration.publicPort)),
+                    .init(
+                        service: application(
+                            "public", publicRouter(vault: vault, wallets: wallets), port: configuration.publicPort)),
                     .init(
                         service: application(
                             "detokenize",

@@ -1,0 +1,16 @@
+import CardTokens
+import TokenVault
+import Wallet
+
+/// The vault, as the wallet sees it: token metadata, `nil` for a token it does not hold.
+struct VaultCardDirectory: CardDirectory {
+    let tokens: TokenVault
+
+    func metadata(of token: Token) async throws -> CardMetadata? {
+        do {
+            return try await tokens.metadata(of: token)
+        } catch let error as VaultError where error.code == .tokenNotFound {
+            return nil
+        }
+    }
+}
