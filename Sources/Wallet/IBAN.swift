@@ -9,14 +9,15 @@ public struct IBAN: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Parses an IBAN in electronic or print form (spaces allowed, any case).
     /// - Throws: ``WalletError`` `invalid_iban` when the characters, length or check digits are wrong.
     public init(validating text: String) throws(WalletError) {
-        let compact = String(text.filter { $0 != " " }.uppercased())
-        let bytes = Array(compact.utf8)
+        // Upper-cased byte by byte, ASCII only: `uppercased()` would turn "ı" into "I" and "ß"
+        // into "SS", accepting characters no IBAN has.
+        let bytes = text.utf8.filter { $0 != UInt8(ascii: " ") }.map { (97...122).contains($0) ? $0 - 32 : $0 }
         guard (15...34).contains(bytes.count),
             bytes[0...1].allSatisfy(Self.isLetter), bytes[2...3].allSatisfy(Self.isDigit),
             bytes[4...].allSatisfy({ Self.isLetter($0) || Self.isDigit($0) }),
             Self.mod97(bytes[4...] + bytes[0...3]) == 1
         else { throw WalletError(.invalidIBAN, "not a valid IBAN") }
-        rawValue = compact
+        rawValue = String(decoding: bytes, as: UTF8.self)
     }
 
     /// The IBAN of `bban` (upper-case letters and digits) in `country` (ISO 3166 alpha-2), with

@@ -1,0 +1,166 @@
+import CardTokens
+import Foundation
+import Testing
+import VaultTestSupport
+import Wallet
+
+@Suite("Cards on file")
+struct CardOnFileTests {
+    @Test("A card is saved with its metadata; the same card under another token returns the same entry")
+    func addAndDeduplicate() async throws {
+        try await withWallet { sandbox async throws in
+            let wallet = try await sandbox.createWallet()
+            let metadata = TestCards.visa(expMonth: 7, expYear: 2031)
+            sandbox.cards.put(metadata)
+            let (card, created) = try await sandbox.service.addCard(
+                walletID: wallet.id, token: metadata.token, idempotency: sandbox.key("add-1"))
+            #expect(created)
+            #expect(card.id.hasPrefix("card_"))
+            #expect(card.walletID == wallet.id)
+            #expect(card.token == metadata.token)
+            #expect(card.bin == "411111")
+            #expect(card.last4 == "1111")
+            #expect(card.brand == .visa)
+            #expect(card.expMonth == 7)
+            #expect(card.expYear == 2031)
+            #expect(card.fingerprint == "fp-4111")
+            #expect(card.createdAt == sandbox.clock.now)
+
+            // The same PAN tokenized again (another token, same fingerprint), under another key.
+            let again = TestCards.visa()
+            sandbox.cards.put(again)
+            #expect(again.token != metadata.token)
+            sandbox.clock.advance(by: 5)
+            let (same, createdAgain) = try await sandbox.service.addCard(
+                walletID: wallet.id, token: again.token, idempotency: sandbox.key("add-2"))
+            #expect(!createdAgain)
+            #expect(same == card)
+            #expect(try await sandbox.service.cards(of: wallet.id) == [card])
+            #expect(try await sandbox.count("wallet_cards") == 1)
+
+            // Another wallet may save the same card.
+            let other = try await sandbox.createWallet("other")
+            let (elsewhere, createdElsewhere) = try await sandbox.service.addCard(
+                walletID: other.id, token: metadata.token, idempotency: sandbox.key("add-3"))
+            #expect(createdElsewhere)
+            #expect(elsewhere.id != card.id)
+            #expect(elsewhere.walletID == other.id)
+        }
+    }
+
+    @Test("The same key and request replays the first response (created stays true)")
+    func replay() async throws {
+        try await withWallet { sandbox async throws in
+            let wallet = try await sandbox.createWallet()
+            let metadata = TestCards.visa()
+            sandbox.cards.put(metadata)
+            let key = try sandbox.key("add")
+            let first = try await sandbox.service.addCard(walletID: wallet.id, token: metadata.token, idempotency: key)
+            let second = try await sandbox.service.addCard(walletID: wallet.id, token: metadata.token, idempotency: key)
+            #expect(first.created && second.created)
+            #expect(first.card == second.card)
+            // Even once the vault has deleted the token: the stored outcome wins over validation.
+            sandbox.cards.delete(metadata.token)
+            let third = try await sandbox.service.addCard(walletID: wallet.id, token: metadata.token, idempotency: key)
+            #expect(third.card == first.card && third.created)
+            // Another token under that key is reuse.
+            let other = TestCards.otherVisa()
+            sandbox.cards.put(other)
+            let reused = await walletErrorCode {
+                try await sandbox.service.addCard(walletID: wallet.id, token: other.token, idempotency: key)
+            }
+            #expect(reused == .idempotencyKeyReused)
+            #expect(try await sandbox.count("wallet_cards") == 1)
+        }
+    }
+
+    @Test("An unknown or deleted token is token_not_found and saves nothing")
+    func unknownToken() async throws {
+        try await withWallet { sandbox async throws in
+            let wallet = try await sandbox.createWallet()
+            let never = TestCards.token()
+            let unknown = await walletErrorCode {
+                try await sandbox.service.addCard(walletID: wallet.id, token: never, idempotency: sandbox.key("a"))
+            }
+            #expect(unknown == .tokenNotFound)
+
+            let metadata = TestCards.visa()
+            sandbox.cards.put(metadata)
+            sandbox.cards.delete(metadata.token)
+            let deleted = await walletErrorCode {
+                try await sandbox.service.addCard(
+                    walletID: wallet.id, token: metadata.token, idempotency: sandbox.key("b"))
+            }
+            #expect(deleted == .tokenNotFound)
+            #expect(try await sandbox.count("wallet_cards") == 0)
+            // Nothing was stored, so once the vault knows the token the same key works.
+            sandbox.cards.put(metadata)
+            let (_, created) = try await sandbox.service.addCard(
+                walletID: wallet.id, token: metadata.token, idempotency: sandbox.key("b"))
+            #expect(created)
+        }
+    }
+
+    @Test("An expired card is card_expired; a card is valid through its expiry month")
+    func expiry() async throws {
+        try await withWallet { sandbox async throws in
+            // The clock is at 2030-03-17 UTC.
+            let wallet = try await sandbox.createWallet()
+            for (month, year) in [(2, 2030), (12, 2029), (3, 2020)] {
+                let metadata = TestCards.metadata(
+                    bin: "411111", last4: "1111", brand: .visa, expMonth: month, expYear: year,
+                    fingerprint: "fp-\(month)-\(year)")
+                sandbox.cards.put(metadata)
+                let code = await walletErrorCode {
+                    try await sandbox.service.addCard(
+                        walletID: wallet.id, token: metadata.token, idempotency: sandbox.freshKey())
+                }
+                #expect(code == .cardExpired, "\(month)/\(year)")
+            }
+            #expect(try await sandbox.count("wallet_cards") == 0)
+            let thisMonth = TestCards.metadata(
+                bin: "555555", last4: "4444", brand: .mastercard, expMonth: 3, expYear: 2030, fingerprint: "fp-now")
+            sandbox.cards.put(thisMonth)
+            let (card, _) = try await sandbox.service.addCard(
+                walletID: wallet.id, token: thisMonth.token, idempotency: sandbox.freshKey())
+            #expect(card.expMonth == 3 && card.expYear == 2030)
+            #expect(card.brand == .mastercard)
+        }
+    }
+
+    @Test("An unknown wallet is wallet_not_found, for saving and for listing")
+    func unknownWallet() async throws {
+        try await withWallet { sandbox async throws in
+            let metadata = TestCards.visa()
+            sandbox.cards.put(metadata)
+            let add = await walletErrorCode {
+                try await sandbox.service.addCard(
+                    walletID: "wal_missing", token: metadata.token, idempotency: sandbox.freshKey())
+            }
+            #expect(add == .walletNotFound)
+            #expect(await walletErrorCode { try await sandbox.service.cards(of: "wal_missing") } == .walletNotFound)
+            #expect(try await sandbox.count("wallet_cards") == 0)
+        }
+    }
+
+    @Test("Cards are listed oldest first, per wallet")
+    func listing() async throws {
+        try await withWallet { sandbox async throws in
+            let wallet = try await sandbox.createWallet()
+            let other = try await sandbox.createWallet("other")
+            #expect(try await sandbox.service.cards(of: wallet.id).isEmpty)
+            var added = [CardOnFile]()
+            for index in 0..<6 {
+                let metadata = TestCards.metadata(
+                    bin: "411111", last4: String(format: "%04d", index), brand: .visa, fingerprint: "fp-list-\(index)")
+                added.append(try await sandbox.addCard(to: wallet.id, metadata))
+                sandbox.clock.advance(by: 1)
+            }
+            _ = try await sandbox.addCard(to: other.id, TestCards.otherVisa())
+            let listed = try await sandbox.service.cards(of: wallet.id)
+            #expect(listed == added)
+            #expect(listed.map(\.last4) == ["0000", "0001", "0002", "0003", "0004", "0005"])
+            #expect(try await sandbox.service.cards(of: other.id).map(\.last4) == ["4242"])
+        }
+    }
+}

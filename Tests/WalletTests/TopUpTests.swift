@@ -1,0 +1,326 @@
+import CardTokens
+import Foundation
+import GRDB
+import Ledger
+import Testing
+import VaultTestSupport
+import Wallet
+
+/// A wallet with a card on file, ready to top up.
+private func walletWithCard(
+    _ sandbox: WalletSandbox, currency: String = "EUR"
+) async throws -> (WalletSummary, CardOnFile) {
+    let wallet = try await sandbox.createWallet("alice", currency: currency)
+    let card = try await sandbox.addCard(to: wallet.id)
+    return (wallet, card)
+}
+
+/// The status column of every top-up attempt.
+private func attemptStatuses(_ sandbox: WalletSandbox) async throws -> [String] {
+    try await sandbox.ledger.pool.read { db in
+        try String.fetchAll(db, sql: "SELECT status FROM wallet_top_ups ORDER BY created_at_ms, id")
+    }
+}
+
+@Suite("Top-ups")
+struct TopUpTests {
+    @Test("An approved top-up credits the wallet from the receivable, under the top-up's id as reference")
+    func approved() async throws {
+        try await withWallet(authorizer: { $0.script(.approve(authCode: "AUTH42")) }) { sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            let topUp = try await sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 2500, currency: "EUR",
+                idempotency: sandbox.key("top-1"))
+            #expect(topUp.status == .approved)
+            #expect(topUp.id.hasPrefix("tu_"))
+            #expect(topUp.walletID == wallet.id)
+            #expect(topUp.cardID == card.id)
+            #expect(topUp.amount == 2500)
+            #expect(topUp.currency == "EUR")
+            #expect(topUp.authCode == "AUTH42")
+            #expect(topUp.declineCode == nil)
+            #expect(topUp.acquirerReference == "acq-\(topUp.id)")
+            #expect(topUp.createdAt == sandbox.clock.now)
+
+            // What the authorizer saw: the card's token, the amount, the top-up id, the caller.
+            let requests = sandbox.authorizer.requests
+            #expect(requests.count == 1)
+            #expect(requests.first?.reference == topUp.id)
+            #expect(requests.first?.token == card.token)
+            #expect(requests.first?.amount == 2500)
+            #expect(requests.first?.currency == "EUR")
+            #expect(requests.first?.requestedBy == "cred_test")
+
+            #expect(try await sandbox.balance(wallet.id) == 2500)
+            #expect(try await sandbox.balance(WalletService.receivableAccountID(Money.eur)) == -2500)
+            #expect(try await sandbox.service.wallet(wallet.id).balances.posted == 2500)
+            let transfer = try #require(try await sandbox.ledger.transfer(topUp.id))
+            #expect(transfer.debitAccountID == "acquirer_receivable:EUR")
+            #expect(transfer.creditAccountID == wallet.id)
+            #expect(transfer.amount == 2500)
+            #expect(try await attemptStatuses(sandbox) == ["approved"])
+            try await sandbox.ledger.verifyInvariants()
+
+            // Replayed: no second charge, no second credit.
+            let replay = try await sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 2500, currency: "EUR",
+                idempotency: sandbox.key("top-1"))
+            #expect(replay == topUp)
+            #expect(sandbox.authorizer.callCount == 1)
+            #expect(try await sandbox.balance(wallet.id) == 2500)
+        }
+    }
+
+    @Test("A declined top-up books nothing and is stored as declined with the decline code")
+    func declined() async throws {
+        try await withWallet(authorizer: { $0.script(.decline(code: "do_not_honor")) }) { sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            let key = try sandbox.key("top-declined")
+            let topUp = try await sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 999, currency: "EUR", idempotency: key)
+            #expect(topUp.status == .declined)
+            #expect(topUp.declineCode == "do_not_honor")
+            #expect(topUp.authCode == nil)
+            #expect(sandbox.authorizer.references == [topUp.id])
+            #expect(try await sandbox.balance(wallet.id) == 0)
+            #expect(try await sandbox.ledger.transfer(topUp.id) == nil)
+            #expect(try await sandbox.ledger.transfers(of: wallet.id).isEmpty)
+            #expect(try await attemptStatuses(sandbox) == ["declined"])
+            // The retry replays the decline without asking the acquirer again (which would now approve).
+            let replay = try await sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 999, currency: "EUR", idempotency: key)
+            #expect(replay == topUp)
+            #expect(sandbox.authorizer.callCount == 1)
+            #expect(try await sandbox.balance(wallet.id) == 0)
+            try await sandbox.ledger.verifyInvariants()
+        }
+    }
+
+    @Test(
+        "After a timeout or an unavailable acquirer nothing is booked or stored; the retry re-sends the same reference",
+        arguments: [AuthorizationError.Code.acquirerTimeout, .acquirerUnavailable])
+    func retryableFailure(code: AuthorizationError.Code) async throws {
+        try await withWallet(authorizer: { $0.script(.fail(code), .fail(code), .approve(authCode: "LATE01")) }) {
+            sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            let key = try sandbox.key("top-retry")
+            let storedBefore = try await sandbox.count("wallet_idempotency")
+            for _ in 0..<2 {
+                let error = await walletErrorCode {
+                    try await sandbox.service.topUp(
+                        walletID: wallet.id, cardID: card.id, amount: 700, currency: "EUR", idempotency: key)
+                }
+                #expect(error?.rawValue == code.rawValue)
+                #expect(try await sandbox.balance(wallet.id) == 0)
+                #expect(try await sandbox.count("wallet_idempotency") == storedBefore)
+                #expect(try await attemptStatuses(sandbox) == ["authorizing"])
+            }
+            // A different request under the key is refused: the first may have been charged.
+            let other = await walletErrorCode {
+                try await sandbox.service.topUp(
+                    walletID: wallet.id, cardID: card.id, amount: 701, currency: "EUR", idempotency: key)
+            }
+            #expect(other == .idempotencyKeyReused)
+            #expect(sandbox.authorizer.callCount == 2)
+
+            let topUp = try await sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 700, currency: "EUR", idempotency: key)
+            #expect(topUp.status == .approved)
+            #expect(topUp.authCode == "LATE01")
+            let references = sandbox.authorizer.references
+            #expect(references.count == 3)
+            #expect(Set(references) == [topUp.id], "the retries must send the first attempt's reference")
+            #expect(try await sandbox.balance(wallet.id) == 700)
+            #expect(try await sandbox.ledger.transfers(of: wallet.id).count == 1)
+            #expect(try await attemptStatuses(sandbox) == ["approved"])
+
+            // Further retries replay without another charge.
+            let replay = try await sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 700, currency: "EUR", idempotency: key)
+            #expect(replay == topUp)
+            #expect(sandbox.authorizer.callCount == 3)
+            #expect(try await sandbox.balance(wallet.id) == 700)
+            try await sandbox.ledger.verifyInvariants()
+        }
+    }
+
+    @Test("The wallet error of a retryable acquirer failure says so")
+    func retryableErrors() async throws {
+        try await withWallet(authorizer: { $0.script(.fail(.acquirerTimeout)) }) { sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            do {
+                _ = try await sandbox.service.topUp(
+                    walletID: wallet.id, cardID: card.id, amount: 1, currency: "EUR", idempotency: sandbox.key("t"))
+                Issue.record("a timeout must throw")
+            } catch let error as WalletError {
+                #expect(error.code == .acquirerTimeout)
+                #expect(error.isRetryable)
+            }
+        }
+    }
+
+    @Test("A token the vault deleted is token_not_found, stored, and replayed without calling again")
+    func tokenDeleted() async throws {
+        try await withWallet { sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            sandbox.cards.delete(card.token)
+            let key = try sandbox.key("top-gone")
+            let first = await walletErrorCode {
+                try await sandbox.service.topUp(
+                    walletID: wallet.id, cardID: card.id, amount: 100, currency: "EUR", idempotency: key)
+            }
+            #expect(first == .tokenNotFound)
+            #expect(sandbox.authorizer.callCount == 1)
+            #expect(try await attemptStatuses(sandbox) == ["failed"])
+            // Even if the token came back, the key's outcome is the failure.
+            sandbox.cards.put(TestCards.visa(token: card.token))
+            let again = await walletErrorCode {
+                try await sandbox.service.topUp(
+                    walletID: wallet.id, cardID: card.id, amount: 100, currency: "EUR", idempotency: key)
+            }
+            #expect(again == .tokenNotFound)
+            #expect(sandbox.authorizer.callCount == 1)
+            #expect(try await sandbox.balance(wallet.id) == 0)
+            try await sandbox.ledger.verifyInvariants()
+        }
+    }
+
+    @Test("Without an authorizer a top-up is acquirer_not_configured and stores nothing")
+    func notConfigured() async throws {
+        try await withWallet(withoutAuthorizer: true) { sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            let stored = try await sandbox.count("wallet_idempotency")
+            let code = await walletErrorCode {
+                try await sandbox.service.topUp(
+                    walletID: wallet.id, cardID: card.id, amount: 100, currency: "EUR", idempotency: sandbox.key("t"))
+            }
+            #expect(code == .acquirerNotConfigured)
+            #expect(sandbox.authorizer.callCount == 0)
+            #expect(try await sandbox.count("wallet_idempotency") == stored)
+            #expect(try await sandbox.count("wallet_top_ups") == 0)
+        }
+    }
+
+    @Test("An authorizer that reports itself not configured maps to acquirer_not_configured")
+    func gatewayNotConfigured() async throws {
+        try await withWallet(authorizer: { $0.script(.fail(.notConfigured), .fail(.invalidRequest)) }) {
+            sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            let first = await walletErrorCode {
+                try await sandbox.service.topUp(
+                    walletID: wallet.id, cardID: card.id, amount: 100, currency: "EUR", idempotency: sandbox.key("a"))
+            }
+            #expect(first == .acquirerNotConfigured)
+            let second = await walletErrorCode {
+                try await sandbox.service.topUp(
+                    walletID: wallet.id, cardID: card.id, amount: 100, currency: "EUR", idempotency: sandbox.key("b"))
+            }
+            #expect(second == .internalFailure)
+            #expect(try await sandbox.balance(wallet.id) == 0)
+        }
+    }
+
+    @Test("Refused requests reach neither the acquirer nor the ledger")
+    func refusals() async throws {
+        try await withWallet { sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            let dollars = try await sandbox.createWallet("bob", currency: "USD")
+            let otherEuros = try await sandbox.createWallet("carol")
+            let othersCard = try await sandbox.addCard(to: otherEuros.id, TestCards.otherVisa())
+
+            func code(
+                wallet walletID: String = wallet.id, card cardID: String = card.id, amount: Int64 = 100,
+                currency: String = "EUR"
+            ) async -> WalletError.Code? {
+                await walletErrorCode {
+                    try await sandbox.service.topUp(
+                        walletID: walletID, cardID: cardID, amount: amount, currency: currency,
+                        idempotency: sandbox.freshKey())
+                }
+            }
+            #expect(await code(currency: "USD") == .currencyMismatch)
+            #expect(await code(currency: "XXX") == .unsupportedCurrency)
+            #expect(await code(amount: 0) == .invalidAmount)
+            #expect(await code(amount: -100) == .invalidAmount)
+            #expect(await code(card: othersCard.id) == .cardNotFound)
+            #expect(await code(card: "card_missing") == .cardNotFound)
+            #expect(await code(wallet: "wal_missing") == .walletNotFound)
+            #expect(await code(wallet: dollars.id, currency: "USD") == .cardNotFound)
+            #expect(sandbox.authorizer.callCount == 0)
+            #expect(try await sandbox.count("wallet_top_ups") == 0)
+            #expect(try await sandbox.ledger.transfers(of: wallet.id).isEmpty)
+        }
+    }
+
+    @Test("Concurrent duplicates of one top-up charge once and credit once")
+    func concurrentDuplicates() async throws {
+        let gate = Gate()
+        try await withWallet(authorizer: { $0.hold(until: gate) }) { sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            let key = try sandbox.key("top-dup")
+            async let first = sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 400, currency: "EUR", idempotency: key)
+            // The first call is inside the authorizer: every duplicate now is in use.
+            try await gate.waitForArrivals(1)
+            let duplicates = try await withThrowingTaskGroup(of: WalletError.Code?.self) { group in
+                for _ in 0..<16 {
+                    group.addTask {
+                        await walletErrorCode {
+                            try await sandbox.service.topUp(
+                                walletID: wallet.id, cardID: card.id, amount: 400, currency: "EUR", idempotency: key)
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(duplicates.allSatisfy { $0 == .idempotencyKeyInUse }, "\(duplicates)")
+            gate.open()
+            let topUp = try await first
+            #expect(topUp.status == .approved)
+            #expect(sandbox.authorizer.callCount == 1)
+            #expect(try await sandbox.balance(wallet.id) == 400)
+            let replay = try await sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 400, currency: "EUR", idempotency: key)
+            #expect(replay == topUp)
+            #expect(sandbox.authorizer.callCount == 1)
+        }
+    }
+
+    @Test("Many top-ups under their own keys each credit once; the ledger stays balanced")
+    func manyTopUps() async throws {
+        try await withWallet { sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            sandbox.authorizer.setDefault(.approve(authCode: "OK"))
+            var generator = SeededGenerator(seed: 0x70_9)
+            var expected: Int64 = 0
+            var declinedIDs = Set<String>()
+            try await withThrowingTaskGroup(of: TopUp.self) { group in
+                for index in 0..<30 {
+                    let amount = Int64.random(in: 1...10_000, using: &generator)
+                    // Four declines, answered to whichever calls come first.
+                    if index % 7 == 3 {
+                        sandbox.authorizer.script(.decline(code: "insufficient_funds"))
+                    }
+                    group.addTask {
+                        try await sandbox.service.topUp(
+                            walletID: wallet.id, cardID: card.id, amount: amount, currency: "EUR",
+                            idempotency: sandbox.key("many-\(index)"))
+                    }
+                }
+                for try await topUp in group {
+                    if topUp.status == .approved {
+                        expected += topUp.amount
+                    } else {
+                        declinedIDs.insert(topUp.id)
+                    }
+                }
+            }
+            #expect(declinedIDs.count == 4)
+            #expect(try await sandbox.balance(wallet.id) == expected)
+            #expect(try await sandbox.balance(WalletService.receivableAccountID(Money.eur)) == -expected)
+            #expect(try await sandbox.ledger.transfers(of: wallet.id).count == 30 - 4)
+            #expect(Set(sandbox.authorizer.references).count == 30)
+            try await sandbox.ledger.verifyInvariants()
+        }
+    }
+}
