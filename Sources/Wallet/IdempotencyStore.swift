@@ -110,13 +110,18 @@ final class IdempotencyStore: Sendable {
         }
     }
 
-    /// Stores a failure on its own, for operations whose failure changed nothing else.
+    /// Stores a failure, in one transaction with `change` (what else the failure changed, if
+    /// anything), so that a crash leaves both or neither.
     func saveFailure<Value: Codable & Sendable>(
-        _ error: WalletError, with recorder: Recorder<Value>
+        _ error: WalletError, with recorder: Recorder<Value>,
+        alongside change: @escaping @Sendable (Database) throws -> Void = { _ in }
     ) async throws
         -> Never
     {
-        try await pool.write { db in try recorder.save(db, .failure(error)) }
+        try await pool.write { db in
+            try change(db)
+            try recorder.save(db, .failure(error))
+        }
         throw RecordedFailure(error: error)
     }
 

@@ -294,9 +294,10 @@ public final class WalletService: Sendable {
             } catch let error as AuthorizationError {
                 switch error.code {
                 case .tokenNotFound:
-                    try await setStatus("failed", of: topUpID)
+                    // The attempt's status and the stored failure commit together.
                     try await idempotency.saveFailure(
-                        WalletError(.tokenNotFound, "the card's token no longer exists in the vault"), with: recorder)
+                        WalletError(.tokenNotFound, "the card's token no longer exists in the vault"), with: recorder,
+                        alongside: { db in try Self.setStatus("failed", of: topUpID, in: db) })
                 case .acquirerTimeout:
                     throw WalletError(
                         .acquirerTimeout, "the acquirer did not answer in time; retry with the same Idempotency-Key")
@@ -372,10 +373,8 @@ public final class WalletService: Sendable {
         }
     }
 
-    private func setStatus(_ status: String, of topUpID: String) async throws {
-        try await ledger.pool.write { db in
-            try db.execute(sql: "UPDATE wallet_top_ups SET status = ? WHERE id = ?", arguments: [status, topUpID])
-        }
+    private static func setStatus(_ status: String, of topUpID: String, in db: Database) throws {
+        try db.execute(sql: "UPDATE wallet_top_ups SET status = ? WHERE id = ?", arguments: [status, topUpID])
     }
 
     private static func finish(_ topUp: TopUp, in db: Database) throws {

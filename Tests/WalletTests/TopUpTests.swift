@@ -185,6 +185,41 @@ struct TopUpTests {
         }
     }
 
+    @Test("A token_not_found outcome and the attempt's status commit together or not at all")
+    func tokenNotFoundIsAtomic() async throws {
+        try await withWallet { sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            sandbox.cards.delete(card.token)
+            // Every write of an outcome fails (as a crash before the commit would leave it).
+            try await sandbox.ledger.pool.write { db in
+                try db.execute(
+                    sql: """
+                        CREATE TABLE doomed (x);
+                        CREATE TRIGGER inject_failure BEFORE INSERT ON wallet_idempotency
+                        BEGIN INSERT INTO doomed VALUES (1); END;
+                        DROP TABLE doomed;
+                        """)
+            }
+            let key = try sandbox.key("top-atomic")
+            await #expect(throws: (any Error).self) {
+                try await sandbox.service.topUp(
+                    walletID: wallet.id, cardID: card.id, amount: 300, currency: "EUR", idempotency: key)
+            }
+            #expect(try await sandbox.count("wallet_idempotency") == 2)  // the wallet's and the card's
+            #expect(try await attemptStatuses(sandbox) == ["authorizing"], "a status changed without its outcome")
+
+            // Recovered: the retry re-sends the same reference and the attempt ends as it should.
+            try await sandbox.ledger.pool.write { db in try db.execute(sql: "DROP TRIGGER inject_failure") }
+            sandbox.cards.put(TestCards.visa(token: card.token))
+            let topUp = try await sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 300, currency: "EUR", idempotency: key)
+            #expect(topUp.status == .approved)
+            #expect(Set(sandbox.authorizer.references) == [topUp.id])
+            #expect(try await sandbox.balance(wallet.id) == 300)
+            #expect(try await attemptStatuses(sandbox) == ["approved"])
+        }
+    }
+
     @Test("Without an authorizer a top-up is acquirer_not_configured and stores nothing")
     func notConfigured() async throws {
         try await withWallet(withoutAuthorizer: true) { sandbox async throws in
