@@ -9,9 +9,10 @@ import Testing
 import TokenVault
 import VaultServer
 import VaultTestSupport
+import Wallet
 
-/// `docs/openapi.yaml` describes exactly the routes each listener serves (the public router and
-/// the detokenize router), and every error code the server can send.
+/// `docs/openapi.yaml` describes exactly the routes each listener serves (the public router with
+/// the wallet routes, and the detokenize router), and every error code the server can send.
 @Suite("OpenAPI document")
 struct OpenAPITests {
     /// The two listeners of `vault serve`.
@@ -133,14 +134,17 @@ struct OpenAPITests {
         Set(router.routes.map { RouteKey(method: $0.method.rawValue, path: $0.path.description) })
     }
 
-    /// Every error code the server can send: those of `CardValidationError`, the `VaultError`s
-    /// `APIError` maps, and the literals in `Sources/VaultServer` and `Sources/Detokenization`.
+    /// Every error code the server can send: those of `CardValidationError` and `WalletError`
+    /// (all of which `APIError` passes through), the `VaultError`s `APIError` maps, and the
+    /// literals in `Sources/VaultServer` (the wallet controller's included) and
+    /// `Sources/Detokenization`.
     static func emittedErrorCodes() throws -> Set<String> {
         var codes = Set<String>()
-        let validation = try String(
-            contentsOf: root.appendingPathComponent("Sources/CardTokens/CardValidationError.swift"), encoding: .utf8)
-        for match in validation.matches(of: /Self\("([a-z_]+)"\)/) {
-            codes.insert(String(match.1))
+        for path in ["Sources/CardTokens/CardValidationError.swift", "Sources/Wallet/WalletError.swift"] {
+            let source = try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
+            let found = source.matches(of: /Self\("([a-z_]+)"\)/).map { String($0.1) }
+            #expect(!found.isEmpty, "no codes in \(path)")
+            codes.formUnion(found)
         }
         for code in [VaultError.Code.tokenNotFound, .tokenSpaceExhausted, .invalidArgument] {
             codes.insert(code.rawValue)
@@ -154,6 +158,7 @@ struct OpenAPITests {
             }
         }
         #expect(files.contains { $0.lastPathComponent == "Detokenizer.swift" })
+        #expect(files.contains { $0.lastPathComponent == "WalletController.swift" })
         for file in files {
             let name = file.lastPathComponent
             let source = try String(contentsOf: file, encoding: .utf8)
@@ -173,23 +178,24 @@ struct OpenAPITests {
         return codes
     }
 
-    /// The routes each listener's router serves.
-    static func servedRoutes(vault: Vault) -> [Listener: Set<RouteKey>] {
+    /// The routes each listener's router serves, the public one with the wallet routes.
+    static func servedRoutes(vault: Vault, wallets: WalletService) -> [Listener: Set<RouteKey>] {
         [
-            .public: servedRoutes(of: VaultApplication.publicRouter(vault: vault)),
+            .public: servedRoutes(of: VaultApplication.publicRouter(vault: vault, wallets: wallets)),
             .detokenize: servedRoutes(
                 of: VaultApplication.detokenizeRouter(
                     vault: vault, rateLimit: nil, logger: TestLog.capturing().0)),
         ]
     }
 
-    /// Runs `body` with a test server for each listener over one vault: the public router (key
-    /// with `tokenize`, `tokens:read`, `tokens:delete`) and the detokenize router (key with
-    /// `detokenize` for purpose `settlement`, and `audit:read`), without a rate limit.
+    /// Runs `body` with a test server for each listener over one vault: the public router with
+    /// the wallet routes (key with `tokenize`, `tokens:read`, `tokens:delete`, and a wallet key)
+    /// and the detokenize router (key with `detokenize` for purpose `settlement`, and
+    /// `audit:read`), without a rate limit.
     static func withListeners<R: Sendable>(
         _ body: @Sendable (_ servers: [Listener: TestServer]) async throws -> R
     ) async throws -> R {
-        try await withServer { server in
+        try await withServer(wallets: WalletSetup()) { server in
             let (_, secret) = try await server.vault.credentials.create(
                 name: "back-office", scopes: [.detokenize, .auditRead], purposes: ["settlement"])
             let (logger, _) = TestLog.capturing(level: .warning)
@@ -205,8 +211,8 @@ struct OpenAPITests {
     func routesAgree() async throws {
         let documented = try Self.documentedRoutes()
         #expect(Set(documented.keys) == Set(Listener.allCases), "\(documented)")
-        try await withServer { server in
-            let served = Self.servedRoutes(vault: server.vault)
+        try await withServer(wallets: WalletSetup()) { server in
+            let served = Self.servedRoutes(vault: server.vault, wallets: try #require(server.wallets))
             for listener in Listener.allCases {
                 let documented = documented[listener] ?? []
                 let served = served[listener] ?? []
@@ -225,6 +231,11 @@ struct OpenAPITests {
                 !publicRoutes.contains { $0.path.contains("detokenize") || $0.path.contains("audit") },
                 "the public listener has no detokenize or audit route")
             #expect(detokenizeRoutes.contains(RouteKey(method: "POST", path: "/v1/detokenize")))
+            #expect(publicRoutes.contains(RouteKey(method: "POST", path: "/v1/transfers")))
+            #expect(publicRoutes.filter { $0.path.hasPrefix("/v1/wallets") }.count == 6)
+            #expect(
+                !detokenizeRoutes.contains { $0.path.contains("wallet") || $0.path.contains("transfer") },
+                "the detokenize listener has no wallet route")
         }
     }
 
@@ -242,8 +253,11 @@ struct OpenAPITests {
                 for route in routes.union(elsewhere).sorted() {
                     let method = try #require(HTTPRequest.Method(route.method))
                     let uri = route.path.replacingOccurrences(of: "{token}", with: unknownToken)
+                        .replacingOccurrences(of: "{wallet}", with: unknownWallet)
                     let body = method == .post ? ByteBuffer(string: "{}") : nil
-                    for auth in [Auth.standard, .none] {
+                    // The wallet key reaches past the scope check (to 400 or 404 wallet_not_found).
+                    let walletAuth = server.walletKey.map { [Auth.bearer($0)] } ?? []
+                    for auth in [Auth.standard, .none] + walletAuth {
                         let reply = try await server.send(method, uri, auth: auth, body: body)
                         guard routes.contains(route) else {
                             #expect(
@@ -352,6 +366,96 @@ struct OpenAPITests {
                 seen.formUnion(keys)
             }
             #expect(seen == record, "documented but never sent: \(record.subtracting(seen))")
+        }
+    }
+
+    @Test("Wallet responses have exactly the documented properties")
+    func walletResponsesAgree() async throws {
+        let schemas = [
+            "WalletResponse", "Balances", "CardOnFile", "CardList", "TopUp", "Transfer", "StatementPage",
+            "StatementEntry",
+        ]
+        var documented = [String: Set<String>]()
+        for schema in schemas {
+            documented[schema] = try Self.documentedProperties(of: schema)
+            #expect(documented[schema]?.isEmpty == false, "\(schema) has no properties")
+        }
+        let authorizer = FakeAuthorizer()
+        // The second top-up is declined, so both kinds of top-up are checked.
+        authorizer.script(.approve, .decline("do_not_honor"))
+        try await withServer(wallets: WalletSetup(authorizer: authorizer)) { [documented] server in
+            /// `value` as an object with exactly the documented properties of `schema`.
+            func check(_ value: Any?, _ schema: String) throws -> [String: Any] {
+                let object = try #require(value as? [String: Any], "\(schema): not an object")
+                let keys = Set(object.keys)
+                let expected = try #require(documented[schema])
+                #expect(
+                    keys == expected,
+                    "\(schema): sent only \(keys.subtracting(expected).sorted()), documented only \(expected.subtracting(keys).sorted())"
+                )
+                return object
+            }
+            func body(_ reply: Reply, _ status: HTTPResponse.Status) throws -> Any {
+                try #require(reply.status == status, "\(reply)")
+                return try JSONSerialization.jsonObject(with: Data(reply.body))
+            }
+
+            let wallet = try check(
+                try body(
+                    try await server.walletPost("/v1/wallets", json: ["owner_ref": "alice", "currency": "EUR"]),
+                    .created),
+                "WalletResponse")
+            _ = try check(wallet["balances"], "Balances")
+            let walletID = try #require(wallet["id"] as? String)
+            let read = try check(try body(try await server.walletGet("/v1/wallets/\(walletID)"), .ok), "WalletResponse")
+            _ = try check(read["balances"], "Balances")
+            let other = try await server.createWallet()
+
+            let token = try await server.walletTokenized(TestCard.visa).token
+            let card = try check(
+                try body(
+                    try await server.walletPost("/v1/wallets/\(walletID)/cards", json: ["token": token]), .created),
+                "CardOnFile")
+            let cardID = try #require(card["id"] as? String)
+            let again = try await server.walletPost("/v1/wallets/\(walletID)/cards", json: ["token": token])
+            _ = try check(try body(again, .ok), "CardOnFile")
+            let list = try check(try body(try await server.walletGet("/v1/wallets/\(walletID)/cards"), .ok), "CardList")
+            let cards = try #require(list["cards"] as? [Any])
+            try #require(cards.count == 1)
+            _ = try check(cards[0], "CardOnFile")
+
+            for status in ["approved", "declined"] {
+                let topUp = try check(
+                    try body(try await server.topUp(walletID, card: cardID, amount: 500), .created), "TopUp")
+                #expect(topUp["status"] as? String == status)
+                #expect((topUp["auth_code"] is NSNull) == (status == "declined"), "auth_code is null when declined")
+                #expect(
+                    (topUp["decline_code"] is NSNull) == (status == "approved"), "decline_code is null when approved")
+            }
+            _ = try check(
+                try body(try await server.transfer(from: walletID, to: other.id, amount: 200), .created), "Transfer")
+
+            let first = try check(
+                try body(try await server.walletGet("/v1/wallets/\(walletID)/transactions?limit=1"), .ok),
+                "StatementPage")
+            #expect(first["next_after"] is NSNumber, "a full page with more to come has a cursor")
+            let all = try check(
+                try body(try await server.walletGet("/v1/wallets/\(walletID)/transactions"), .ok), "StatementPage")
+            #expect(all["next_after"] is NSNull, "next_after is present and null on the last page")
+            let entries = try #require(all["transactions"] as? [Any])
+            try #require(entries.count == 2, "one approved top-up and one transfer out")
+            var types = Set<String>()
+            for entry in entries {
+                let object = try check(entry, "StatementEntry")
+                let type = try #require(object["type"] as? String)
+                types.insert(type)
+                #expect((object["counterparty_wallet"] is NSNull) == (type == "top_up"))
+            }
+            #expect(types == ["top_up", "transfer_out"])
+            let incoming = try check(
+                try body(try await server.walletGet("/v1/wallets/\(other.id)/transactions"), .ok), "StatementPage")
+            let entry = try check((incoming["transactions"] as? [Any])?.first, "StatementEntry")
+            #expect(entry["type"] as? String == "transfer_in")
         }
     }
 

@@ -10,6 +10,7 @@ import Testing
 import TokenVault
 import VaultServer
 import VaultTestSupport
+import Wallet
 
 // Helpers shared by the VaultServer suites: a vault in a temporary folder behind the public
 // router, a client that speaks JSON, test cards, and log capture.
@@ -71,6 +72,10 @@ struct TestServer: Sendable {
     let client: any TestClientProtocol
     /// A key with the scopes `tokenize`, `tokens:read` and `tokens:delete`.
     let key: String
+    /// The wallet side, when the server was started with one (see ``WalletSetup``).
+    var wallets: WalletService? = nil
+    /// A key with the scopes `wallet` and `tokenize`, when the server has a wallet side.
+    var walletKey: String? = nil
 
     /// Sends a request and collects the response.
     func send(
@@ -124,13 +129,26 @@ struct TestServer: Sendable {
     }
 }
 
+/// The wallet side of a test server: a ``WalletService`` over `wallet.db` in the vault's data
+/// folder, with its routes on the public router.
+struct WalletSetup: Sendable {
+    /// Charges cards on file; `nil` refuses top-ups with `acquirer_not_configured`.
+    var authorizer: (any CardAuthorizing)?
+
+    init(authorizer: (any CardAuthorizing)? = nil) {
+        self.authorizer = authorizer
+    }
+}
+
 /// Runs `body` against a freshly initialised vault, served by the public router.
 /// - Parameters:
 ///   - transport: `.router` (default) sends requests to the router directly; `.live` runs a
 ///     server on a loopback port.
 ///   - cvvTimeToLive: how long the vault holds a CVV.
+///   - wallets: with a value, the public router also serves the wallet routes, and the
+///     server has ``TestServer/wallets`` and a ``TestServer/walletKey``.
 func withServer<R: Sendable>(
-    transport: Transport = .router, cvvTimeToLive: TimeInterval = 3600,
+    transport: Transport = .router, cvvTimeToLive: TimeInterval = 3600, wallets walletSetup: WalletSetup? = nil,
     _ body: @Sendable (TestServer) async throws -> R
 ) async throws -> R {
     let root = FileManager.default.temporaryDirectory
@@ -143,18 +161,28 @@ func withServer<R: Sendable>(
     let vault = try await Vault.open(paths: paths, logger: logger, cvvTimeToLive: cvvTimeToLive)
     let (_, secret) = try await vault.credentials.create(
         name: "all", scopes: [.tokenize, .tokensRead, .tokensDelete], purposes: [])
-    let router = VaultApplication.publicRouter(vault: vault)
+    var wallets: WalletService?
+    var walletKey: String?
+    if let walletSetup {
+        wallets = try VaultApplication.walletService(vault: vault, authorizer: walletSetup.authorizer)
+        walletKey = try await vault.credentials.create(name: "wallet", scopes: [.wallet, .tokenize], purposes: []).1
+    }
+    let router = VaultApplication.publicRouter(vault: vault, wallets: wallets)
     switch transport {
     case .router:
         let app = Application(router: router, logger: logger)
-        return try await app.test(.router) { client in
-            try await body(TestServer(vault: vault, logs: logs, client: client, key: secret))
+        return try await app.test(.router) { [wallets, walletKey] client in
+            try await body(
+                TestServer(
+                    vault: vault, logs: logs, client: client, key: secret, wallets: wallets, walletKey: walletKey))
         }
     case .live:
         let app = Application(
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        return try await app.test(.live) { client in
-            try await body(TestServer(vault: vault, logs: logs, client: client, key: secret))
+        return try await app.test(.live) { [wallets, walletKey] client in
+            try await body(
+                TestServer(
+                    vault: vault, logs: logs, client: client, key: secret, wallets: wallets, walletKey: walletKey))
         }
     }
 }
