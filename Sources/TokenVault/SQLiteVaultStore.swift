@@ -249,6 +249,23 @@ public struct SQLiteVaultStore: VaultStore {
         }
     }
 
+    public func takeCVV(of token: Token, now: Date) async throws -> (keyVersion: UInt32, ciphertext: [UInt8])? {
+        try await pool.write { db in
+            // The read and the delete share the write transaction: SQLite has one writer at a
+            // time, so a concurrent take finds the row already gone. `secure_delete` overwrites it.
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT key_version, ciphertext, expires_at_ms FROM cvvs WHERE token = ?",
+                    arguments: [token.rawValue])
+            else { return nil }
+            try db.execute(sql: "DELETE FROM cvvs WHERE token = ?", arguments: [token.rawValue])
+            let expiresAt: Int64 = row["expires_at_ms"]
+            guard expiresAt > now.milliseconds else { return nil }
+            let ciphertext: Data = row["ciphertext"]
+            return (row["key_version"], [UInt8](ciphertext))
+        }
+    }
+
     public func purgeExpiredCVVs(now: Date) async throws -> Int {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM cvvs WHERE expires_at_ms <= ?", arguments: [now.milliseconds])

@@ -1,4 +1,5 @@
 public import CardTokens
+public import Foundation
 import VaultCrypto
 
 /// A card opened for the detokenize API. Its `panDigits` point into a scratch buffer that is
@@ -62,6 +63,41 @@ extension TokenVault {
                 try body(index, RevealedCard(token: token, panDigits: digits, expMonth: month, expYear: year))
             }
             scratch.wipe()
+        }
+    }
+}
+
+extension TokenVault {
+    /// Takes the CVV held for `token` (PCI DSS 3.3.1.2: used at most once, by the authorization
+    /// gateway) and hands its ASCII digits to `body`; `nil` if none is held (never given, already
+    /// taken, expired, or the token is deleted).
+    ///
+    /// The CVV row is read and deleted in one write transaction before anything is decrypted, so
+    /// of two concurrent calls only one gets the CVV, and once taken it is gone from `vault.db`
+    /// (`secure_delete` overwrites the row), whatever `body` then does with it. The digits live in
+    /// a scratch buffer that is wiped before this returns. Expiry is judged at `now`.
+    ///
+    /// Behind the `Detokenization` SPI like ``withRevealedCards(_:beforeReveal:_:)``: the caller
+    /// writes its audit record before calling this.
+    @_spi(Detokenization)
+    public func withTakenCVV<R>(
+        of token: Token, now: Date = Date(), _ body: (_ cvvDigits: UnsafeBufferPointer<UInt8>?) throws -> R
+    ) async throws -> R {
+        guard let record = try await store.takeCVV(of: token, now: now) else { return try body(nil) }
+        let scratch = SecretBytes(
+            zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
+        defer { scratch.wipe() }
+        let count = try Self.open(
+            record.ciphertext, kind: .cvv, token: token.rawValue, keyRing: keyRing, into: scratch)
+        return try scratch.withUnsafeBytes { plaintext in
+            // Layout (RecordEnvelope): 01 ‖ kind ‖ token length ‖ token ‖ CVV length ‖ CVV digits.
+            let cvvStart = 3 + Int(plaintext[2]) + 1
+            let cvvLength = Int(plaintext[cvvStart - 1])
+            guard cvvStart + cvvLength == count else {
+                throw VaultError(.recordCorrupt, "CVV record of token \(token) has a malformed plaintext")
+            }
+            return try body(
+                UnsafeBufferPointer(rebasing: plaintext.bindMemory(to: UInt8.self)[cvvStart..<cvvStart + cvvLength]))
         }
     }
 }

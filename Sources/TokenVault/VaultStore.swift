@@ -75,6 +75,10 @@ public protocol VaultStore: Sendable {
     func card(_ token: Token, now: Date) async throws -> StoredCard?
     /// The key versions and ciphertexts of the tokens that exist (for detokenization).
     func ciphertexts(of tokens: [Token]) async throws -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])]
+    /// Takes `token`'s held CVV: reads and deletes its row in one write transaction, so of two
+    /// concurrent calls only one gets it (PCI DSS 3.3.1.2: used at most once). `nil` if none is
+    /// held or its time is up at `now` (an expired one is deleted too).
+    func takeCVV(of token: Token, now: Date) async throws -> (keyVersion: UInt32, ciphertext: [UInt8])?
     /// Deletes `token`'s record and CVV and remembers the token as used; `false` if unknown.
     func delete(_ token: Token, at: Date) async throws -> Bool
     /// Deletes CVVs whose time is up; returns how many.

@@ -1,0 +1,104 @@
+import Foundation
+
+/// Why an acquirer endpoint could not be configured. Messages name the setting or file and the
+/// problem, never key bytes.
+public struct AcquirerEndpointError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A stable code for the problem.
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        public let rawValue: String
+        private init(_ rawValue: String) { self.rawValue = rawValue }
+
+        /// The base URL is not an absolute `http` or `https` URL with a host.
+        public static let invalidURL = Self("acquirer_url_invalid")
+        /// The public key file does not exist.
+        public static let publicKeyMissing = Self("acquirer_public_key_missing")
+        /// The public key file cannot be read, or is not a regular file.
+        public static let publicKeyUnreadable = Self("acquirer_public_key_unreadable")
+        /// The public key is not exactly 32 bytes.
+        public static let publicKeyWrongSize = Self("acquirer_public_key_wrong_size")
+        /// The timeout is not positive.
+        public static let invalidTimeout = Self("acquirer_timeout_invalid")
+
+        public var description: String { rawValue }
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "AcquirerEndpointError(\(code): \(message))" }
+}
+
+/// Where the authorization gateway sends authorizations: the acquirer's base URL, the public key
+/// its card blocks are sealed to (`crypto_box_seal`, X25519), and how long to wait for an answer.
+public struct AcquirerEndpoint: Sendable, Hashable {
+    /// The size of an X25519 public key.
+    public static let publicKeyByteCount = 32
+    /// The default ``timeout``.
+    public static let defaultTimeout: Duration = .seconds(5)
+
+    /// e.g. `http://127.0.0.1:8090`, without a trailing `/`; the gateway posts to
+    /// `{baseURL}/v1/authorizations`.
+    public let baseURL: String
+    /// The acquirer's 32-byte public key.
+    public let publicKey: [UInt8]
+    /// How long an authorization may take, connection included; past it the outcome is
+    /// `acquirer_timeout` (unknown: retry with the same reference).
+    public let timeout: Duration
+
+    /// - Throws: ``AcquirerEndpointError`` for a URL that is not `http(s)://host[:port][/path]`,
+    ///   a key that is not 32 bytes, or a timeout that is not positive.
+    public init(baseURL: String, publicKey: [UInt8], timeout: Duration = defaultTimeout) throws(AcquirerEndpointError) {
+        var base = baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+            let host = url.host, !host.isEmpty, url.query == nil, url.fragment == nil, url.user == nil
+        else {
+            throw AcquirerEndpointError(
+                .invalidURL, "the acquirer URL must be http(s)://host[:port][/path], without query or credentials")
+        }
+        guard publicKey.count == Self.publicKeyByteCount else {
+            throw AcquirerEndpointError(
+                .publicKeyWrongSize,
+                "the acquirer public key is \(publicKey.count) bytes; an X25519 public key is \(Self.publicKeyByteCount)"
+            )
+        }
+        guard timeout > .zero else {
+            throw AcquirerEndpointError(.invalidTimeout, "the acquirer timeout must be positive")
+        }
+        self.baseURL = base
+        self.publicKey = publicKey
+        self.timeout = timeout
+    }
+
+    /// Reads the public key from `publicKeyFile`: the acquirer's `acquirer.pub`, exactly 32 raw
+    /// bytes (docs/CRYPTO.md, "Acquirer authorization").
+    /// - Throws: ``AcquirerEndpointError`` naming the file and the problem.
+    public init(
+        baseURL: String, publicKeyFile: String, timeout: Duration = defaultTimeout
+    )
+        throws(AcquirerEndpointError)
+    {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: publicKeyFile, isDirectory: &isDirectory) else {
+            throw AcquirerEndpointError(
+                .publicKeyMissing,
+                "acquirer public key \(publicKeyFile): file not found (`vault acquirer-sim` writes acquirer.pub)")
+        }
+        guard !isDirectory.boolValue, let data = FileManager.default.contents(atPath: publicKeyFile) else {
+            throw AcquirerEndpointError(
+                .publicKeyUnreadable, "acquirer public key \(publicKeyFile): not a readable regular file")
+        }
+        guard data.count == Self.publicKeyByteCount else {
+            throw AcquirerEndpointError(
+                .publicKeyWrongSize,
+                "acquirer public key \(publicKeyFile): is \(data.count) bytes; it must be exactly "
+                    + "\(Self.publicKeyByteCount) raw bytes")
+        }
+        try self.init(baseURL: baseURL, publicKey: [UInt8](data), timeout: timeout)
+    }
+}
