@@ -161,7 +161,8 @@ public final class WalletService: Sendable {
     // MARK: Cards on file
 
     /// Saves a tokenized card to a wallet. The same card (same fingerprint) saved again returns
-    /// the existing entry with `created == false`.
+    /// the existing entry with `created == false`; if the vault has deleted the entry's token,
+    /// the entry takes the new token and expiry.
     /// - Throws: `wallet_not_found`, `token_not_found` (unknown or deleted token), `card_expired`.
     public func addCard(
         walletID: String, token: Token, idempotency key: IdempotencyKey
@@ -184,7 +185,20 @@ public final class WalletService: Sendable {
                 last4: metadata.last4, brand: metadata.brand, expMonth: metadata.expMonth,
                 expYear: metadata.expYear, fingerprint: metadata.fingerprint,
                 createdAt: Date(milliseconds: now.milliseconds))
+            let deadToken = try await deadToken(of: walletID, fingerprint: metadata.fingerprint, other: metadata.token)
             return try await ledger.pool.write { db in
+                // The card is saved under a token the vault has deleted: it takes the new one, or
+                // it could never be charged again.
+                if let deadToken {
+                    try db.execute(
+                        sql: """
+                            UPDATE wallet_cards SET token = ?, exp_month = ?, exp_year = ?
+                            WHERE wallet_id = ? AND fingerprint = ? AND token = ?
+                            """,
+                        arguments: [
+                            card.token.rawValue, card.expMonth, card.expYear, walletID, card.fingerprint, deadToken,
+                        ])
+                }
                 // The unique (wallet, fingerprint) pair makes the check and the insert one step.
                 try db.execute(
                     sql: """
@@ -211,6 +225,18 @@ public final class WalletService: Sendable {
             }
         }
         return (saved.card, saved.created)
+    }
+
+    /// The token `walletID` holds the card `fingerprint` under, if it is not `other` and the
+    /// vault no longer knows it.
+    private func deadToken(of walletID: String, fingerprint: String, other: Token) async throws -> String? {
+        let saved = try await ledger.pool.read { db in
+            try String.fetchOne(
+                db, sql: "SELECT token FROM wallet_cards WHERE wallet_id = ? AND fingerprint = ?",
+                arguments: [walletID, fingerprint])
+        }
+        guard let saved, saved != other.rawValue else { return nil }
+        return try await cards.metadata(of: Token(unchecked: saved)) == nil ? saved : nil
     }
 
     struct SavedCard: Codable, Sendable {

@@ -48,6 +48,40 @@ struct CardOnFileTests {
         }
     }
 
+    @Test("A card saved under a token the vault has since deleted takes the new token when saved again")
+    func deadTokenReplaced() async throws {
+        try await withWallet { sandbox async throws in
+            let wallet = try await sandbox.createWallet()
+            let first = TestCards.visa(expMonth: 12, expYear: 2031)
+            let card = try await sandbox.addCard(to: wallet.id, first)
+            sandbox.cards.delete(first.token)
+            let gone = await walletErrorCode {
+                try await sandbox.service.topUp(
+                    walletID: wallet.id, cardID: card.id, amount: 100, currency: "EUR", idempotency: sandbox.freshKey())
+            }
+            #expect(gone == .tokenNotFound)
+
+            // The cardholder enters the same card again (reissued: same PAN, later expiry).
+            let again = TestCards.visa(expMonth: 6, expYear: 2034)
+            sandbox.cards.put(again)
+            let (saved, created) = try await sandbox.service.addCard(
+                walletID: wallet.id, token: again.token, idempotency: sandbox.freshKey())
+            #expect(!created)
+            #expect(saved.id == card.id)
+            #expect(saved.token == again.token)
+            #expect(saved.expMonth == 6 && saved.expYear == 2034)
+            #expect(saved.createdAt == card.createdAt)
+            #expect(try await sandbox.service.cards(of: wallet.id) == [saved])
+
+            // And it can be charged again.
+            let topUp = try await sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 100, currency: "EUR", idempotency: sandbox.freshKey())
+            #expect(topUp.status == .approved)
+            #expect(sandbox.authorizer.requests.last?.token == again.token)
+            #expect(try await sandbox.balance(wallet.id) == 100)
+        }
+    }
+
     @Test("The same key and request replays the first response (created stays true)")
     func replay() async throws {
         try await withWallet { sandbox async throws in
