@@ -60,6 +60,10 @@ final class AcquirerStore: Sendable {
         try FileManager.default.createDirectory(
             atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let path = AcquirerKeyPair.path(directory, fileName)
+        if !FileManager.default.fileExists(atPath: path) {
+            // Owner-only from the start: SQLite gives the -wal and -shm files the mode of the database.
+            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "acquirer"

@@ -14,17 +14,19 @@ struct AcquirerSimCommand: AsyncParsableCommand {
             `vault serve --acquirer-url http://HOST:PORT`.
 
             Rules (the first that matches wins):
-              4000000000000002                 declined, do_not_honor
-              4000000000009995                 declined, insufficient_funds
-              expiry before the current month  declined, expired_card
-              amount over --amount-limit       declined, amount_limit_exceeded
-              a CVV other than 737             declined, incorrect_cvv (7373 on 4-digit-CVV cards such as Amex)
-              no CVV                           accepted (stored-credential, merchant-initiated charge)
-              otherwise                        approved, with a random 6-digit auth code
+              PAN 4000000000000002         declined, do_not_honor
+              PAN 4000000000009995         declined, insufficient_funds
+              expiry before this month     declined, expired_card
+              amount over --amount-limit   declined, amount_limit_exceeded
+              CVV sent and not 737         declined, incorrect_cvv
+                                           (7373 on 4-digit-CVV cards: Amex)
+              no CVV sent                  accepted (stored credential)
+              otherwise                    approved, random 6-digit auth code
 
             Magic amounts, for failure testing:
               50300  HTTP 503 acquirer_unavailable; nothing is recorded
-              40800  answered after --slow-delay seconds (so that the caller times out), then recorded
+              40800  answered after --slow-delay seconds (the caller times
+                     out), then recorded
 
             A repeated reference with the same amount and currency gets the first answer; with another \
             amount or currency it gets 409 reference_reused.

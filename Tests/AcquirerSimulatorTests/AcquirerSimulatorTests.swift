@@ -229,6 +229,9 @@ struct AcquirerSimulatorTests {
                 #expect(record.last4 == String(card.pan.suffix(4)))
                 #expect(record.cvvPresent)
             }
+            for file in ["acquirer.db", "acquirer.db-wal"] {
+                #expect(try mode(of: harness.directory + "/" + file) == 0o600, "\(file) is owner-only")
+            }
             let files = try bytes(ofFilesIn: harness.directory, prefix: "acquirer.db")
             #expect(files.count > 0)
             for card in TestCard.all {

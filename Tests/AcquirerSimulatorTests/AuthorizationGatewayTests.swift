@@ -9,6 +9,7 @@ import Logging
 import Synchronization
 import Testing
 import TokenVault
+import VaultCrypto
 import VaultTestSupport
 
 /// The authorization gateway end to end: a real vault in a temporary folder, the simulator on
@@ -183,6 +184,35 @@ struct AuthorizationGatewayTests {
             }
             #expect(error?.code == .acquirerUnavailable)
             #expect(error?.isRetryable == true)
+        }
+    }
+
+    @Test func anAcquirer4xxIsAnInternalFailureWithoutCardData() async throws {
+        try await withGateway { harness in
+            let token = try await harness.tokenize(.visa.withCVV("737"))
+            // Sealed to a key the acquirer does not hold: it answers 400 invalid_card_block.
+            let endpoint = try AcquirerEndpoint(
+                baseURL: harness.server.baseURL, publicKey: SealedBox.KeyPair.generate().publicKey)
+            let error = await authorizationError {
+                try await harness.gateway(endpoint: endpoint).authorize(Self.request(token))
+            }
+            #expect(error?.code == .internalFailure)
+            #expect(error?.message == "the acquirer refused the request with HTTP 400")
+            #expect(error?.isRetryable == false)
+            #expect(try await harness.simulator.records().isEmpty)
+        }
+    }
+
+    @Test func theStoreTakesACVVOnceAndNeverAnExpiredOne() async throws {
+        try await withGateway { harness in
+            let token = try await harness.tokenize(.visa.withCVV("737"))
+            let taken = try await harness.vault.store.takeCVV(of: token, now: Date())
+            #expect(taken != nil)
+            #expect(try await harness.vault.store.takeCVV(of: token, now: Date()) == nil)
+            let other = try await harness.tokenize(.visa2.withCVV("737"))
+            let late = Date().addingTimeInterval(harness.vault.tokens.cvvTimeToLive + 1)
+            #expect(try await harness.vault.store.takeCVV(of: other, now: late) == nil, "expired: not handed out")
+            #expect(try await Self.heldCVVs(harness.vault) == 0, "and deleted")
         }
     }
 
