@@ -80,9 +80,12 @@ struct WalletRouteTests {
                     : try await server.send(route.method, route.uri, auth: .bearer(walletOnly))
                 #expect(allowed.status == (post ? .badRequest : .ok), "\(route.uri): \(allowed)")
             }
-            // Nothing was created by the refused requests.
+            // Nothing was created by the refused requests: account numbers are handed out in
+            // sequence, and the next one is only the second.
             #expect(try await server.wallet(wallet.id).balances.posted == 0)
             #expect(try await server.statement(wallet.id).isEmpty)
+            #expect(wallet.accountNumber.hasSuffix("0000000001"), "\(wallet.accountNumber)")
+            #expect(try await server.createWallet().accountNumber.hasSuffix("0000000002"))
         }
     }
 
@@ -130,6 +133,8 @@ struct WalletRouteTests {
             let longest = String(repeating: "k", count: 255)
             let reply = try await server.walletPost(posts[0].uri, json: posts[0].json, idempotencyKey: longest)
             #expect(reply.status == .created, "\(reply)")
+            let third = try reply.decode(WalletReply.self).accountNumber
+            #expect(third.hasSuffix("0000000003"), "no refused request created a wallet: \(third)")
         }
     }
 
