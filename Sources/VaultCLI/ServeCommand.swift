@@ -1,4 +1,5 @@
 import ArgumentParser
+import Detokenization
 import Foundation
 import Hummingbird
 import Logging
@@ -34,6 +35,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "How long a CVV given at tokenization is held, in seconds (PCI DSS 3.3.2).")
     var cvvTtl: Int = 3600
 
+    @Option(
+        help: ArgumentHelp(
+            "Base URL of the card acquirer that wallet top-ups are authorized with, e.g. http://127.0.0.1:8090.",
+            discussion: "Without it, top-ups are refused with acquirer_not_configured (503)."))
+    var acquirerUrl: String?
+
+    @Option(help: "The acquirer's public key file (acquirer.pub, 32 raw bytes); card data is sealed to it.")
+    var acquirerKey: String?
+
+    @Option(help: "Seconds to wait for the acquirer before a top-up ends as acquirer_timeout (retryable).")
+    var acquirerTimeout: Double = 5
+
     @Option(help: "Country (ISO 3166) of new virtual account IBANs: AT, CH, DE, GB, IE, LI, LT, LU or NL.")
     var ibanCountry: String = VirtualAccountNumbering.default.country
 
@@ -54,6 +67,12 @@ struct ServeCommand: AsyncParsableCommand {
         guard detokenizeRateLimit >= 0 else { throw ValidationError("--detokenize-rate-limit must be 0 or more") }
         guard cvvTtl > 0 else { throw ValidationError("--cvv-ttl must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard (acquirerUrl == nil) == (acquirerKey == nil) else {
+            throw ValidationError("--acquirer-url and --acquirer-key go together")
+        }
+        guard acquirerTimeout > 0, acquirerTimeout <= 120 else {
+            throw ValidationError("--acquirer-timeout must be more than 0 and at most 120 seconds")
+        }
         do {
             _ = try VirtualAccountNumbering(country: ibanCountry, bankCode: ibanBankCode)
         } catch {
@@ -69,7 +88,19 @@ struct ServeCommand: AsyncParsableCommand {
                 host: host, publicPort: publicPort, detokenizePort: detokenizePort,
                 detokenizeRateLimit: detokenizeRateLimit > 0 ? detokenizeRateLimit : nil)
             let numbering = try VirtualAccountNumbering(country: ibanCountry, bankCode: ibanBankCode)
-            let wallets = try VaultApplication.walletService(vault: vault, authorizer: nil, numbering: numbering)
+            let acquirer: AcquirerEndpoint?
+            do {
+                acquirer = try acquirerUrl.map { url throws(AcquirerEndpointError) in
+                    try AcquirerEndpoint(
+                        baseURL: url, publicKeyFile: acquirerKey ?? "",
+                        timeout: .milliseconds(Int(acquirerTimeout * 1000)))
+                }
+            } catch let error as AcquirerEndpointError {
+                CLI.fail(error.message)
+            }
+            let gateway = AuthorizationGateway(
+                tokens: vault.tokens, audit: vault.audit, acquirer: acquirer, logger: logger)
+            let wallets = try VaultApplication.walletService(vault: vault, authorizer: gateway, numbering: numbering)
             try await VaultApplication.run(
                 vault: vault, wallets: wallets, configuration: configuration, logger: logger
             ) {
@@ -77,6 +108,10 @@ struct ServeCommand: AsyncParsableCommand {
                 if listener == "public" {
                     print("vault: public API listening on http://\(host):\(port)")
                     print("vault: active data key v\(vault.keyRing.active.version); data in \(storage.dataDir)")
+                    print(
+                        "vault: wallet top-ups "
+                            + (acquirerUrl.map { "authorize with the acquirer at \($0)" }
+                                ?? "are off (no --acquirer-url)"))
                     print(
                         "vault: create an API key with: vault credentials create --name frontend --scope tokenize "
                             + "--scope tokens:read")

@@ -24,11 +24,12 @@ final class APIClient: Sendable {
 
     /// Sends one request and returns the status and body.
     func send(
-        _ method: String, _ path: String, body: Data? = nil, key: String?
+        _ method: String, _ path: String, body: Data? = nil, key: String?, headers: [String: String] = [:]
     ) async throws -> (status: Int, body: Data) {
         var request = URLRequest(url: baseURL.appendingPathComponent(path))
         request.httpMethod = method
         if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let body {
             request.httpBody = body
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
