@@ -481,6 +481,16 @@ struct WalletRouteTests {
             let same = try await server.walletPost("/v1/wallets/\(wallet)/cards", json: ["token": token])
             #expect(same.status == .ok, "\(same)")
             #expect(try same.decode(CardReply.self) == fixture.card)
+            // Saved again with a new token, the card whose token was deleted takes it and can be charged.
+            let renewed = try await server.walletTokenized(.amex).token
+            let resaved = try await server.walletPost("/v1/wallets/\(wallet)/cards", json: ["token": renewed])
+            #expect(resaved.status == .ok, "\(resaved)")
+            let card = try resaved.decode(CardReply.self)
+            #expect(card.id == saved.id && card.token == renewed)
+            let charged = try await server.topUp(wallet, card: saved.id, amount: 100)
+            #expect(try charged.decode(TopUpReply.self).status == "approved", "\(charged)")
+            #expect(authorizer.requests.last?.token.rawValue == renewed)
+            #expect(try await server.wallet(wallet).balances.posted == 10_100)
         }
     }
 
