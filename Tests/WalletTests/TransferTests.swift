@@ -126,7 +126,10 @@ struct TransferTests {
     @Test("Concurrent random transfers never overdraw a wallet and add up to the balances")
     func concurrentRandom() async throws {
         try await withWallet { sandbox async throws in
-            let seed = UInt64.random(in: 0...UInt64.max)
+            // The moves are seeded (WALLET_SEED replays them); their interleaving is not.
+            let seed =
+                ProcessInfo.processInfo.environment["WALLET_SEED"].flatMap(UInt64.init)
+                ?? UInt64.random(in: 0...UInt64.max)
             var generator = SeededGenerator(seed: seed)
             var wallets = [String]()
             var initial = [String: Int64]()
@@ -174,11 +177,11 @@ struct TransferTests {
             }
             for wallet in wallets {
                 let balances = try #require(try await sandbox.ledger.account(wallet)).balances
-                #expect(balances.posted == expected[wallet], "seed \(seed)")
-                #expect(balances.posted >= 0, "seed \(seed)")
-                #expect(balances.debitsPosted <= balances.creditsPosted, "seed \(seed)")
+                #expect(balances.posted == expected[wallet], "replay with WALLET_SEED=\(seed)")
+                #expect(balances.posted >= 0, "replay with WALLET_SEED=\(seed)")
+                #expect(balances.debitsPosted <= balances.creditsPosted, "replay with WALLET_SEED=\(seed)")
             }
-            #expect(succeeded > 0, "seed \(seed)")
+            #expect(succeeded > 0, "replay with WALLET_SEED=\(seed)")
             let total = initial.values.reduce(0, +)
             #expect(try await sandbox.balance(WalletService.receivableAccountID(Money.eur)) == -total)
             try await sandbox.ledger.verifyInvariants()
