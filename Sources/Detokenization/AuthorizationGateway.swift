@@ -27,7 +27,7 @@ import VaultCrypto
 ///
 /// The acquirer answers a repeated reference with its first answer, so after
 /// `acquirer_timeout` or `acquirer_unavailable` the caller retries with the same reference and
-/// can never charge twice. Logs carry token, reference, decision and latency only.
+/// can never charge twice. Logs carry token, reference, decision, acquirer reference and latency only.
 public final class AuthorizationGateway: CardAuthorizing {
     /// The audit event type (an authorization is a detokenization whose purpose is `authorization`).
     public static let eventType = "detokenize"
@@ -91,7 +91,8 @@ public final class AuthorizationGateway: CardAuthorizing {
                 metadata: [
                     "token": "\(token)", "reference": "\(request.reference)",
                     "decision": "\(outcome.decision.rawValue)",
-                    "decline_code": "\(outcome.declineCode ?? "-")", "cvv_sent": "\(sealed.cvvSent)",
+                    "decline_code": "\(outcome.declineCode ?? "-")",
+                    "acquirer_reference": "\(outcome.acquirerReference)", "cvv_sent": "\(sealed.cvvSent)",
                     "latency_ms": "\(Self.milliseconds(since: started))",
                 ])
             return outcome
