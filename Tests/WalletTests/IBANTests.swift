@@ -36,7 +36,7 @@ struct IBANTests {
 
     @Test("Check digits below 10 keep their leading zero")
     func singleDigitCheck() throws {
-        // Found by search: these BBANs have check digits 02..09.
+        // About one BBAN in twelve has check digits 02 to 09; 2,000 consecutive accounts have many.
         var seen = Set<String>()
         for account in 0..<2000 {
             let bban = "99999999" + String(repeating: "0", count: 6) + String(format: "%04d", account)
@@ -64,6 +64,9 @@ struct IBANTests {
         #expect(fromElectronic == fromPrint)
         #expect(fromLower == fromPrint)
         #expect(fromPrint.description == compact)
+        // Spaces anywhere are dropped.
+        let spaced = " " + compact.map { "\($0) " }.joined()
+        #expect((try? IBAN(validating: spaced)) == fromPrint)
     }
 
     @Test("A changed character is refused", arguments: publishedIBANs)
@@ -121,8 +124,6 @@ struct IBANTests {
         ])
     func badInput(text: String) {
         #expect(errorCode { try IBAN(validating: text) } == .invalidIBAN)
-        // Spaces anywhere are dropped, though.
-        #expect((try? IBAN(validating: " DE89  370400440532013000 "))?.rawValue == "DE89370400440532013000")
     }
 
     @Test("Letters outside A-Z are refused, even those that upper-case to A-Z")

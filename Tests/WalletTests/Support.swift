@@ -57,6 +57,13 @@ struct WalletSandbox {
         return account.balances.posted
     }
 
+    /// All four balances of a ledger account that must exist.
+    func balances(_ accountID: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Balances {
+        let account = try #require(
+            try await ledger.account(accountID), "no account \(accountID)", sourceLocation: sourceLocation)
+        return account.balances
+    }
+
     /// Registers a card in the directory and saves it to `wallet`.
     func addCard(
         to wallet: String, _ metadata: CardMetadata? = nil

@@ -59,6 +59,11 @@ struct TopUpTests {
             #expect(transfer.creditAccountID == wallet.id)
             #expect(transfer.amount == 2500)
             #expect(try await attemptStatuses(sandbox) == ["approved"])
+            #expect(try await sandbox.balances(wallet.id).pending == 0)
+            let entries = try await sandbox.service.transactions(of: wallet.id).entries
+            #expect(entries.map(\.id) == [topUp.id])
+            #expect(entries.map(\.kind) == [.topUp])
+            #expect(entries.map(\.amount) == [2500])
             try await sandbox.ledger.verifyInvariants()
 
             // Replayed: no second charge, no second credit.
@@ -83,8 +88,10 @@ struct TopUpTests {
             #expect(topUp.authCode == nil)
             #expect(sandbox.authorizer.references == [topUp.id])
             #expect(try await sandbox.balance(wallet.id) == 0)
-            #expect(try await sandbox.ledger.transfer(topUp.id) == nil)
-            #expect(try await sandbox.ledger.transfers(of: wallet.id).isEmpty)
+            // Nothing moved and nothing is held, on either side.
+            #expect(try await sandbox.balances(wallet.id) == Balances())
+            #expect(try await sandbox.balances(WalletService.receivableAccountID(Money.eur)) == Balances())
+            #expect(try await sandbox.service.transactions(of: wallet.id).entries.isEmpty)
             #expect(try await attemptStatuses(sandbox) == ["declined"])
             // The retry replays the decline without asking the acquirer again (which would now approve).
             let replay = try await sandbox.service.topUp(
@@ -131,7 +138,10 @@ struct TopUpTests {
             #expect(references.count == 3)
             #expect(Set(references) == [topUp.id], "the retries must send the first attempt's reference")
             #expect(try await sandbox.balance(wallet.id) == 700)
-            #expect(try await sandbox.ledger.transfers(of: wallet.id).count == 1)
+            #expect(try await sandbox.balances(wallet.id).pending == 0)
+            let entries = try await sandbox.service.transactions(of: wallet.id).entries
+            #expect(entries.map(\.id) == [topUp.id])
+            #expect(entries.map(\.amount) == [700])
             #expect(try await attemptStatuses(sandbox) == ["approved"])
 
             // Further retries replay without another charge.
@@ -283,7 +293,7 @@ struct TopUpTests {
             #expect(await code(wallet: dollars.id, currency: "USD") == .cardNotFound)
             #expect(sandbox.authorizer.callCount == 0)
             #expect(try await sandbox.count("wallet_top_ups") == 0)
-            #expect(try await sandbox.ledger.transfers(of: wallet.id).isEmpty)
+            #expect(try await sandbox.balances(wallet.id) == Balances())
         }
     }
 
@@ -353,7 +363,11 @@ struct TopUpTests {
             #expect(declinedIDs.count == 4)
             #expect(try await sandbox.balance(wallet.id) == expected)
             #expect(try await sandbox.balance(WalletService.receivableAccountID(Money.eur)) == -expected)
-            #expect(try await sandbox.ledger.transfers(of: wallet.id).count == 30 - 4)
+            #expect(try await sandbox.balances(wallet.id).pending == 0)
+            let entries = try await sandbox.service.transactions(of: wallet.id).entries
+            #expect(entries.count == 30 - 4)
+            #expect(entries.allSatisfy { $0.kind == .topUp && $0.amount > 0 })
+            #expect(entries.map(\.amount).reduce(0, +) == expected)
             #expect(Set(sandbox.authorizer.references).count == 30)
             try await sandbox.ledger.verifyInvariants()
         }
