@@ -276,17 +276,19 @@ public final class WalletService: Sendable {
 
     // MARK: Top-ups
 
-    /// Charges a card on file through the authorization gateway and, if the acquirer approves,
-    /// credits the wallet from the acquirer-receivable account in the same commit that records
-    /// the outcome.
+    /// Charges a card on file through the authorization gateway, as a two-phase ledger transfer
+    /// from the acquirer-receivable account to the wallet: the amount is held (pending) before
+    /// the acquirer is asked, then posted if it approves or voided if it declines, in the same
+    /// commit that records the outcome.
     ///
-    /// The top-up's id is the acquirer reference and the ledger transfer id, and it is fixed at
-    /// the first attempt of an Idempotency-Key. After `acquirer_timeout` or
-    /// `acquirer_unavailable` nothing is booked and nothing is stored under the key: a retry with
-    /// the same key sends the same reference, the acquirer answers it with its first decision,
-    /// and the wallet is credited at most once.
+    /// The top-up's id is the acquirer reference and the pending transfer's id, and it is fixed
+    /// at the first attempt of an Idempotency-Key. After `acquirer_timeout` or
+    /// `acquirer_unavailable` the hold stays open and nothing is stored under the key: a retry
+    /// with the same key sends the same reference, the acquirer answers it with its first
+    /// decision, and the hold is posted or voided exactly once.
     /// - Throws: `wallet_not_found`, `card_not_found`, `currency_mismatch`, `invalid_amount`,
-    ///   `unsupported_currency`, `token_not_found`, `acquirer_*`, or an idempotency error.
+    ///   `unsupported_currency`, `amount_overflow` (before any charge), `token_not_found`,
+    ///   `acquirer_*`, or an idempotency error.
     public func topUp(
         walletID: String, cardID: String, amount: Int64, currency code: String, idempotency key: IdempotencyKey
     ) async throws -> TopUp {
@@ -309,8 +311,9 @@ public final class WalletService: Sendable {
             guard let authorizer else {
                 throw WalletError(.acquirerNotConfigured, "no acquirer is configured (vault serve --acquirer-url)")
             }
-            let topUpID = try await attempt(
-                key, walletID: walletID, cardID: cardID, amount: amount, currency: currency, now: now)
+            let topUpID = try await hold(
+                key, walletID: walletID, cardID: cardID, amount: amount, currency: currency, now: now,
+                recorder: recorder)
             let outcome: AuthorizationOutcome
             do {
                 outcome = try await authorizer.authorize(
@@ -320,10 +323,16 @@ public final class WalletService: Sendable {
             } catch let error as AuthorizationError {
                 switch error.code {
                 case .tokenNotFound:
-                    // The attempt's status and the stored failure commit together.
-                    try await idempotency.saveFailure(
-                        WalletError(.tokenNotFound, "the card's token no longer exists in the vault"), with: recorder,
-                        alongside: { db in try Self.setStatus("failed", of: topUpID, in: db) })
+                    // The hold is released, and the attempt's status and the stored failure commit with it.
+                    let failure = WalletError(.tokenNotFound, "the card's token no longer exists in the vault")
+                    _ = try await ledger.createTransfers(
+                        [Self.release(topUpID, walletID: walletID, currency: currency, amount: amount, post: false)],
+                        recording: { db, results in
+                            try Self.requireReleased(results[0])
+                            try Self.setStatus("failed", of: topUpID, in: db)
+                            try recorder.save(db, .failure(failure))
+                        })
+                    throw IdempotencyStore.RecordedFailure(error: failure)
                 case .acquirerTimeout:
                     throw WalletError(
                         .acquirerTimeout, "the acquirer did not answer in time; retry with the same Idempotency-Key")
@@ -344,58 +353,82 @@ public final class WalletService: Sendable {
                 status: approved ? .approved : .declined, authCode: approved ? outcome.authCode : nil,
                 acquirerReference: outcome.acquirerReference, declineCode: approved ? nil : outcome.declineCode,
                 createdAt: Date(milliseconds: now.milliseconds))
-            if !approved {
-                try await ledger.pool.write { db in
-                    try Self.finish(topUp, in: db)
-                    try recorder.save(db, .success(topUp))
-                }
-                return topUp
-            }
-            let results = try await ledger.createTransfers(
-                [
-                    TransferRequest(
-                        id: topUpID, debitAccountID: Self.receivableAccountID(currency), creditAccountID: walletID,
-                        amount: amount)
-                ],
+            // Approved: the hold is posted; declined: voided. The hold already passed every balance
+            // check, so posting it cannot fail on an overflow after the card was charged.
+            _ = try await ledger.createTransfers(
+                [Self.release(topUpID, walletID: walletID, currency: currency, amount: amount, post: approved)],
                 recording: { db, results in
-                    guard results[0] == .created || results[0] == .exists else { return }
+                    try Self.requireReleased(results[0])
                     try Self.finish(topUp, in: db)
                     try recorder.save(db, .success(topUp))
                 })
-            if case .failed(let error) = results[0] {
-                // Approved but not bookable (e.g. the balance would overflow): the attempt stays
-                // open for reconciliation; nothing is stored, so a retry can try again.
-                throw WalletError(.internalFailure, "the approved top-up could not be booked (\(error.code))")
-            }
             return topUp
         }
     }
 
-    /// The id of this key's top-up attempt: the existing one on a retry, else a new one.
-    private func attempt(
-        _ key: IdempotencyKey, walletID: String, cardID: String, amount: Int64, currency: Currency, now: Date
+    /// The id of this key's top-up attempt: on a retry the existing one, whose hold is still
+    /// open; else a new attempt, with a pending transfer (receivable → wallet) for the amount
+    /// committed in the same transaction. Holding before the acquirer is asked means an
+    /// approval can always be booked: whatever would refuse the credit (an overflowing balance)
+    /// refuses the hold, before any card is charged.
+    private func hold(
+        _ key: IdempotencyKey, walletID: String, cardID: String, amount: Int64, currency: Currency, now: Date,
+        recorder: IdempotencyStore.Recorder<TopUp>
     ) async throws -> String {
-        try await ledger.pool.write { db in
-            if let row = try Row.fetchOne(
+        let existing = try await ledger.pool.read { db -> (id: String, matches: Bool)? in
+            try Row.fetchOne(
                 db, sql: "SELECT * FROM wallet_top_ups WHERE owner = ? AND idempotency_key = ?",
-                arguments: [key.owner, key.key])
-            {
-                guard row["wallet_id"] == walletID, row["card_id"] == cardID, row["amount"] == amount,
-                    row["currency"] == currency.code
-                else {
-                    throw WalletError(
-                        .idempotencyKeyReused, "this Idempotency-Key was already used with a different request")
-                }
-                return row["id"]
+                arguments: [key.owner, key.key]
+            ).map { row in
+                (
+                    row["id"],
+                    row["wallet_id"] == walletID && row["card_id"] == cardID && row["amount"] == amount
+                        && row["currency"] == currency.code
+                )
             }
-            let id = RandomID.make("tu")
-            try db.execute(
-                sql: """
-                    INSERT INTO wallet_top_ups (id, owner, idempotency_key, wallet_id, card_id, amount, currency,
-                        status, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 'authorizing', ?)
-                    """,
-                arguments: [id, key.owner, key.key, walletID, cardID, amount, currency.code, now.milliseconds])
-            return id
+        }
+        if let existing {
+            guard existing.matches else {
+                throw WalletError(
+                    .idempotencyKeyReused, "this Idempotency-Key was already used with a different request")
+            }
+            return existing.id
+        }
+        let id = RandomID.make("tu")
+        let results = try await ledger.createTransfers(
+            [
+                TransferRequest(
+                    id: id, debitAccountID: Self.receivableAccountID(currency), creditAccountID: walletID,
+                    amount: amount, kind: .pending(expiresAt: nil))
+            ],
+            recording: { db, results in
+                guard results[0] == .created else { return }
+                try db.execute(
+                    sql: """
+                        INSERT INTO wallet_top_ups (id, owner, idempotency_key, wallet_id, card_id, amount, currency,
+                            status, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 'authorizing', ?)
+                        """,
+                    arguments: [id, key.owner, key.key, walletID, cardID, amount, currency.code, now.milliseconds])
+            })
+        if case .failed(let error) = results[0] {
+            try await idempotency.saveFailure(Self.walletError(error), with: recorder)
+        }
+        return id
+    }
+
+    /// The transfer that posts (approved) or voids (declined, token gone) a top-up's hold.
+    private static func release(
+        _ topUpID: String, walletID: String, currency: Currency, amount: Int64, post: Bool
+    ) -> TransferRequest {
+        TransferRequest(
+            id: topUpID + (post ? ":post" : ":void"), debitAccountID: receivableAccountID(currency),
+            creditAccountID: walletID, amount: amount,
+            kind: post ? .post(pendingID: topUpID) : .void(pendingID: topUpID))
+    }
+
+    private static func requireReleased(_ result: TransferResult) throws {
+        guard result == .created || result == .exists else {
+            throw WalletError(.internalFailure, "a top-up's hold could not be released")
         }
     }
 
@@ -481,21 +514,38 @@ public final class WalletService: Sendable {
             throw WalletError(.invalidCursor, "after must be ≥ 0 and limit 1 to 1000")
         }
         _ = try await walletCurrency(walletID)
-        // One more than asked tells whether another page follows.
-        let page = try await ledger.transfers(of: walletID, after: after, limit: limit + 1)
-        let entries = page.prefix(limit).map { sequence, transfer in
-            let outgoing = transfer.debitAccountID == walletID
-            let kind: StatementEntry.Kind =
-                outgoing
-                ? .transferOut : transfer.debitAccountID.hasPrefix("acquirer_receivable:") ? .topUp : .transferIn
-            return StatementEntry(
-                sequence: sequence, id: transfer.id, kind: kind, amount: outgoing ? -transfer.amount : transfer.amount,
-                currency: transfer.currency.code,
-                counterpartyWallet: kind == .topUp
-                    ? nil : outgoing ? transfer.creditAccountID : transfer.debitAccountID,
-                createdAt: transfer.createdAt)
+        // Only money that moved is listed: single transfers and posted holds (a top-up's hold and
+        // its void are not movements; a posted hold shows under the top-up's id). Ledger rows are
+        // read in chunks until the page is full and one more entry shows that another follows.
+        var entries = [StatementEntry]()
+        var cursor = after
+        var more = false
+        scan: while true {
+            let chunk = try await ledger.transfers(of: walletID, after: cursor, limit: limit + 1)
+            for (sequence, transfer) in chunk {
+                cursor = sequence
+                guard let entry = Self.entry(sequence, transfer, of: walletID) else { continue }
+                guard entries.count < limit else {
+                    more = true
+                    break scan
+                }
+                entries.append(entry)
+            }
+            if chunk.count <= limit { break }
         }
-        return (entries, page.count > limit ? entries.last?.sequence : nil)
+        return (entries, more ? entries.last?.sequence : nil)
+    }
+
+    private static func entry(_ sequence: Int64, _ transfer: Transfer, of walletID: String) -> StatementEntry? {
+        guard transfer.kind == "single" || transfer.kind == "post" else { return nil }
+        let outgoing = transfer.debitAccountID == walletID
+        let kind: StatementEntry.Kind =
+            outgoing ? .transferOut : transfer.debitAccountID.hasPrefix("acquirer_receivable:") ? .topUp : .transferIn
+        return StatementEntry(
+            sequence: sequence, id: transfer.kind == "post" ? transfer.pendingID ?? transfer.id : transfer.id,
+            kind: kind, amount: outgoing ? -transfer.amount : transfer.amount, currency: transfer.currency.code,
+            counterpartyWallet: kind == .topUp ? nil : outgoing ? transfer.creditAccountID : transfer.debitAccountID,
+            createdAt: transfer.createdAt)
     }
 
     // MARK: Helpers

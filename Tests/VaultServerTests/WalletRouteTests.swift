@@ -678,13 +678,10 @@ struct WalletRouteTests {
             let fixture = try await Self.fixture(server, funds: .max)
             let charged = authorizer.requests.count
             let reply = try await server.topUp(fixture.wallet.id, card: fixture.card.id, amount: 1)
-            // Known bug (WalletService.topUp): the overflow of the wallet (and of the currency's
-            // shared acquirer-receivable account, so of every wallet in EUR) is found only after
-            // the acquirer approved: 500 internal_failure, the card charged, nothing booked.
-            withKnownIssue("WalletService checks for overflow only after the acquirer approved") {
-                #expect(reply.status.code < 500, "\(reply)")
-                #expect(authorizer.requests.count == charged, "the acquirer was asked to charge what cannot be booked")
-            }
+            // The amount is held (pending) before the acquirer is asked, and the hold is refused:
+            // nothing is charged that could not be booked.
+            Self.expectError(reply, .unprocessableContent, "amount_overflow")
+            #expect(authorizer.requests.count == charged, "the acquirer was asked to charge what cannot be booked")
             #expect(try await server.wallet(fixture.wallet.id).balances.posted == .max)
         }
     }
