@@ -297,6 +297,85 @@ struct TopUpTests {
         }
     }
 
+    @Test("While the outcome is unknown the amount is held, not spendable; the outcome posts or voids it")
+    func holdWhileUnknown() async throws {
+        try await withWallet(authorizer: {
+            $0.script(
+                .fail(.acquirerTimeout), .approve(authCode: "A1"), .fail(.acquirerUnavailable), .decline(code: "x"))
+        }) { sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            let other = try await sandbox.createWallet("bob")
+            let receivable = WalletService.receivableAccountID(Money.eur)
+            func topUp(_ key: String, _ amount: Int64) async -> WalletError.Code? {
+                do {
+                    _ = try await sandbox.service.topUp(
+                        walletID: wallet.id, cardID: card.id, amount: amount, currency: "EUR",
+                        idempotency: sandbox.key(key))
+                    return nil
+                } catch {
+                    return (error as? WalletError)?.code
+                }
+            }
+
+            #expect(await topUp("approve-later", 800) == .acquirerTimeout)
+            #expect(try await sandbox.balances(wallet.id) == Balances(creditsPending: 800))
+            #expect(try await sandbox.balances(receivable) == Balances(debitsPending: 800))
+            #expect(try await sandbox.balances(wallet.id).available == 0)
+            // Held money cannot be spent.
+            let spend = await walletErrorCode {
+                try await sandbox.service.transfer(
+                    from: wallet.id, to: other.id, amount: 1, currency: "EUR", idempotency: sandbox.freshKey())
+            }
+            #expect(spend == .insufficientFunds)
+            #expect(try await sandbox.service.transactions(of: wallet.id).entries.isEmpty)
+            try await sandbox.ledger.verifyInvariants()
+
+            #expect(await topUp("approve-later", 800) == nil)
+            #expect(try await sandbox.balances(wallet.id) == Balances(creditsPosted: 800))
+            #expect(try await sandbox.balances(receivable) == Balances(debitsPosted: 800))
+
+            #expect(await topUp("decline-later", 300) == .acquirerUnavailable)
+            #expect(try await sandbox.balances(wallet.id) == Balances(creditsPosted: 800, creditsPending: 300))
+            #expect(await topUp("decline-later", 300) == nil)
+            #expect(try await sandbox.balances(wallet.id) == Balances(creditsPosted: 800))
+            #expect(try await sandbox.balances(receivable) == Balances(debitsPosted: 800))
+            #expect(try await sandbox.service.transactions(of: wallet.id).entries.map(\.amount) == [800])
+            #expect(sandbox.authorizer.callCount == 4)
+            try await sandbox.ledger.verifyInvariants()
+        }
+    }
+
+    @Test("A top-up that would overflow the wallet's balance is amount_overflow before any charge")
+    func overflowBeforeCharge() async throws {
+        try await withWallet { sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            _ = try await sandbox.ledger.createAccount(id: "test_bank", currency: Money.eur)
+            let funded = try await sandbox.ledger.createTransfers([
+                TransferRequest(
+                    id: "big", debitAccountID: "test_bank", creditAccountID: wallet.id, amount: Int64.max - 5)
+            ])
+            try #require(funded == [.created])
+            let key = try sandbox.key("top-overflow")
+            for _ in 0..<2 {
+                let code = await walletErrorCode {
+                    try await sandbox.service.topUp(
+                        walletID: wallet.id, cardID: card.id, amount: 10, currency: "EUR", idempotency: key)
+                }
+                #expect(code == .amountOverflow)
+            }
+            #expect(
+                sandbox.authorizer.callCount == 0, "the card must not be charged for a credit that cannot be booked")
+            #expect(try await sandbox.balances(wallet.id) == Balances(creditsPosted: Int64.max - 5))
+            #expect(try await sandbox.count("wallet_top_ups") == 0)
+            // A top-up that fits still works.
+            let topUp = try await sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 5, currency: "EUR", idempotency: sandbox.freshKey())
+            #expect(topUp.status == .approved)
+            #expect(try await sandbox.balance(wallet.id) == Int64.max)
+            try await sandbox.ledger.verifyInvariants()
+        }
+    }
+
     @Test("Concurrent duplicates of one top-up charge once and credit once")
     func concurrentDuplicates() async throws {
         let gate = Gate()
