@@ -110,18 +110,13 @@ final class IdempotencyStore: Sendable {
         }
     }
 
-    /// Stores a failure, in one transaction with `change` (what else the failure changed, if
-    /// anything), so that a crash leaves both or neither.
+    /// Stores a failure on its own, for operations whose failure changed nothing else.
     func saveFailure<Value: Codable & Sendable>(
-        _ error: WalletError, with recorder: Recorder<Value>,
-        alongside change: @escaping @Sendable (Database) throws -> Void = { _ in }
+        _ error: WalletError, with recorder: Recorder<Value>
     ) async throws
         -> Never
     {
-        try await pool.write { db in
-            try change(db)
-            try recorder.save(db, .failure(error))
-        }
+        try await pool.write { db in try recorder.save(db, .failure(error)) }
         throw RecordedFailure(error: error)
     }
 
