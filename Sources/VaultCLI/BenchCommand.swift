@@ -91,6 +91,8 @@ struct BenchCommand: AsyncParsableCommand {
                     limitOpsPerS: rewrapLimit))
 
             results.append(try await Self.ledgerTransfers(directory: directory + "/wallet", transfers: cards))
+            results.append(
+                try await Self.walletTransfers(directory: directory + "/wallets", transfers: min(cards, 50_000)))
 
             if json {
                 try CLI.printJSON(["results": results])

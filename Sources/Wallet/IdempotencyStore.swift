@@ -69,7 +69,16 @@ final class IdempotencyStore: Sendable {
         let now: Date
 
         func save(_ db: Database, _ outcome: StoredOutcome<Value>) throws {
-            let data = try IdempotencyStore.encoder.encode(outcome)
+            try save(db, encoded: encode(outcome))
+        }
+
+        /// The stored form of `outcome`: encode before a commit to keep the encoding out of the
+        /// single writer's time.
+        func encode(_ outcome: StoredOutcome<Value>) throws -> Data {
+            try IdempotencyStore.encoder.encode(outcome)
+        }
+
+        func save(_ db: Database, encoded data: Data) throws {
             do {
                 try db.cachedStatement(
                     sql: """

@@ -110,7 +110,7 @@ public final class WalletService: Sendable {
                 throw WalletError(.invalidOwnerRef, "owner_ref must be 1 to 128 printable ASCII characters")
             }
             let currency = try Self.currency(code)
-            let id = RandomID.make("wal")
+            let id = RandomID.make("wal", now: now)
             let wallet = try await ledger.pool.write { [ledger, numbering] db -> WalletSummary in
                 try db.execute(sql: "INSERT INTO wallet_account_numbers (wallet_id) VALUES (?)", arguments: [id])
                 let sequence = db.lastInsertedRowID
@@ -181,7 +181,7 @@ public final class WalletService: Sendable {
                 throw WalletError(.cardExpired, "the card has expired")
             }
             let card = CardOnFile(
-                id: RandomID.make("card"), walletID: walletID, token: metadata.token, bin: metadata.bin,
+                id: RandomID.make("card", now: now), walletID: walletID, token: metadata.token, bin: metadata.bin,
                 last4: metadata.last4, brand: metadata.brand, expMonth: metadata.expMonth,
                 expYear: metadata.expYear, fingerprint: metadata.fingerprint,
                 createdAt: Date(milliseconds: now.milliseconds))
@@ -394,7 +394,7 @@ public final class WalletService: Sendable {
             }
             return existing.id
         }
-        let id = RandomID.make("tu")
+        let id = RandomID.make("tu", now: now)
         let results = try await ledger.createTransfers(
             [
                 TransferRequest(
@@ -469,8 +469,9 @@ public final class WalletService: Sendable {
                 throw WalletError(.currencyMismatch, "wallet \(wallet) does not hold \(currency.code)")
             }
             let transfer = WalletTransfer(
-                id: RandomID.make("tr"), fromWallet: source, toWallet: destination, amount: amount,
+                id: RandomID.make("tr", now: now), fromWallet: source, toWallet: destination, amount: amount,
                 currency: currency.code, createdAt: Date(milliseconds: now.milliseconds))
+            let success = try recorder.encode(.success(transfer))
             let results = try await ledger.createTransfers(
                 [
                     TransferRequest(
@@ -478,7 +479,7 @@ public final class WalletService: Sendable {
                 ],
                 recording: { db, results in
                     switch results[0] {
-                    case .created, .exists: try recorder.save(db, .success(transfer))
+                    case .created, .exists: try recorder.save(db, encoded: success)
                     case .failed(let error): try recorder.save(db, .failure(Self.walletError(error)))
                     }
                 })
