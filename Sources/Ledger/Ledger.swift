@@ -1,27 +1,51 @@
 public import Foundation
 public import GRDB
 import GroupCommit
+import Synchronization
 
 /// A double-entry ledger in `wallet.db` (never in `vault.db`): accounts, transfers, two-phase
 /// holds, linked transfers, idempotent ids. TigerBeetle's model on SQLite.
 ///
 /// Invariants, checked inside every commit before it is made (a violation rolls the whole
-/// commit back and is reported as `invariant_violated`):
+/// commit back and is reported as `invariant_violated` to every caller in it):
 /// 1. Per currency, the sum over all accounts of credits minus debits is zero, posted and
 ///    pending separately (each transfer adds the same amount to one debit and one credit).
+///    Each commit checks it from the deltas it writes (see `LedgerCommit`: the deltas of a
+///    commit summing to zero per currency, given the sum was zero before, proves it is zero
+///    after), in O(accounts touched); ``verifyInvariants()`` recomputes it in SQL over every
+///    account, and so does every `fullCheckEvery`-th commit if that is set.
 /// 2. An account flagged `debitsMustNotExceedCredits` never has posted plus pending debits
-///    above its posted credits (no overdraft), and likewise for `creditsMustNotExceedDebits`.
+///    above its posted credits (no overdraft), and likewise for `creditsMustNotExceedDebits`:
+///    checked for both accounts of every transfer, against balances that include every earlier
+///    transfer of the commit.
 /// 3. A pending transfer is released exactly once: posted, voided or expired.
 /// All writes go through one SQLite writer, so these hold under any interleaving of callers;
-/// concurrent callers share commits (group commit).
+/// concurrent callers share commits (group commit), and a commit writes each account it
+/// touches once, however many of its transfers touch it.
+///
+/// Choices (TigerBeetle's model unless stated):
+/// - A post or void may leave its debit and credit account ids empty; if it names them, they
+///   must be the pending transfer's (`pending_transfer_has_different_debit_account`, `…_credit_…`).
+/// - A pending transfer must expire in the future when it is created (`invalid_expiry`); one
+///   without an expiry never expires.
+/// - Failed transfers are not stored, so the id of a failed transfer may be used again, and a
+///   retry after, say, `insufficient_funds` can succeed once funds arrive. TigerBeetle instead
+///   remembers transient failures (`id_already_failed`); here a caller that needs a retry to
+///   replay its failure records it itself (the wallet's idempotency keys do, in the same
+///   commit through ``createTransfers(_:recording:)``).
 public final class Ledger: Sendable {
     public static let fileName = "wallet.db"
     public let pool: DatabasePool
     private let committer: GroupCommitter<Submission, Result<[TransferResult], any Error>>
     private let clock: @Sendable () -> Date
+    private let fullCheck: FullCheck
 
     /// Opens (and creates) `wallet.db` in `directory`.
-    public init(directory: String, clock: @escaping @Sendable () -> Date = { Date() }) throws {
+    /// - Parameter fullCheckEvery: if positive, every n-th commit of transfers (and every
+    ///   expiry sweep) also recomputes invariants 1 and 2 in SQL over all accounts before it
+    ///   commits, as ``verifyInvariants()`` does: O(accounts), for tests and audits. Each commit
+    ///   checks them anyway from what it changes.
+    public init(directory: String, clock: @escaping @Sendable () -> Date = { Date() }, fullCheckEvery: Int = 0) throws {
         try FileManager.default.createDirectory(
             atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
@@ -31,51 +55,26 @@ public final class Ledger: Sendable {
             try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
-        // GRDB sets synchronous = NORMAL for WAL; an acknowledged transfer must be on disk.
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        try Self.migrator.migrate(pool)
+        try pool.writeWithoutTransaction { db in
+            // GRDB sets synchronous = NORMAL for WAL; an acknowledged transfer must be on disk.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            // A commit of a few thousand transfers dirties a page per account it touches (its
+            // balances and the end of its postings), and the next commit dirties most of the same
+            // pages again. Checkpointing every 32 MiB of WAL instead of SQLite's 4 MiB copies each
+            // such page into the database once per several commits instead of once per commit.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
+            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
+        }
+        try LedgerSchema.migrator.migrate(pool)
         self.pool = pool
         self.clock = clock
+        let fullCheck = FullCheck(every: fullCheckEvery)
+        self.fullCheck = fullCheck
         self.committer = GroupCommitter { [clock] submissions in
-            try await pool.write { db in try Self.apply(submissions, in: db, now: clock()) }
+            try await pool.write { db in
+                try Self.apply(submissions, in: db, now: clock(), fullCheck: fullCheck.due())
+            }
         }
-    }
-
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("ledger.v1") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE ledger_accounts (
-                        id TEXT PRIMARY KEY,
-                        currency TEXT NOT NULL,
-                        flags INTEGER NOT NULL,
-                        debits_posted INTEGER NOT NULL DEFAULT 0 CHECK (debits_posted >= 0),
-                        credits_posted INTEGER NOT NULL DEFAULT 0 CHECK (credits_posted >= 0),
-                        debits_pending INTEGER NOT NULL DEFAULT 0 CHECK (debits_pending >= 0),
-                        credits_pending INTEGER NOT NULL DEFAULT 0 CHECK (credits_pending >= 0),
-                        created_at_ms INTEGER NOT NULL
-                    ) WITHOUT ROWID;
-                    CREATE INDEX ledger_accounts_currency ON ledger_accounts(currency);
-                    CREATE TABLE ledger_transfers (
-                        seq INTEGER PRIMARY KEY,
-                        id TEXT NOT NULL UNIQUE,
-                        debit_account TEXT NOT NULL REFERENCES ledger_accounts(id),
-                        credit_account TEXT NOT NULL REFERENCES ledger_accounts(id),
-                        amount INTEGER NOT NULL CHECK (amount >= 0),
-                        currency TEXT NOT NULL,
-                        kind TEXT NOT NULL CHECK (kind IN ('single', 'pending', 'post', 'void', 'expire')),
-                        pending_id TEXT,
-                        expires_at_ms INTEGER,
-                        state TEXT CHECK (state IN ('pending', 'posted', 'voided', 'expired')),
-                        created_at_ms INTEGER NOT NULL
-                    );
-                    CREATE INDEX ledger_transfers_debit ON ledger_transfers(debit_account, seq);
-                    CREATE INDEX ledger_transfers_credit ON ledger_transfers(credit_account, seq);
-                    CREATE INDEX ledger_transfers_open ON ledger_transfers(expires_at_ms) WHERE state = 'pending';
-                    """)
-        }
-        return migrator
     }
 
     // MARK: Accounts
@@ -101,8 +100,12 @@ public final class Ledger: Sendable {
             }
             return existing
         }
+        // `num` numbers accounts in creation order, for the postings (see `LedgerSchema`).
         try db.execute(
-            sql: "INSERT INTO ledger_accounts (id, currency, flags, created_at_ms) VALUES (?, ?, ?, ?)",
+            sql: """
+                INSERT INTO ledger_accounts (id, num, currency, flags, created_at_ms)
+                VALUES (?, (SELECT coalesce(max(num), 0) + 1 FROM ledger_accounts), ?, ?, ?)
+                """,
             arguments: [id, currency.code, flags.rawValue, now.milliseconds])
         return Account(id: id, currency: currency, flags: flags, createdAt: Date(milliseconds: now.milliseconds))
     }
@@ -114,15 +117,21 @@ public final class Ledger: Sendable {
 
     /// The account `id` as `db` sees it, or `nil` (for reads inside a caller's transaction).
     public static func account(_ db: Database, _ id: String) throws -> Account? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM ledger_accounts WHERE id = ?"), arguments: [id]).map {
-            row in
-            Account(
-                id: row["id"], currency: try Currency(row["currency"]), flags: AccountFlags(rawValue: row["flags"]),
-                balances: Balances(
-                    debitsPosted: row["debits_posted"], creditsPosted: row["credits_posted"],
-                    debitsPending: row["debits_pending"], creditsPending: row["credits_pending"]),
-                createdAt: Date(milliseconds: row["created_at_ms"]))
-        }
+        let select = try SQLiteStatement(
+            db,
+            """
+            SELECT currency, flags, debits_posted, credits_posted, debits_pending, credits_pending, created_at_ms
+            FROM ledger_accounts WHERE id = ?1
+            """)
+        try select.bind(1, id)
+        defer { select.reset() }
+        guard try select.next() else { return nil }
+        return Account(
+            id: id, currency: try Currency(select.string(0)), flags: AccountFlags(rawValue: Int(select.int64(1))),
+            balances: Balances(
+                debitsPosted: select.int64(2), creditsPosted: select.int64(3), debitsPending: select.int64(4),
+                creditsPending: select.int64(5)),
+            createdAt: Date(milliseconds: select.int64(6)))
     }
 
     // MARK: Transfers
@@ -138,7 +147,8 @@ public final class Ledger: Sendable {
     /// `record` with their results, so that what it writes (e.g. the stored response of an
     /// idempotent request) commits together with the transfers or not at all. If `record`
     /// throws, none of these transfers is made and the error is rethrown; other callers sharing
-    /// the commit are not affected.
+    /// the commit are not affected. `record` sees the balances these transfers leave (e.g.
+    /// through ``account(_:_:)``); it must not write `ledger_accounts` balances itself.
     public func createTransfers(
         _ requests: [TransferRequest], recording record: @escaping @Sendable (Database, [TransferResult]) throws -> Void
     ) async throws -> [TransferResult] {
@@ -156,15 +166,13 @@ public final class Ledger: Sendable {
     @discardableResult
     public func expirePending() async throws -> Int {
         let now = clock()
+        let fullCheck = fullCheck.isOn
         return try await pool.write { db in
-            let due = try Row.fetchAll(
-                db,
-                sql: "SELECT id FROM ledger_transfers WHERE state = 'pending' AND expires_at_ms <= ?",
-                arguments: [now.milliseconds]
-            ).map { $0["id"] as String }
-            for id in due { try Self.release(db, pendingID: id, to: .expired) }
-            try Self.checkInvariants(db, currencies: nil)
-            return due.count
+            let commit = try LedgerCommit(db, now: now.milliseconds)
+            let count = try commit.expireDue()
+            try commit.flush()
+            if fullCheck { try Self.checkInvariants(db) }
+            return count
         }
     }
 
@@ -177,6 +185,10 @@ public final class Ledger: Sendable {
     }
 
     /// Transfers that moved `accountID`, oldest first, after sequence `after` (pagination).
+    ///
+    /// One range scan of `ledger_postings` (keyed by account number and seq) from `after`, which
+    /// stops after `limit` rows, each joined to its transfer by seq: a page costs
+    /// O(limit · log n) however many transfers the account has.
     public func transfers(
         of accountID: String, after: Int64 = 0, limit: Int = 100
     ) async throws
@@ -184,15 +196,16 @@ public final class Ledger: Sendable {
     {
         try await pool.read { db in
             try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM ledger_transfers WHERE (debit_account = ? OR credit_account = ?) AND seq > ?
-                    ORDER BY seq LIMIT ?
-                    """,
-                arguments: [accountID, accountID, after, limit]
+                db.cachedStatement(sql: Self.statementSQL), arguments: [accountID, after, limit]
             ).map { (($0["seq"] as Int64), try Self.transfer($0)) }
         }
     }
+
+    static let statementSQL = """
+        SELECT t.* FROM ledger_postings p JOIN ledger_transfers t ON t.seq = p.seq
+        WHERE p.account = (SELECT num FROM ledger_accounts WHERE id = ?1) AND p.seq > ?2
+        ORDER BY p.seq LIMIT ?3
+        """
 
     static func transfer(_ row: Row) throws -> Transfer {
         let expires: Int64? = row["expires_at_ms"]
@@ -204,315 +217,94 @@ public final class Ledger: Sendable {
             state: state.flatMap(PendingState.init(rawValue:)), createdAt: Date(milliseconds: row["created_at_ms"]))
     }
 
-    /// Checks invariant 1 over every currency (tests, audits).
+    /// Checks invariants 1 and 2 over every account in SQL, from the stored balances alone
+    /// (tests, audits): independent of the per-commit checks. Also checks that the statement
+    /// index is complete: every transfer has exactly its two postings. O(accounts + transfers).
     public func verifyInvariants() async throws {
-        try await pool.read { db in try Self.checkInvariants(db, currencies: nil) }
+        try await pool.read { db in
+            try Self.checkInvariants(db)
+            try Self.checkPostings(db)
+        }
+    }
+
+    /// Every transfer has a posting for its debit account and one for its credit account, and
+    /// there are no others.
+    static func checkPostings(_ db: Database) throws {
+        let missing =
+            try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT count(*) FROM ledger_transfers t
+                    JOIN ledger_accounts d ON d.id = t.debit_account
+                    JOIN ledger_accounts c ON c.id = t.credit_account
+                    WHERE NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.account = d.num AND p.seq = t.seq)
+                       OR NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.account = c.num AND p.seq = t.seq)
+                    """) ?? 0
+        let transfers = try Int.fetchOne(db, sql: "SELECT count(*) FROM ledger_transfers") ?? 0
+        let postings = try Int.fetchOne(db, sql: "SELECT count(*) FROM ledger_postings") ?? 0
+        guard missing == 0, postings == 2 * transfers else {
+            throw LedgerError(
+                .invariantViolated, "\(missing) transfer(s) lack postings; \(postings) postings for \(transfers)")
+        }
     }
 
     // MARK: Applying a commit
 
-    private static func apply(
-        _ submissions: [Submission], in db: Database, now: Date
+    static func apply(
+        _ submissions: [Submission], in db: Database, now: Date, fullCheck: Bool
     ) throws -> [Result<[TransferResult], any Error>] {
-        var touched = Set<String>()
+        let commit = try LedgerCommit(db, now: now.milliseconds)
         let outcomes = try submissions.map { submission -> Result<[TransferResult], any Error> in
             guard let record = submission.record else {
-                return .success(try applyRequests(submission.requests, in: db, now: now, touched: &touched))
+                return .success(try commit.apply(submission.requests))
             }
             var outcome: Result<[TransferResult], any Error> = .success([])
-            try db.inSavepoint {
+            try commit.inSavepoint {
                 do {
-                    let results = try applyRequests(submission.requests, in: db, now: now, touched: &touched)
+                    let results = try commit.apply(submission.requests)
+                    // The caller's record reads what these transfers did.
+                    try commit.flush()
                     try record(db, results)
                     outcome = .success(results)
-                    return .commit
+                    return true
+                } catch let error as LedgerError where error.code == .invariantViolated {
+                    throw error
                 } catch {
                     outcome = .failure(error)
-                    return .rollback
+                    return false
                 }
             }
             return outcome
         }
-        try checkInvariants(db, currencies: touched)
+        try commit.flush()
+        if fullCheck { try checkInvariants(db) }
         return outcomes
     }
 
-    private static func applyRequests(
-        _ requests: [TransferRequest], in db: Database, now: Date, touched: inout Set<String>
-    ) throws -> [TransferResult] {
-        var results = [TransferResult]()
-        var chainStart = 0
-        while chainStart < requests.count {
-            var chainEnd = chainStart
-            while chainEnd < requests.count - 1 && requests[chainEnd].linked { chainEnd += 1 }
-            let chain = Array(requests[chainStart...chainEnd])
-            results += try applyChain(chain, openEnded: chain.last!.linked, in: db, now: now, touched: &touched)
-            chainStart = chainEnd + 1
-        }
-        return results
-    }
-
-    /// Applies a linked chain in a savepoint: all of it, or none of it.
-    private static func applyChain(
-        _ chain: [TransferRequest], openEnded: Bool, in db: Database, now: Date, touched: inout Set<String>
-    ) throws -> [TransferResult] {
-        var results = [TransferResult]()
-        var touchedHere = Set<String>()
-        // A lone single or pending transfer writes nothing until all its checks pass, so it needs
-        // no savepoint; chains and post/void (which release before checking) do.
-        if chain.count == 1, !openEnded,
-            chain[0].kind == .single || { if case .pending = chain[0].kind { true } else { false } }()
-        {
-            do {
-                let result = try applyOne(chain[0], in: db, now: now, touched: &touchedHere)
-                touched.formUnion(touchedHere)
-                return [result]
-            } catch let error as LedgerError {
-                return [.failed(error)]
-            }
-        }
-        try db.inSavepoint {
-            for (index, request) in chain.enumerated() {
-                do {
-                    if openEnded && index == chain.count - 1 {
-                        throw LedgerError(.linkedTransferFailed, "the last transfer of a call may not be linked")
-                    }
-                    results.append(try applyOne(request, in: db, now: now, touched: &touchedHere))
-                } catch let error as LedgerError {
-                    // The whole chain fails: the culprit with its error, the others as linked.
-                    results = chain.indices.map { other in
-                        other == index
-                            ? .failed(error)
-                            : .failed(
-                                LedgerError(.linkedTransferFailed, "a linked transfer failed: \(chain[index].id)"))
-                    }
-                    return .rollback
-                }
-            }
-            touched.formUnion(touchedHere)
-            return .commit
-        }
-        return results
-    }
-
-    private static func applyOne(
-        _ request: TransferRequest, in db: Database, now: Date, touched: inout Set<String>
-    ) throws -> TransferResult {
-        try validate(id: request.id)
-        if let existing = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT * FROM ledger_transfers WHERE id = ?"), arguments: [request.id])
-        {
-            guard try sameFields(request, as: existing) else {
-                throw LedgerError(.transferExists, "transfer \(request.id) exists with other fields")
-            }
-            return .exists
-        }
-        switch request.kind {
-        case .single, .pending:
-            guard request.amount > 0 else { throw LedgerError(.invalidAmount, "amount must be positive") }
-            guard request.debitAccountID != request.creditAccountID else {
-                throw LedgerError(.sameAccount, "debit and credit accounts must differ")
-            }
-            guard var debit = try account(db, request.debitAccountID) else {
-                throw LedgerError(.accountNotFound, "no account \(request.debitAccountID)")
-            }
-            guard var credit = try account(db, request.creditAccountID) else {
-                throw LedgerError(.accountNotFound, "no account \(request.creditAccountID)")
-            }
-            guard debit.currency == credit.currency else {
-                throw LedgerError(.currencyMismatch, "accounts have different currencies")
-            }
-            var expiresAt: Date?
-            if case .pending(let expiry) = request.kind {
-                expiresAt = expiry
-                debit.balances.debitsPending = try add(debit.balances.debitsPending, request.amount)
-                credit.balances.creditsPending = try add(credit.balances.creditsPending, request.amount)
-            } else {
-                debit.balances.debitsPosted = try add(debit.balances.debitsPosted, request.amount)
-                credit.balances.creditsPosted = try add(credit.balances.creditsPosted, request.amount)
-            }
-            try checkFlags(debit, credit)
-            try save(db, debit)
-            try save(db, credit)
-            try insert(
-                db, request, debit: debit.id, credit: credit.id, amount: request.amount, currency: debit.currency,
-                kind: expiresAt == nil && request.kind == .single ? "single" : "pending", pendingID: nil,
-                expiresAt: expiresAt, state: request.kind == .single ? nil : .pending, now: now)
-            touched.insert(debit.currency.code)
-        case .post(let pendingID), .void(let pendingID):
-            let pending = try openPending(db, pendingID, now: now)
-            let isPost: Bool
-            if case .post = request.kind { isPost = true } else { isPost = false }
-            if isPost {
-                guard request.amount > 0 else { throw LedgerError(.invalidAmount, "amount must be positive") }
-                guard request.amount <= pending.amount else {
-                    throw LedgerError(.postExceedsPending, "post amount exceeds the pending amount")
-                }
-            }
-            try release(db, pendingID: pendingID, to: isPost ? .posted : .voided)
-            if isPost {
-                guard var debit = try account(db, pending.debitAccountID),
-                    var credit = try account(db, pending.creditAccountID)
-                else { throw LedgerError(.accountNotFound, "an account of the pending transfer is gone") }
-                debit.balances.debitsPosted = try add(debit.balances.debitsPosted, request.amount)
-                credit.balances.creditsPosted = try add(credit.balances.creditsPosted, request.amount)
-                try checkFlags(debit, credit)
-                try save(db, debit)
-                try save(db, credit)
-            }
-            try insert(
-                db, request, debit: pending.debitAccountID, credit: pending.creditAccountID,
-                amount: isPost ? request.amount : 0, currency: pending.currency, kind: isPost ? "post" : "void",
-                pendingID: pendingID, expiresAt: nil, state: nil, now: now)
-            touched.insert(pending.currency.code)
-        }
-        return .created
-    }
-
-    /// The pending transfer `id`, still open.
-    private static func openPending(_ db: Database, _ id: String, now: Date) throws -> Transfer {
-        guard
-            let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT * FROM ledger_transfers WHERE id = ?"), arguments: [id])
-        else {
-            throw LedgerError(.pendingNotFound, "no pending transfer \(id)")
-        }
-        let pending = try transfer(row)
-        switch pending.state {
-        case .pending?:
-            if let expiresAt = pending.expiresAt, expiresAt <= now {
-                throw LedgerError(.pendingExpired, "pending transfer \(id) has expired")
-            }
-            return pending
-        case .posted?: throw LedgerError(.pendingAlreadyPosted, "pending transfer \(id) was already posted")
-        case .voided?: throw LedgerError(.pendingAlreadyVoided, "pending transfer \(id) was already voided")
-        case .expired?: throw LedgerError(.pendingExpired, "pending transfer \(id) has expired")
-        case nil: throw LedgerError(.pendingNotFound, "transfer \(id) is not a pending transfer")
-        }
-    }
-
-    /// Releases a pending hold exactly once: the state moves from `pending` in the same UPDATE
-    /// that checks it, and the hold leaves both accounts.
-    private static func release(_ db: Database, pendingID: String, to state: PendingState) throws {
-        try db.cachedStatement(sql: "UPDATE ledger_transfers SET state = ? WHERE id = ? AND state = 'pending'")
-            .execute(arguments: [state.rawValue, pendingID])
-        guard db.changesCount == 1 else {
-            throw LedgerError(.invariantViolated, "pending transfer \(pendingID) was released twice")
-        }
-        guard
-            let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT * FROM ledger_transfers WHERE id = ?"), arguments: [pendingID])
-        else { throw LedgerError(.pendingNotFound, "no pending transfer \(pendingID)") }
-        let pending = try transfer(row)
-        try db.cachedStatement(sql: "UPDATE ledger_accounts SET debits_pending = debits_pending - ? WHERE id = ?")
-            .execute(arguments: [pending.amount, pending.debitAccountID])
-        try db.cachedStatement(sql: "UPDATE ledger_accounts SET credits_pending = credits_pending - ? WHERE id = ?")
-            .execute(arguments: [pending.amount, pending.creditAccountID])
-    }
-
-    private static func sameFields(_ request: TransferRequest, as row: Row) throws -> Bool {
-        let kind: String = row["kind"]
-        let pendingID: String? = row["pending_id"]
-        switch request.kind {
-        case .single, .pending:
-            let expires: Int64? = row["expires_at_ms"]
-            let requestExpiry: Int64? = if case .pending(let date) = request.kind { date?.milliseconds } else { nil }
-            return kind == (request.kind == .single ? "single" : "pending")
-                && row["debit_account"] == request.debitAccountID
-                && row["credit_account"] == request.creditAccountID && row["amount"] == request.amount
-                && expires == requestExpiry
-        case .post(let id):
-            return kind == "post" && pendingID == id && row["amount"] == request.amount
-        case .void(let id):
-            return kind == "void" && pendingID == id
-        }
-    }
-
-    private static func insert(
-        _ db: Database, _ request: TransferRequest, debit: String, credit: String, amount: Int64, currency: Currency,
-        kind: String, pendingID: String?, expiresAt: Date?, state: PendingState?, now: Date
-    ) throws {
-        try db.cachedStatement(
+    /// Invariant 1 (zero sum per currency) and invariant 2 (balance flags) over all accounts,
+    /// in SQL: one scan of `ledger_accounts`.
+    static func checkInvariants(_ db: Database) throws {
+        // The totals of a currency may exceed Int64 (SQLite's sum() then fails with "integer
+        // overflow"), so each balance is summed as its high and low 32 bits, which cannot.
+        let rows = try Row.fetchAll(
+            db,
             sql: """
-                INSERT INTO ledger_transfers (id, debit_account, credit_account, amount, currency, kind, pending_id,
-                    expires_at_ms, state, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """
-        ).execute(
-            arguments: [
-                request.id, debit, credit, amount, currency.code, kind, pendingID, expiresAt?.milliseconds,
-                state?.rawValue, now.milliseconds,
-            ])
-    }
-
-    private static func save(_ db: Database, _ account: Account) throws {
-        try db.cachedStatement(
-            sql: """
-                UPDATE ledger_accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?, credits_pending = ?
-                WHERE id = ?
-                """
-        ).execute(
-            arguments: [
-                account.balances.debitsPosted, account.balances.creditsPosted, account.balances.debitsPending,
-                account.balances.creditsPending, account.id,
-            ])
-    }
-
-    private static func checkFlags(_ debit: Account, _ credit: Account) throws {
-        for account in [debit, credit] {
-            let balances = account.balances
-            // Posted plus pending must fit too (TigerBeetle's `overflows_debits`/`overflows_credits`),
-            // else `Balances.available` cannot be represented.
-            _ = try add(balances.debitsPosted, balances.debitsPending)
-            _ = try add(balances.creditsPosted, balances.creditsPending)
-            if account.flags.contains(.debitsMustNotExceedCredits),
-                try add(balances.debitsPosted, balances.debitsPending) > balances.creditsPosted
-            {
-                throw LedgerError(.insufficientFunds, "account \(account.id) has insufficient funds")
-            }
-            if account.flags.contains(.creditsMustNotExceedDebits),
-                try add(balances.creditsPosted, balances.creditsPending) > balances.debitsPosted
-            {
-                throw LedgerError(.exceedsDebits, "credits to account \(account.id) would exceed its debits")
-            }
+                SELECT currency,
+                    coalesce(sum(credits_posted >> 32), 0) - coalesce(sum(debits_posted >> 32), 0) AS posted_high,
+                    coalesce(sum(credits_posted & 4294967295), 0) - coalesce(sum(debits_posted & 4294967295), 0)
+                        AS posted_low,
+                    coalesce(sum(credits_pending >> 32), 0) - coalesce(sum(debits_pending >> 32), 0) AS pending_high,
+                    coalesce(sum(credits_pending & 4294967295), 0) - coalesce(sum(debits_pending & 4294967295), 0)
+                        AS pending_low
+                FROM ledger_accounts GROUP BY currency
+                """)
+        func total(_ row: Row, _ name: String) -> Int128 {
+            Int128(row["\(name)_high"] as Int64) << 32 + Int128(row["\(name)_low"] as Int64)
         }
-    }
-
-    private static func add(_ left: Int64, _ right: Int64) throws -> Int64 {
-        let (sum, overflow) = left.addingReportingOverflow(right)
-        guard !overflow else { throw LedgerError(.overflow, "the amount overflows an account balance") }
-        return sum
-    }
-
-    /// Invariant 1 (zero sum per currency) over `currencies`, or over all currencies plus
-    /// invariant 2 over all accounts. Per commit, invariant 2 is checked on the accounts a
-    /// transfer touches (`checkFlags`); the full scan is for ``verifyInvariants()``.
-    static func checkInvariants(_ db: Database, currencies: Set<String>?) throws {
-        let codes =
-            try currencies.map(Array.init)
-            ?? String.fetchAll(db, sql: "SELECT DISTINCT currency FROM ledger_accounts")
-        for code in codes {
-            // The totals of a currency may exceed Int64 (SQLite's sum() then fails with "integer
-            // overflow"), so each balance is summed as its high and low 32 bits, which cannot.
-            let row = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT coalesce(sum(credits_posted >> 32), 0) - coalesce(sum(debits_posted >> 32), 0) AS posted_high,
-                        coalesce(sum(credits_posted & 4294967295), 0) - coalesce(sum(debits_posted & 4294967295), 0)
-                            AS posted_low,
-                        coalesce(sum(credits_pending >> 32), 0) - coalesce(sum(debits_pending >> 32), 0) AS pending_high,
-                        coalesce(sum(credits_pending & 4294967295), 0) - coalesce(sum(debits_pending & 4294967295), 0)
-                            AS pending_low
-                    FROM ledger_accounts WHERE currency = ?
-                    """,
-                arguments: [code])
-            func total(_ row: Row, _ name: String) -> Int128 {
-                Int128(row["\(name)_high"] as Int64) << 32 + Int128(row["\(name)_low"] as Int64)
-            }
-            guard let row, total(row, "posted") == 0, total(row, "pending") == 0 else {
-                throw LedgerError(.invariantViolated, "balances in \(code) do not sum to zero")
-            }
+        for row in rows where total(row, "posted") != 0 || total(row, "pending") != 0 {
+            let code: String = row["currency"]
+            throw LedgerError(.invariantViolated, "balances in \(code) do not sum to zero")
         }
-        guard currencies == nil else { return }
         let overdrawn =
             try Int.fetchOne(
                 db,
@@ -530,6 +322,22 @@ public final class Ledger: Sendable {
         guard (1...128).contains(id.utf8.count), id.utf8.allSatisfy({ (33...126).contains($0) }) else {
             throw LedgerError(.invalidID, "ids must be 1 to 128 printable ASCII characters")
         }
+    }
+}
+
+/// Which commits also run the full SQL check of the invariants.
+private final class FullCheck: Sendable {
+    let every: Int
+    private let commits = Atomic<Int>(0)
+
+    init(every: Int) { self.every = every }
+
+    var isOn: Bool { every > 0 }
+
+    /// Whether the next commit runs it.
+    func due() -> Bool {
+        guard every > 0 else { return false }
+        return commits.add(1, ordering: .relaxed).newValue % every == 0
     }
 }
 

@@ -20,6 +20,12 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let pendingAlreadyVoided = Self("pending_transfer_already_voided")
         public static let pendingExpired = Self("pending_transfer_expired")
         public static let postExceedsPending = Self("post_amount_exceeds_pending")
+        /// A post or void named a debit account other than its pending transfer's.
+        public static let pendingDifferentDebitAccount = Self("pending_transfer_has_different_debit_account")
+        /// A post or void named a credit account other than its pending transfer's.
+        public static let pendingDifferentCreditAccount = Self("pending_transfer_has_different_credit_account")
+        /// A pending transfer whose expiry is not in the future.
+        public static let invalidExpiry = Self("invalid_expiry")
         public static let linkedTransferFailed = Self("linked_transfer_failed")
         public static let invariantViolated = Self("invariant_violated")
 

@@ -4,7 +4,8 @@ public import Foundation
 public enum TransferKind: Sendable, Hashable {
     /// Moves `amount` at once (posted).
     case single
-    /// Holds `amount` (pending) until posted, voided or expired at `expiresAt`.
+    /// Holds `amount` (pending) until posted, voided or expired at `expiresAt`, which must be
+    /// in the future when the transfer is created (else `invalid_expiry`); `nil` never expires.
     case pending(expiresAt: Date?)
     /// Posts a pending transfer: `amount` of it (at most its amount; the rest is released).
     case post(pendingID: String)
@@ -13,10 +14,15 @@ public enum TransferKind: Sendable, Hashable {
 }
 
 /// A transfer to create. Its `id` makes it idempotent: creating it again with the same fields
-/// does nothing; with other fields it is refused.
+/// does nothing (`exists`); with other fields it is refused. Only transfers that were made
+/// count: the id of a refused transfer is not kept and may be used again.
 public struct TransferRequest: Sendable, Hashable {
     public var id: String
+    /// For `post` and `void`: empty, or the pending transfer's (else
+    /// `pending_transfer_has_different_debit_account`); the pending transfer's is used.
     public var debitAccountID: String
+    /// For `post` and `void`: empty, or the pending transfer's (else
+    /// `pending_transfer_has_different_credit_account`); the pending transfer's is used.
     public var creditAccountID: String
     /// Minor units, positive. For `post`, the amount to post (≤ the pending amount); for `void`,
     /// ignored (use the pending amount or 0).

@@ -19,7 +19,7 @@ struct BenchCommand: AsyncParsableCommand {
             """)
 
     @Option(help: "Cards for the throughput runs.") var cards: Int = 200_000
-    @Option(help: "Concurrent callers for the single-card run.") var concurrency: Int = 64
+    @Option(help: "Concurrent callers for the single-card and single-transfer runs.") var concurrency: Int = 64
     @Flag(help: "Print {\"results\": [{\"name\", \"ops_per_s\", \"p50_ms\", \"p99_ms\", \"limit_ops_per_s\"}]}.")
     var json = false
 
@@ -90,17 +90,21 @@ struct BenchCommand: AsyncParsableCommand {
                     p50Ms: Self.percentile(batchTimes, 0.5), p99Ms: Self.percentile(batchTimes, 0.99),
                     limitOpsPerS: rewrapLimit))
 
-            results.append(try await Self.ledgerTransfers(directory: directory + "/wallet", transfers: cards))
+            results += try await Self.ledgerTransfers(
+                directory: directory + "/wallet", transfers: cards, concurrency: concurrency)
             results.append(
                 try await Self.walletTransfers(directory: directory + "/wallets", transfers: min(cards, 50_000)))
 
             if json {
                 try CLI.printJSON(["results": results])
             } else {
-                print("name                                   ops/s        p50 ms    p99 ms    limit ops/s")
+                let width = max(39, (results.map(\.name.count).max() ?? 0) + 1)
+                print(
+                    "name".padding(toLength: width, withPad: " ", startingAt: 0)
+                        + "ops/s        p50 ms    p99 ms    limit ops/s")
                 for result in results {
                     print(
-                        result.name.padding(toLength: 39, withPad: " ", startingAt: 0)
+                        result.name.padding(toLength: width, withPad: " ", startingAt: 0)
                             + String(
                                 format: "%-13.0f%-10.3f%-10.3f%.0f", result.opsPerS, result.p50Ms, result.p99Ms,
                                 result.limitOpsPerS ?? 0))
@@ -110,9 +114,10 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    /// Durable single-phase transfers between 1,000 no-overdraft accounts, in calls of 1,000
-    /// from 4 concurrent callers (their commits are shared), invariants checked in every commit.
-    static func ledgerTransfers(directory: String, transfers: Int) async throws -> Result {
+    /// Durable single-phase transfers between 1,000 no-overdraft accounts, invariants checked in
+    /// every commit: in calls of 1,000 from 4 concurrent callers (their commits are shared), then
+    /// one transfer per call from `concurrency` concurrent callers (as HTTP requests arrive).
+    static func ledgerTransfers(directory: String, transfers: Int, concurrency: Int) async throws -> [Result] {
         let ledger = try Ledger(directory: directory)
         let euro = try Currency("EUR")
         _ = try await ledger.createAccount(id: "bank", currency: euro)
@@ -124,20 +129,33 @@ struct BenchCommand: AsyncParsableCommand {
             (0..<accounts).map {
                 TransferRequest(id: "fund-\($0)", debitAccountID: "bank", creditAccountID: "w\($0)", amount: 1_000_000)
             })
-        let batches = stride(from: 0, to: transfers, by: 1000).map { start in
-            (start..<min(start + 1000, transfers)).map { index in
-                TransferRequest(
-                    id: "t\(index)", debitAccountID: "w\(index % accounts)",
-                    creditAccountID: "w\((index * 7 + 1) % accounts)", amount: 1)
-            }
+        func transfer(_ index: Int, prefix: String) -> TransferRequest {
+            TransferRequest(
+                id: "\(prefix)\(index)", debitAccountID: "w\(index % accounts)",
+                creditAccountID: "w\((index * 7 + 1) % accounts)", amount: 1)
         }
-        let run = try await measure(tasks: 4, work: batches) { batch in
-            _ = try await ledger.createTransfers(batch)
+        let batches = stride(from: 0, to: transfers, by: 1000).map { start in
+            (start..<min(start + 1000, transfers)).map { transfer($0, prefix: "t") }
+        }
+        let batchRun = try await measure(tasks: 4, work: batches) { batch in
+            let results = try await ledger.createTransfers(batch)
+            precondition(results.allSatisfy { $0 == .created }, "a benchmark transfer failed")
+        }
+        let singles = (0..<min(transfers, 50_000)).map { transfer($0, prefix: "s") }
+        let singleRun = try await measure(tasks: concurrency, work: singles) { request in
+            let results = try await ledger.createTransfers([request])
+            precondition(results == [.created], "a benchmark transfer failed")
         }
         try await ledger.verifyInvariants()
-        return Result(
-            name: "ledger_transfers_batch_1000_in_process", opsPerS: Double(transfers) / run.seconds, p50Ms: run.p50,
-            p99Ms: run.p99, limitOpsPerS: nil)
+        return [
+            Result(
+                name: "ledger_transfers_batch_1000_in_process", opsPerS: Double(transfers) / batchRun.seconds,
+                p50Ms: batchRun.p50, p99Ms: batchRun.p99, limitOpsPerS: nil),
+            Result(
+                name: "ledger_transfers_single_concurrent_in_process",
+                opsPerS: Double(singles.count) / singleRun.seconds, p50Ms: singleRun.p50, p99Ms: singleRun.p99,
+                limitOpsPerS: nil),
+        ]
     }
 
     /// Luhn-valid generated PANs (never real cards: random digits under test BINs).

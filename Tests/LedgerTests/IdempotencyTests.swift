@@ -92,6 +92,28 @@ struct IdempotencyTests {
         }
     }
 
+    /// TigerBeetle keeps transient failures (`id_already_failed`); this ledger keeps only what
+    /// it made, so a refused transfer may be tried again under its id (the wallet's
+    /// idempotency keys are what replays a failure to an HTTP client).
+    @Test("A refused transfer's id is not kept: the same request can succeed later")
+    func refusedIDCanBeUsedAgain() async throws {
+        try await withLedger { ledger, _ in
+            try await setUp(ledger)
+            let spend = TransferRequest.make("t1", "alice", "bob", 50)
+            #expect(try await ledger.submit(spend).code == .insufficientFunds)
+            #expect(try await ledger.transfer("t1") == nil)
+            #expect(try await ledger.submit(spend).code == .insufficientFunds)
+
+            try await ledger.fund("f1", from: "bank", to: "alice", 50)
+            #expect(try await ledger.submit(spend) == .created)
+            #expect(try await ledger.submit(spend) == .exists)
+            // Refused for another reason first, then made with other fields: also allowed.
+            #expect(try await ledger.submit(.make("t2", "alice", "ghost", 5)).code == .accountNotFound)
+            #expect(try await ledger.submit(.make("t2", "bank", "bob", 7)) == .created)
+            #expect(try await ledger.balances("bob") == Balances(creditsPosted: 57))
+        }
+    }
+
     @Test("Concurrent retries of one id create it exactly once")
     func concurrentRetries() async throws {
         try await withLedger { ledger, _ in

@@ -9,14 +9,19 @@ import VaultTestSupport
 // MARK: - Sandboxes
 
 /// Runs `body` with a fresh ledger in a temporary folder of its own, removed afterwards.
+/// Unless `fullCheckEvery` says otherwise, every commit also checks the invariants in SQL over
+/// all accounts (beside its own incremental check), so that a test fails at the commit that
+/// breaks one.
 func withLedger<R>(
-    clock: ManualClock? = nil, _ body: (Ledger, String) async throws -> R
+    clock: ManualClock? = nil, fullCheckEvery: Int = 1, _ body: (Ledger, String) async throws -> R
 ) async throws -> R {
     let directory =
         FileManager.default.temporaryDirectory
         .appendingPathComponent("ledger-tests-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    let ledger = try clock.map { try Ledger(directory: directory, clock: $0.function) } ?? Ledger(directory: directory)
+    var now: @Sendable () -> Date = { Date() }
+    if let clock { now = clock.function }
+    let ledger = try Ledger(directory: directory, clock: now, fullCheckEvery: fullCheckEvery)
     return try await body(ledger, directory)
 }
 
