@@ -11,7 +11,10 @@ import GRDB
 ///   balances in the transaction).
 /// - Transfer rows are written as they are accepted (one `INSERT … ON CONFLICT(id) DO
 ///   NOTHING`, whose conflict is the idempotency check), and holds are released in
-///   `ledger_transfers` at once, so savepoints roll them back with the rest.
+///   `ledger_transfers` at once, so savepoints roll them back with the rest. Their postings
+///   (the statement index) are collected and written by ``flush()``, sorted by account and seq:
+///   consecutive inserts then land in the same pages of `ledger_postings`, about a third of the
+///   cost of inserting them in arrival order, scattered over every account's range.
 /// - Touched accounts are written once, by ``flush()``: at the end of the commit, and before a
 ///   caller's `record` runs (so that it reads current balances). Each write is a compare-and-set
 ///   on the four balances last read or written, so the database changes by exactly the
@@ -37,11 +40,22 @@ final class LedgerCommit {
     /// Slots that may be dirty (a slot appears once per time it became dirty).
     private var dirtySlots: [Int] = []
     private var undo: [Undo] = []
+    /// Postings of the transfers inserted since the last flush, not yet written.
+    private var postings: [Posting] = []
+
+    struct Posting: Comparable {
+        var account: Int64
+        var seq: Int64
+
+        static func < (left: Posting, right: Posting) -> Bool {
+            (left.account, left.seq) < (right.account, right.seq)
+        }
+    }
 
     private let selectAccount: SQLiteStatement
     private let updateAccount: SQLiteStatement
     private let insertTransfer: SQLiteStatement
-    private let insertPostings: SQLiteStatement
+    private let insertPosting: SQLiteStatement
     private let selectTransfer: SQLiteStatement
     private let releasePending: SQLiteStatement
 
@@ -62,6 +76,8 @@ final class LedgerCommit {
         case loaded(slot: Int)
         /// The account in this slot was as given before a change.
         case changed(slot: Int, balances: Balances, stored: Balances, dirty: Bool)
+        /// A flush wrote (and dropped) these postings.
+        case flushedPostings([Posting])
     }
 
     init(_ db: Database, now: Int64) throws {
@@ -86,9 +102,7 @@ final class LedgerCommit {
                 expires_at_ms, state, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO NOTHING
             """)
-        insertPostings = try SQLiteStatement(
-            db, "INSERT INTO ledger_postings (account, seq) VALUES (?1, last_insert_rowid()), (?2, last_insert_rowid())"
-        )
+        insertPosting = try SQLiteStatement(db, "INSERT INTO ledger_postings (account, seq) VALUES (?, ?)")
         selectTransfer = try SQLiteStatement(
             db,
             """
@@ -136,8 +150,23 @@ final class LedgerCommit {
     }
 
     /// Writes every account changed since the last flush, once each, and checks that the
-    /// written deltas sum to zero per currency (see the type's documentation).
+    /// written deltas sum to zero per currency (see the type's documentation); then the postings
+    /// collected since, in (account, seq) order.
     func flush() throws {
+        try flushAccounts()
+        guard !postings.isEmpty else { return }
+        undo.append(.flushedPostings(postings))
+        for posting in postings.sorted() {
+            try insertPosting.bind(1, posting.account)
+            try insertPosting.bind(2, posting.seq)
+            guard try insertPosting.run() == 1 else {
+                throw LedgerError(.invariantViolated, "posting \(posting.seq) of account \(posting.account) exists")
+            }
+        }
+        postings.removeAll(keepingCapacity: true)
+    }
+
+    private func flushAccounts() throws {
         guard !dirtySlots.isEmpty else { return }
         var sums: [(currency: String, posted: Int128, pending: Int128)] = []
         for slot in dirtySlots where slot < accounts.count && accounts[slot].dirty {
@@ -183,7 +212,7 @@ final class LedgerCommit {
     /// Runs `body` in a savepoint; when it returns `false` (or throws), the database and the
     /// in-memory accounts go back to where they were.
     func inSavepoint(_ body: () throws -> Bool) throws {
-        let mark = undo.count
+        let mark = (undo: undo.count, postings: postings.count)
         var keep = false
         do {
             try db.inSavepoint {
@@ -197,8 +226,12 @@ final class LedgerCommit {
         if !keep { rollBack(to: mark) }
     }
 
-    private func rollBack(to mark: Int) {
-        while undo.count > mark {
+    private func rollBack(to mark: (undo: Int, postings: Int)) {
+        defer {
+            // The postings collected in the savepoint (after any it flushed came back).
+            postings.removeSubrange(min(mark.postings, postings.count)...)
+        }
+        while undo.count > mark.undo {
             switch undo.removeLast() {
             case .loaded(let slot):
                 // Undone in reverse order, so the slot is the last one.
@@ -209,6 +242,8 @@ final class LedgerCommit {
                 accounts[slot].stored = stored
                 if dirty && !accounts[slot].dirty { dirtySlots.append(slot) }
                 accounts[slot].dirty = dirty
+            case .flushedPostings(let flushed):
+                postings = flushed
             }
         }
     }
@@ -238,8 +273,8 @@ final class LedgerCommit {
             expiresAtMs: selectTransfer.optionalInt64(6), state: selectTransfer.optionalString(7))
     }
 
-    /// Inserts a transfer row and its two postings; `false` if a transfer with this id exists
-    /// (nothing written).
+    /// Inserts a transfer row and collects its two postings; `false` if a transfer with this id
+    /// exists (nothing written).
     func insert(
         id: String, debit: (id: String, num: Int64), credit: (id: String, num: Int64), amount: Int64,
         currency: String, kind: String, pendingID: String?, expiresAtMs: Int64?, state: String?
@@ -255,12 +290,9 @@ final class LedgerCommit {
         try insertTransfer.bind(9, state)
         try insertTransfer.bind(10, nowMs)
         guard try insertTransfer.run() == 1 else { return false }
-        // `last_insert_rowid()` is the seq just inserted (the statement runs right after it).
-        try insertPostings.bind(1, debit.num)
-        try insertPostings.bind(2, credit.num)
-        guard try insertPostings.run() == 2 else {
-            throw LedgerError(.invariantViolated, "the postings of transfer \(id) were not written")
-        }
+        let seq = insertTransfer.lastInsertRowID
+        postings.append(Posting(account: debit.num, seq: seq))
+        postings.append(Posting(account: credit.num, seq: seq))
         return true
     }
 

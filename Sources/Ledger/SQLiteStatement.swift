@@ -63,6 +63,9 @@ struct SQLiteStatement {
         }
     }
 
+    /// The rowid of the last row inserted on this connection.
+    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(connection) }
+
     func reset() {
         sqlite3_reset(handle)
     }
