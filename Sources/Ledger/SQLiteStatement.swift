@@ -11,13 +11,16 @@ import GRDBSQLite
 /// times cheaper per row. Every return code is checked; a failure throws GRDB's
 /// `DatabaseError` without the bound values.
 struct SQLiteStatement {
+    /// Held so that the handle stays valid even if GRDB drops its cache (it does after a schema
+    /// change, which a caller's `record` could make in the middle of a commit).
+    private let statement: Statement
     private let handle: OpaquePointer
     private let connection: OpaquePointer?
     /// SQLite copies bound text before `sqlite3_bind_text` returns.
     private static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
     init(_ db: Database, _ sql: String) throws {
-        let statement = try db.cachedStatement(sql: sql)
+        statement = try db.cachedStatement(sql: sql)
         handle = statement.sqliteStatement
         connection = db.sqliteConnection
         sqlite3_reset(handle)
