@@ -30,7 +30,10 @@ import GRDB
 /// all accounts is still 0 after it. A flush happens only between transfers, each of which
 /// adds the same amount to one debit and one credit of one currency, so a correct ledger always
 /// passes; a bug that books one side only (or in the wrong currency) fails the commit. The
-/// check costs O(accounts written), not O(accounts in the currency).
+/// check costs O(accounts written), not O(accounts in the currency). It rests on induction
+/// from an empty (or migrated, SQL-checked) ledger: a balance changed behind the ledger's back
+/// is caught by the compare-and-set only when a later commit touches that account, which is why
+/// `Ledger.verifyInvariants()` (and `fullCheckEvery`) recompute the sums in SQL from scratch.
 final class LedgerCommit {
     let db: Database
     let nowMs: Int64

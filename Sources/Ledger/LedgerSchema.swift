@@ -53,7 +53,8 @@ enum LedgerSchema {
         //   statement, which cost about 4 µs per transfer inserted or released.
         // - `ledger_postings` instead of the two statement indexes (see the type's documentation).
         // - No index on `ledger_accounts(currency)`: no query needs it (the full check scans all).
-        // Foreign keys are off during a migration and checked at its end (GRDB's default).
+        // Foreign keys are off during a migration and checked at its end (GRDB's default); the
+        // invariants are checked in SQL before the migration commits.
         migrator.registerMigration("ledger.v2") { db in
             try db.execute(
                 sql: """
@@ -107,6 +108,9 @@ enum LedgerSchema {
                     UNION ALL
                     SELECT a.num, t.seq FROM ledger_transfers t JOIN ledger_accounts a ON a.id = t.credit_account;
                     """)
+            // Commits check the zero sums incrementally from here on, so the start must be right.
+            try Ledger.checkInvariants(db)
+            try Ledger.checkPostings(db)
         }
         return migrator
     }

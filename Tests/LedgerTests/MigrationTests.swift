@@ -8,7 +8,7 @@ import Testing
 struct MigrationTests {
     /// A `wallet.db` as the first version of the ledger left it: accounts, single and
     /// two-phase transfers, no account numbers or postings.
-    private func writeVersion1(in directory: String) throws {
+    private func writeVersion1(in directory: String, bankDebits: Int64 = 1000) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let queue = try DatabaseQueue(path: (directory as NSString).appendingPathComponent(Ledger.fileName))
         try LedgerSchema.migrator.migrate(queue, upTo: "ledger.v1")
@@ -17,7 +17,7 @@ struct MigrationTests {
                 sql: """
                     INSERT INTO ledger_accounts (id, currency, flags, debits_posted, credits_posted, debits_pending,
                         credits_pending, created_at_ms) VALUES
-                        ('bank', 'EUR', 0, 1000, 0, 0, 0, 1),
+                        ('bank', 'EUR', 0, \(bankDebits), 0, 0, 0, 1),
                         ('alice', 'EUR', 1, 40, 1000, 300, 0, 2),
                         ('merchant', 'EUR', 0, 0, 40, 0, 300, 3),
                         ('yen', 'JPY', 0, 0, 0, 0, 0, 4);
@@ -63,5 +63,19 @@ struct MigrationTests {
         #expect(try await ledger.transfers(of: "merchant").map(\.transfer.id) == ["p1", "c1", "p2", "c2", "t1"])
         #expect(try await ledger.submit(.make("fund", "bank", "alice", 1000)) == .exists)
         try await ledger.verifyInvariants()
+    }
+
+    @Test("A version 1 database whose balances do not sum to zero is not migrated")
+    func brokenVersion1() async throws {
+        let directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent("ledger-migration-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try writeVersion1(in: directory, bankDebits: 999)
+
+        let error = #expect(throws: LedgerError.self) { try Ledger(directory: directory) }
+        #expect(error?.code == .invariantViolated)
+        // Nothing was changed: the database is still at version 1.
+        let queue = try DatabaseQueue(path: (directory as NSString).appendingPathComponent(Ledger.fileName))
+        #expect(try await queue.read { try LedgerSchema.migrator.appliedMigrations($0) } == ["ledger.v1"])
     }
 }
