@@ -78,7 +78,10 @@ let package = Package(
         // MARK: Outside the CDE: the wallet side sees tokens only
         .target(
             name: "Ledger",
-            dependencies: ["GroupCommit", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "GroupCommit", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -2,6 +2,7 @@ import ArgumentParser
 import Detokenization
 import Foundation
 import Hummingbird
+import Ledger
 import Logging
 import TokenVault
 import VaultServer
@@ -101,6 +102,13 @@ struct ServeCommand: AsyncParsableCommand {
             let gateway = AuthorizationGateway(
                 tokens: vault.tokens, audit: vault.audit, acquirer: acquirer, logger: logger)
             let wallets = try VaultApplication.walletService(vault: vault, authorizer: gateway, numbering: numbering)
+            // The ledger checks its invariants in every commit from that commit's changes; a full
+            // recount at start also catches a wallet.db altered behind its back.
+            do {
+                try await wallets.ledger.verifyInvariants()
+            } catch let error as LedgerError {
+                CLI.fail("\(Ledger.fileName) fails its invariants, refusing to start: \(error.message)")
+            }
             try await VaultApplication.run(
                 vault: vault, wallets: wallets, configuration: configuration, logger: logger
             ) {
