@@ -60,6 +60,26 @@ final class IdempotencyStore: Sendable {
                     ) WITHOUT ROWID
                     """)
         }
+        // Outcomes are a few hundred bytes: as a rowid table they append, and only the small
+        // (owner, key) index takes the clients' keys in random order (a WITHOUT ROWID table
+        // split its large rows across far more pages per commit).
+        migrator.registerMigration("wallet.idempotency.v2") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE wallet_idempotency_v2 (
+                        owner TEXT NOT NULL,
+                        key TEXT NOT NULL,
+                        request TEXT NOT NULL,
+                        outcome BLOB NOT NULL,
+                        created_at_ms INTEGER NOT NULL
+                    );
+                    INSERT INTO wallet_idempotency_v2 (owner, key, request, outcome, created_at_ms)
+                        SELECT owner, key, request, outcome, created_at_ms FROM wallet_idempotency ORDER BY created_at_ms;
+                    DROP TABLE wallet_idempotency;
+                    ALTER TABLE wallet_idempotency_v2 RENAME TO wallet_idempotency;
+                    CREATE UNIQUE INDEX wallet_idempotency_key ON wallet_idempotency(owner, key);
+                    """)
+        }
     }
 
     /// A handle an operation uses to store its outcome inside its own transaction.
