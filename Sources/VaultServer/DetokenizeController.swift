@@ -153,21 +153,7 @@ struct DetokenizeController {
             throw error
         }
         let query = request.uri.queryParameters
-        let limit: Int =
-            try query.get("limit").map { value in
-                guard let limit = Int(value), (1...1000).contains(limit) else {
-                    throw APIError(.badRequest, code: "invalid_limit", message: "limit must be 1 to 1000")
-                }
-                return limit
-            } ?? 100
-        let after: Int64 =
-            try query.get("after").map { value in
-                guard let after = Int64(value), after >= 0 else {
-                    throw APIError(
-                        .badRequest, code: "invalid_after", message: "after must be a record sequence number")
-                }
-                return after
-            } ?? 0
+        let paging = try PageQuery(request, after: "a record sequence number")
         let since = try query.get("since").map { value in
             guard let date = try? Date(value, strategy: .iso8601) else {
                 throw APIError(.badRequest, code: "invalid_since", message: "since must be an RFC 3339 time")
@@ -175,10 +161,11 @@ struct DetokenizeController {
             return date
         }
         let records = try await audit.records(
-            since: since, actor: query.get("actor"), token: query.get("token"), after: after, limit: limit)
+            since: since, actor: query.get("actor"), token: query.get("token"), after: paging.after, limit: paging.limit
+        )
         // One record per reading, on its first page: recording every page would add a record
         // per page and keep a paging reader one record behind for ever.
-        if after == 0 {
+        if paging.after == 0 {
             try await audit.append(
                 AuditEvent(
                     actor: credential.id, type: "audit.read", outcome: .success, origin: context.remoteAddress,
@@ -192,7 +179,7 @@ struct DetokenizeController {
                     objects: record.event.objects, purpose: record.event.purpose, reference: record.event.reference,
                     detail: record.event.detail)
             },
-            nextAfter: records.count == limit ? records.last?.sequence : nil)
+            nextAfter: records.count == paging.limit ? records.last?.sequence : nil)
         return try JSONResponse.make(page)
     }
 }

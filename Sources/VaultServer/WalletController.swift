@@ -124,23 +124,9 @@ struct WalletController {
 
     @Sendable func transactions(_ request: Request, context: VaultRequestContext) async throws -> Response {
         _ = try context.require(.wallet)
-        let query = request.uri.queryParameters
-        let limit: Int =
-            try query.get("limit").map { value in
-                guard let limit = Int(value), (1...1000).contains(limit) else {
-                    throw APIError(.badRequest, code: "invalid_limit", message: "limit must be 1 to 1000")
-                }
-                return limit
-            } ?? 100
-        let after: Int64 =
-            try query.get("after").map { value in
-                guard let after = Int64(value), after >= 0 else {
-                    throw APIError(.badRequest, code: "invalid_after", message: "after must be a next_after value")
-                }
-                return after
-            } ?? 0
+        let query = try PageQuery(request, after: "a next_after value")
         let page = try await wallets.transactions(
-            of: try context.parameters.require("wallet"), after: after, limit: limit)
+            of: try context.parameters.require("wallet"), after: query.after, limit: query.limit)
         return try JSONResponse.make(
             StatementPage(transactions: page.entries.map(StatementEntryResponse.init), nextAfter: page.nextAfter))
     }
