@@ -49,6 +49,22 @@ enum JSONRequest {
     }
 }
 
+extension KeyedDecodingContainer {
+    /// An integer field. For a number that is no `T` (`12.5`, `1e30`) Foundation's decoder
+    /// throws its internal `JSONError` (whose description holds the number), not a
+    /// `DecodingError`; uncaught it became `invalid_json` for the whole body (and failed a whole
+    /// batch). This names the field instead (`invalid_field`).
+    func decodeInteger<T: FixedWidthInteger & Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
+        do {
+            return try decode(T.self, forKey: key)
+        } catch let error as DecodingError {
+            throw error
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: "not an integer")
+        }
+    }
+}
+
 extension APIError {
     /// A decoding failure, described by field path and expected type only.
     init(_ error: DecodingError) {

@@ -35,24 +35,11 @@ struct TokenController {
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             pan = try container.decode(String.self, forKey: .pan)
-            expMonth = try Self.integer(.expMonth, in: container)
-            expYear = try Self.integer(.expYear, in: container)
+            expMonth = try container.decodeInteger(Int.self, forKey: .expMonth)
+            expYear = try container.decodeInteger(Int.self, forKey: .expYear)
             cvv = try container.decodeIfPresent(String.self, forKey: .cvv)
             format = try container.decodeIfPresent(String.self, forKey: .format)
             dedupe = try container.decodeIfPresent(Bool.self, forKey: .dedupe)
-        }
-
-        /// Foundation's `JSONDecoder` throws its internal `JSONError` (whose description holds
-        /// the number), not a `DecodingError`, for a number that is no `Int` (`12.5`, `1e30`).
-        /// Uncaught, it escaped a batch item and failed the whole batch as `invalid_json`.
-        private static func integer(_ key: CodingKeys, in container: KeyedDecodingContainer<CodingKeys>) throws -> Int {
-            do {
-                return try container.decode(Int.self, forKey: key)
-            } catch let error as DecodingError {
-                throw error
-            } catch {
-                throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "not an integer")
-            }
         }
 
         func request(now: Date) throws -> TokenizeRequest {

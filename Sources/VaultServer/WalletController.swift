@@ -50,7 +50,7 @@ struct WalletController {
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             cardID = try container.decode(String.self, forKey: .cardID)
-            amount = try container.decodeAmount(forKey: .amount)
+            amount = try container.decodeInteger(Int64.self, forKey: .amount)
             currency = try container.decode(String.self, forKey: .currency)
         }
     }
@@ -70,7 +70,7 @@ struct WalletController {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             fromWallet = try container.decode(String.self, forKey: .fromWallet)
             toWallet = try container.decode(String.self, forKey: .toWallet)
-            amount = try container.decodeAmount(forKey: .amount)
+            amount = try container.decodeInteger(Int64.self, forKey: .amount)
             currency = try container.decode(String.self, forKey: .currency)
         }
     }
@@ -145,23 +145,6 @@ struct WalletController {
 
 extension HTTPField.Name {
     static let idempotencyKey = Self("Idempotency-Key")!
-}
-
-extension KeyedDecodingContainer {
-    /// An amount in minor units. For a fraction (`1.5`) or a number beyond 64 bits (`1e30`)
-    /// Foundation's decoder throws an error of its own that becomes corrupt data at the top of
-    /// the document, which would reach the client as `invalid_json`; this names the field
-    /// instead (`invalid_field`).
-    fileprivate func decodeAmount(forKey key: Key) throws -> Int64 {
-        do {
-            return try decode(Int64.self, forKey: key)
-        } catch let error as DecodingError {
-            throw error
-        } catch {
-            throw DecodingError.dataCorruptedError(
-                forKey: key, in: self, debugDescription: "amount must be a whole number of minor units")
-        }
-    }
 }
 
 // MARK: Response bodies (snake_case, every field present, null when absent)
