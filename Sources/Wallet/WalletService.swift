@@ -95,8 +95,8 @@ public final class WalletService: Sendable {
     // MARK: Wallets
 
     /// Creates a wallet with a new virtual account number.
-    /// - Throws: `invalid_owner_ref`, `unsupported_currency`, `account_numbers_exhausted`, or an
-    ///   idempotency error.
+    /// - Throws: `invalid_owner_ref` (also for one holding a card number), `unsupported_currency`,
+    ///   `account_numbers_exhausted`, or an idempotency error.
     public func createWallet(
         ownerRef: String, currency code: String, idempotency key: IdempotencyKey
     ) async throws
@@ -108,6 +108,10 @@ public final class WalletService: Sendable {
             (recorder: IdempotencyStore.Recorder<WalletSummary>) in
             guard (1...128).contains(ownerRef.utf8.count), ownerRef.utf8.allSatisfy({ (32...126).contains($0) }) else {
                 throw WalletError(.invalidOwnerRef, "owner_ref must be 1 to 128 printable ASCII characters")
+            }
+            // wallet.db is outside the card data environment: a card number must not land here.
+            guard !CardNumberDetector.containsCardNumber(ownerRef) else {
+                throw WalletError(.invalidOwnerRef, "owner_ref must not contain a card number")
             }
             let currency = try Self.currency(code)
             let id = RandomID.make("wal", now: now)

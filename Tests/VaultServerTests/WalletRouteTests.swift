@@ -113,10 +113,10 @@ struct WalletRouteTests {
                 Self.expectError(
                     try await server.walletPost(post.uri, json: post.json, idempotencyKey: nil), .badRequest,
                     "idempotency_key_required")
-                for key in [tooLong, ""] {
+                for key in [tooLong, "", "4111 1111 1111 1111"] {
                     Self.expectError(
                         try await server.walletPost(post.uri, json: post.json, idempotencyKey: key), .badRequest,
-                        "invalid_idempotency_key")
+                        "invalid_idempotency_key", secrets: ["4111 1111 1111 1111"])
                 }
                 // Without a key even a malformed body is refused for the key first.
                 Self.expectError(
@@ -494,13 +494,19 @@ struct WalletRouteTests {
         }
     }
 
-    @Test("Wallet input: owner_ref must be 1 to 128 printable ASCII characters")
+    @Test("Wallet input: owner_ref must be 1 to 128 printable ASCII characters and hold no card number")
     func ownerRef() async throws {
         try await withServer(wallets: WalletSetup()) { server in
-            for owner in ["", String(repeating: "o", count: 129), "tab\there", "ünïcode"] {
+            let cardNumbers = ["4111111111111111", "user 5555-5555-5555-4444"]
+            for owner in ["", String(repeating: "o", count: 129), "tab\there", "ünïcode"] + cardNumbers {
                 Self.expectError(
                     try await server.walletPost("/v1/wallets", json: ["owner_ref": owner, "currency": "EUR"]),
-                    .badRequest, "invalid_owner_ref")
+                    .badRequest, "invalid_owner_ref", secrets: cardNumbers)
+            }
+            let stored = try server.walletDatabaseBytes()
+            for pan in ["4111111111111111", "5555-5555-5555-4444"] {
+                let found = Bytes.contains(stored, pan)
+                #expect(!found, "a refused owner_ref is not stored")
             }
             let wallet = try await server.createWallet(ownerRef: String(repeating: "o", count: 128))
             #expect(wallet.ownerRef.count == 128)

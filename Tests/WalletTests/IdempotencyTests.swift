@@ -284,10 +284,10 @@ struct IdempotencyTests {
     }
 
     @Test(
-        "Malformed keys are invalid_idempotency_key",
+        "Malformed keys, and keys holding a card number, are invalid_idempotency_key",
         arguments: [
             "", String(repeating: "k", count: 256), "tab\tkey", "new\nline", "nul\u{0}", "del\u{7F}", "caf\u{E9}",
-            "\u{1F}",
+            "\u{1F}", "4111111111111111", "retry-5555-5555-5555-4444", "pay 4242424242424242 again",
         ])
     func invalidKeys(key: String) {
         #expect(throws: WalletError.self) { try IdempotencyKey(owner: "cred_test", key: key) }
@@ -296,6 +296,7 @@ struct IdempotencyTests {
         } catch {
             #expect(error.code == .invalidIdempotencyKey)
             #expect(!error.isRetryable)
+            #expect(!error.message.contains(key) || key.isEmpty, "the message does not echo the key")
         }
     }
 

@@ -109,8 +109,11 @@ struct WalletCreationTests {
     }
 
     @Test(
-        "A bad owner_ref is invalid_owner_ref",
-        arguments: ["", String(repeating: "x", count: 129), "tab\there", "new\nline", "caf\u{E9}", "nul\u{0}"])
+        "A bad owner_ref, or one holding a card number, is invalid_owner_ref",
+        arguments: [
+            "", String(repeating: "x", count: 129), "tab\there", "new\nline", "caf\u{E9}", "nul\u{0}",
+            "4111111111111111", "customer 4242 4242 4242 4242", "amex-3782-822463-10005",
+        ])
     func badOwnerRef(ownerRef: String) async throws {
         try await withWallet { sandbox async throws in
             let error = await walletErrorCode { try await sandbox.createWallet(ownerRef) }

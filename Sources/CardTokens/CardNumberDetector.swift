@@ -1,0 +1,92 @@
+/// Finds text that looks like a card number, so free-text fields (a wallet's `owner_ref`, an
+/// `Idempotency-Key`) can refuse it instead of storing a PAN outside the vault.
+///
+/// A card number here is 13 to 19 ASCII digits that pass the Luhn check and start with a known
+/// network's IIN, written either as one run of digits anywhere in the text (`ref4111111111111111`)
+/// or as a whole word printed in the groups cards use, separated by single spaces or by single
+/// dashes: fours with a shorter last group (`4111 1111 1111 1111`) or 4-6-5 / 4-6-4 (American
+/// Express, Diners Club). Runs of more than 19 digits are ids, not card numbers, and grouped
+/// digits inside a longer word, such as the middle of a UUID, are not either: a UUID is never
+/// refused. A random 16-digit id that starts with a network's digit still is, one time in ten
+/// (its last digit passes the Luhn check by chance).
+public enum CardNumberDetector {
+    /// `true` when `text` contains something that looks like a card number.
+    public static func containsCardNumber(_ text: some StringProtocol) -> Bool {
+        // A chain: groups of digits joined by single separators, ended by any other character.
+        var chain = Chain()
+        var current = [UInt8]()
+        var pendingSeparator: UInt8?
+        var previous: UInt8 = 0
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                if let separator = pendingSeparator {
+                    chain.append(current, separator: separator)
+                    current.removeAll(keepingCapacity: true)
+                    pendingSeparator = nil
+                } else if current.isEmpty {
+                    chain.startsInsideWord = isAlphanumeric(previous)
+                }
+                current.append(byte)
+            case UInt8(ascii: " ") where !current.isEmpty && pendingSeparator == nil,
+                UInt8(ascii: "-") where !current.isEmpty && pendingSeparator == nil:
+                pendingSeparator = byte
+            default:
+                if !current.isEmpty {
+                    chain.append(current, separator: nil)
+                    chain.endsInsideWord = pendingSeparator == nil && isAlphanumeric(byte)
+                    if chain.holdsCardNumber { return true }
+                }
+                chain = Chain()
+                current.removeAll(keepingCapacity: true)
+                pendingSeparator = nil
+            }
+            previous = byte
+        }
+        if !current.isEmpty { chain.append(current, separator: nil) }
+        return chain.holdsCardNumber
+    }
+
+    private struct Chain {
+        var digits: [UInt8] = []
+        var groupLengths: [Int] = []
+        var separators: Set<UInt8> = []
+        var startsInsideWord = false
+        var endsInsideWord = false
+        var loneGroupIsCardNumber = false
+
+        mutating func append(_ group: [UInt8], separator: UInt8?) {
+            if CardNumberDetector.isCardNumber(group) { loneGroupIsCardNumber = true }
+            digits += group
+            groupLengths.append(group.count)
+            if let separator { separators.insert(separator) }
+        }
+
+        var holdsCardNumber: Bool {
+            if loneGroupIsCardNumber { return true }
+            guard groupLengths.count > 1, !startsInsideWord, !endsInsideWord, separators.count == 1,
+                isPrinted(groupLengths)
+            else { return false }
+            return CardNumberDetector.isCardNumber(digits)
+        }
+
+        /// Fours with a last group of 1 to 4, or 4-6-5 / 4-6-4.
+        private func isPrinted(_ lengths: [Int]) -> Bool {
+            if lengths == [4, 6, 5] || lengths == [4, 6, 4] { return true }
+            return lengths.dropLast().allSatisfy { $0 == 4 } && (1...4).contains(lengths.last!)
+        }
+    }
+
+    private static func isCardNumber(_ digits: [UInt8]) -> Bool {
+        (13...19).contains(digits.count) && CardBrand(panDigits: digits) != .unknown && Luhn.isValid(digits: digits)
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            true
+        default: false
+        }
+    }
+}
