@@ -77,6 +77,26 @@ public enum CardNumberDetector {
         }
     }
 
+    /// The stricter rule for text that goes into the audit log: any maximal run of digits as long
+    /// as a PAN the vault accepts (``CardInput/panLengths``, 12 to 19) that passes the Luhn check,
+    /// whatever its prefix. It refuses more ordinary numbers, and misses grouped ones (the fields
+    /// it guards allow no spaces).
+    public static func containsLuhnValidRun(_ text: some StringProtocol) -> Bool {
+        let bytes = Array(text.utf8)
+        var start = 0
+        while start < bytes.count {
+            guard (48...57).contains(bytes[start]) else {
+                start += 1
+                continue
+            }
+            var end = start
+            while end < bytes.count, (48...57).contains(bytes[end]) { end += 1 }
+            if CardInput.panLengths.contains(end - start), Luhn.isValid(digits: bytes[start..<end]) { return true }
+            start = end
+        }
+        return false
+    }
+
     private static func isCardNumber(_ digits: [UInt8]) -> Bool {
         (13...19).contains(digits.count) && CardBrand(panDigits: digits) != .unknown && Luhn.isValid(digits: digits)
     }

@@ -330,22 +330,9 @@ public final class AuthorizationGateway: CardAuthorizing {
     /// 1 to `maximumLength` printable ASCII characters, with no run of 12 to 19 digits that
     /// passes the Luhn check: the text goes into the audit log, the logs and the acquirer.
     static func isSafeText(_ text: String, maximumLength: Int) -> Bool {
-        let bytes = Array(text.utf8)
-        guard (1...maximumLength).contains(bytes.count), bytes.allSatisfy({ (0x20...0x7E).contains($0) }) else {
-            return false
-        }
-        var start = 0
-        while start < bytes.count {
-            guard (48...57).contains(bytes[start]) else {
-                start += 1
-                continue
-            }
-            var end = start
-            while end < bytes.count, (48...57).contains(bytes[end]) { end += 1 }
-            if (12...19).contains(end - start), Luhn.isValid(digits: bytes[start..<end]) { return false }
-            start = end
-        }
-        return true
+        let bytes = text.utf8
+        return (1...maximumLength).contains(bytes.count) && bytes.allSatisfy({ (0x20...0x7E).contains($0) })
+            && !CardNumberDetector.containsLuhnValidRun(text)
     }
 
     private static func milliseconds(since start: ContinuousClock.Instant) -> Int64 {

@@ -204,7 +204,7 @@ public final class Detokenizer: Sendable {
         let bytes = Array(purpose.utf8)
         guard (1...64).contains(bytes.count), isLowercaseLetter(bytes[0]),
             bytes.allSatisfy({ isLowercaseLetter($0) || isDigit($0) || $0 == UInt8(ascii: "_") }),
-            !holdsCardNumber(bytes)
+            !CardNumberDetector.containsLuhnValidRun(purpose)
         else { return nil }
         return purpose
     }
@@ -217,23 +217,7 @@ public final class Detokenizer: Sendable {
             && bytes.allSatisfy {
                 isLowercaseLetter($0) || (65...90).contains($0) || isDigit($0) || punctuation.contains($0)
             }
-            && !holdsCardNumber(bytes)
-    }
-
-    /// Whether `bytes` hold a maximal run of 12 to 19 digits that passes the Luhn check.
-    private static func holdsCardNumber(_ bytes: [UInt8]) -> Bool {
-        var start = 0
-        while start < bytes.count {
-            guard isDigit(bytes[start]) else {
-                start += 1
-                continue
-            }
-            var end = start
-            while end < bytes.count && isDigit(bytes[end]) { end += 1 }
-            if (12...19).contains(end - start), Luhn.isValid(digits: bytes[start..<end]) { return true }
-            start = end
-        }
-        return false
+            && !CardNumberDetector.containsLuhnValidRun(reference)
     }
 
     private static func isDigit(_ byte: UInt8) -> Bool { (48...57).contains(byte) }

@@ -29,7 +29,7 @@ import Testing
     func leavesOtherTextAlone() {
         for text in [
             "", "customer-42", "4111111111111112",  // Luhn fails
-            "9111111111111113",  // Luhn passes, no network starts with 9
+            "9111111111111110",  // Luhn passes, no network starts with 9
             "411111111111",  // 12 digits
             "41111111111111111111111",  // 23 digits: an id, not a PAN
             "4111 1111-1111 1111",  // mixed separators
@@ -66,6 +66,19 @@ import Testing
             #expect(CardNumberDetector.containsCardNumber(body))
             let wrong = body.dropLast() + String((check + 1) % 10)
             #expect(!CardNumberDetector.containsCardNumber(wrong))
+        }
+    }
+}
+
+@Suite("Luhn-valid digit runs (audit log fields)") struct LuhnValidRunTests {
+    @Test(
+        "Runs of 12 to 19 digits passing Luhn are found whatever their prefix; shorter, longer or failing runs are not")
+    func runs() {
+        for text in ["4111111111111111", "ref-9111111111111110", "x378282246310005y", "a123456789015", "000000000000"] {
+            #expect(CardNumberDetector.containsLuhnValidRun(text), "\(text)")
+        }
+        for text in ["", "4111111111111112", "12345678903", "41111111111111111111111", "4111 1111 1111 1111", "abc"] {
+            #expect(!CardNumberDetector.containsLuhnValidRun(text), "\(text)")
         }
     }
 }
