@@ -48,6 +48,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the acquirer before a top-up ends as acquirer_timeout (retryable).")
     var acquirerTimeout: Double = 5
 
+    @Option(
+        help: ArgumentHelp(
+            "Hours a wallet Idempotency-Key outcome is kept (1 to 8760).",
+            discussion:
+                "A retry after that runs as a new request (a top-up still books once: its attempt keeps the key)."
+        ))
+    var idempotencyRetentionHours: Int = 24
+
     @Option(help: "Country (ISO 3166) of new virtual account IBANs: AT, CH, DE, GB, IE, LI, LT, LU or NL.")
     var ibanCountry: String = VirtualAccountNumbering.default.country
 
@@ -71,6 +79,9 @@ struct ServeCommand: AsyncParsableCommand {
         guard (acquirerUrl == nil) == (acquirerKey == nil) else {
             throw ValidationError("--acquirer-url and --acquirer-key go together")
         }
+        guard (1...8760).contains(idempotencyRetentionHours) else {
+            throw ValidationError("--idempotency-retention-hours must be 1 to 8760")
+        }
         guard acquirerTimeout > 0, acquirerTimeout <= 120 else {
             throw ValidationError("--acquirer-timeout must be more than 0 and at most 120 seconds")
         }
@@ -87,7 +98,8 @@ struct ServeCommand: AsyncParsableCommand {
             let vault = try await Vault.open(paths: storage.paths, logger: logger, cvvTimeToLive: TimeInterval(cvvTtl))
             let configuration = ServerConfiguration(
                 host: host, publicPort: publicPort, detokenizePort: detokenizePort,
-                detokenizeRateLimit: detokenizeRateLimit > 0 ? detokenizeRateLimit : nil)
+                detokenizeRateLimit: detokenizeRateLimit > 0 ? detokenizeRateLimit : nil,
+                idempotencyRetention: .seconds(idempotencyRetentionHours * 3600))
             let numbering = try VirtualAccountNumbering(country: ibanCountry, bankCode: ibanBankCode)
             let acquirer: AcquirerEndpoint?
             do {

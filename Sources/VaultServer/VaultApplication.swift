@@ -19,15 +19,18 @@ public struct ServerConfiguration: Sendable {
     /// Detokenize requests per second per credential (bursts up to the same number); `nil`
     /// for no limit.
     public var detokenizeRateLimit: Double?
+    /// How long wallet Idempotency-Key outcomes are kept.
+    public var idempotencyRetention: Duration
 
     public init(
         host: String = "127.0.0.1", publicPort: Int = 8080, detokenizePort: Int = 8081,
-        detokenizeRateLimit: Double? = 100
+        detokenizeRateLimit: Double? = 100, idempotencyRetention: Duration = .seconds(24 * 3600)
     ) {
         self.host = host
         self.publicPort = publicPort
         self.detokenizePort = detokenizePort
         self.detokenizeRateLimit = detokenizeRateLimit
+        self.idempotencyRetention = idempotencyRetention
     }
 }
 
@@ -79,7 +82,7 @@ public enum VaultApplication {
         return router
     }
 
-    /// Runs both listeners and the maintenance service until SIGINT or SIGTERM.
+    /// Runs both listeners and the maintenance services (vault; wallet, when given) until SIGINT or SIGTERM.
     /// - Parameter onListening: called with the listener's name and port once it accepts.
     public static func run(
         vault: Vault, wallets: WalletService?, configuration: ServerConfiguration, logger: Logger,
@@ -91,6 +94,11 @@ public enum VaultApplication {
                 configuration: .init(address: .hostname(configuration.host, port: port), serverName: nil),
                 onServerRunning: { channel in await onListening(name, channel.localAddress?.port ?? port) },
                 logger: logger)
+        }
+        let walletMaintenance = wallets.map {
+            ServiceGroupConfiguration.ServiceConfiguration(
+                service: WalletMaintenanceService(
+                    wallets: $0, retention: configuration.idempotencyRetention, logger: logger))
         }
         let group = ServiceGroup(
             configuration: .init(
@@ -105,7 +113,7 @@ public enum VaultApplication {
                                 vault: vault, rateLimit: configuration.detokenizeRateLimit, logger: logger),
                             port: configuration.detokenizePort)),
                     .init(service: VaultMaintenanceService(vault: vault, logger: logger)),
-                ],
+                ] + (walletMaintenance.map { [$0] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         // Under load, commits hand the audit head to a background writer (coalesced); whatever

@@ -171,6 +171,31 @@ final class IdempotencyStore: Sendable {
         }
     }
 
+    /// Deletes the outcomes stored before `cutoff`, oldest first, in transactions of at most
+    /// `batchSize` rows (so requests wait for at most one short write); returns how many.
+    ///
+    /// Rows are in insertion order (rowid), which is time order to within a commit's latency, so
+    /// each pass reads from the oldest row and stops at the first newer than `cutoff`: the cost is
+    /// the rows deleted, not the table. A row a little out of order goes in a later purge.
+    func purge(before cutoff: Date, batchSize: Int = 1000) async throws -> Int {
+        precondition(batchSize > 0)
+        var total = 0
+        while true {
+            let pass = try await pool.write { db -> (deleted: Int, more: Bool) in
+                let oldest = try Row.fetchAll(
+                    db, sql: "SELECT rowid, created_at_ms FROM wallet_idempotency ORDER BY rowid LIMIT ?",
+                    arguments: [batchSize])
+                let expired = oldest.prefix { ($0[1] as Int64) < cutoff.milliseconds }
+                guard let last = expired.last else { return (0, false) }
+                try db.execute(sql: "DELETE FROM wallet_idempotency WHERE rowid <= ?", arguments: [last[0] as Int64])
+                // More may follow only if the whole batch was expired.
+                return (db.changesCount, expired.count == batchSize)
+            }
+            total += pass.deleted
+            if !pass.more { return total }
+        }
+    }
+
     private func replay<Value: Codable>(
         _ key: IdempotencyKey, request: String, as type: Value.Type
     ) async throws

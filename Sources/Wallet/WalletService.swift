@@ -494,6 +494,17 @@ public final class WalletService: Sendable {
         }
     }
 
+    // MARK: Retention
+
+    /// Forgets the Idempotency-Key outcomes stored before `cutoff` (``IdempotencyStore``); returns
+    /// how many. A request retried under a forgotten key runs again as a new request, except a
+    /// top-up: its attempt keeps the key, so a retry re-sends the same acquirer reference, gets
+    /// the acquirer's first answer and books nothing twice.
+    @discardableResult
+    public func purgeIdempotencyOutcomes(before cutoff: Date) async throws -> Int {
+        try await idempotency.purge(before: cutoff)
+    }
+
     private static func walletError(_ error: LedgerError) -> WalletError {
         switch error.code {
         case .insufficientFunds: WalletError(.insufficientFunds, "the source wallet has insufficient funds")

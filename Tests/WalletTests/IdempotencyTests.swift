@@ -310,3 +310,67 @@ struct IdempotencyTests {
         #expect(try IdempotencyKey(owner: "a", key: "k") != IdempotencyKey(owner: "b", key: "k"))
     }
 }
+
+@Suite("Idempotency retention")
+struct IdempotencyRetentionTests {
+    @Test("Outcomes older than the cutoff are forgotten, newer ones still replay; a forgotten key runs anew")
+    func purgeForgetsOldOutcomes() async throws {
+        try await withWallet { sandbox async throws in
+            let alice = try await sandbox.createWallet("alice")
+            let bob = try await sandbox.createWallet("bob")
+            try await sandbox.fund(alice.id, 1000)
+            let old = try await sandbox.service.transfer(
+                from: alice.id, to: bob.id, amount: 100, currency: "EUR", idempotency: sandbox.key("old"))
+            sandbox.clock.advance(by: 3600)
+            let cutoff = sandbox.clock.now
+            let recent = try await sandbox.service.transfer(
+                from: alice.id, to: bob.id, amount: 100, currency: "EUR", idempotency: sandbox.key("recent"))
+            let before = try await sandbox.count("wallet_idempotency")
+
+            // createWallet twice and the transfer "old" were stored before the cutoff.
+            #expect(try await sandbox.service.purgeIdempotencyOutcomes(before: cutoff) == before - 1)
+            #expect(try await sandbox.count("wallet_idempotency") == 1)
+            #expect(try await sandbox.service.purgeIdempotencyOutcomes(before: cutoff) == 0, "nothing left to purge")
+
+            let replayed = try await sandbox.service.transfer(
+                from: alice.id, to: bob.id, amount: 100, currency: "EUR", idempotency: sandbox.key("recent"))
+            #expect(replayed == recent)
+            let again = try await sandbox.service.transfer(
+                from: alice.id, to: bob.id, amount: 100, currency: "EUR", idempotency: sandbox.key("old"))
+            #expect(again.id != old.id, "a forgotten key is a new request")
+            #expect(try await sandbox.balance(bob.id) == 300)
+            try await sandbox.ledger.verifyInvariants()
+        }
+    }
+
+    @Test("Purges go through many batches, oldest first, and stop at the first newer outcome")
+    func purgeInBatches() async throws {
+        try await withWallet { sandbox async throws in
+            // 2,500 outcomes a second apart, then one slightly out of order (stored late).
+            try await sandbox.ledger.pool.write { db in
+                for index in 0..<2_500 {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO wallet_idempotency (owner, key, request, outcome, created_at_ms)
+                            VALUES ('cred_test', ?, 'r', x'00', ?)
+                            """, arguments: ["k\(index)", 1_000_000 + Int64(index) * 1000])
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO wallet_idempotency (owner, key, request, outcome, created_at_ms)
+                        VALUES ('cred_test', 'late', 'r', x'00', 1000)
+                        """)
+            }
+            let cutoff = Date(timeIntervalSince1970: 1000 + 2_100)
+            #expect(try await sandbox.service.purgeIdempotencyOutcomes(before: cutoff) == 2_100)
+            let keys = try await sandbox.ledger.pool.read { db in
+                try String.fetchAll(db, sql: "SELECT key FROM wallet_idempotency ORDER BY rowid")
+            }
+            #expect(keys == (2_100..<2_500).map { "k\($0)" } + ["late"])
+            // The late row goes once everything before it has.
+            #expect(
+                try await sandbox.service.purgeIdempotencyOutcomes(before: Date(timeIntervalSince1970: 9000)) == 401)
+            #expect(try await sandbox.count("wallet_idempotency") == 0)
+        }
+    }
+}

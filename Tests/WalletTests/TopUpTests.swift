@@ -76,6 +76,27 @@ struct TopUpTests {
         }
     }
 
+    @Test("After its outcome is purged, a top-up retried under its key re-sends its reference and books nothing twice")
+    func retryAfterPurge() async throws {
+        try await withWallet(authorizer: { $0.script(.approve(authCode: "AUTH42")) }) { sandbox async throws in
+            let (wallet, card) = try await walletWithCard(sandbox)
+            let topUp = try await sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 2500, currency: "EUR",
+                idempotency: sandbox.key("top-1"))
+            sandbox.clock.advance(by: 86_400)
+            #expect(try await sandbox.service.purgeIdempotencyOutcomes(before: sandbox.clock.now) > 0)
+            let retried = try await sandbox.service.topUp(
+                walletID: wallet.id, cardID: card.id, amount: 2500, currency: "EUR",
+                idempotency: sandbox.key("top-1"))
+            #expect(retried.id == topUp.id)
+            #expect(retried.status == .approved)
+            #expect(sandbox.authorizer.references == [topUp.id, topUp.id], "the acquirer sees the same reference")
+            #expect(try await sandbox.balance(wallet.id) == 2500)
+            #expect(try await attemptStatuses(sandbox) == ["approved"])
+            try await sandbox.ledger.verifyInvariants()
+        }
+    }
+
     @Test("A declined top-up books nothing and is stored as declined with the decline code")
     func declined() async throws {
         try await withWallet(authorizer: { $0.script(.decline(code: "do_not_honor")) }) { sandbox async throws in

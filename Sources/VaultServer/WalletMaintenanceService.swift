@@ -1,0 +1,44 @@
+public import Foundation
+public import Logging
+public import ServiceLifecycle
+public import Wallet
+
+/// Background upkeep of the wallet side: forgets Idempotency-Key outcomes older than the
+/// retention (24 hours by default, as Stripe keeps them), once a minute, so `wallet.db` does
+/// not keep every key a client ever sent.
+public struct WalletMaintenanceService: Service {
+    let wallets: WalletService
+    let retention: Duration
+    let interval: Duration
+    let logger: Logger
+
+    public init(
+        wallets: WalletService, retention: Duration = .seconds(24 * 3600), interval: Duration = .seconds(60),
+        logger: Logger
+    ) {
+        self.wallets = wallets
+        self.retention = retention
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                await purgeOnce()
+                do { try await Task.sleep(for: interval) } catch { return }
+            }
+        }
+    }
+
+    /// One purge pass; a failure is logged and the next pass tries again.
+    func purgeOnce(now: Date = Date()) async {
+        let cutoff = now.addingTimeInterval(-TimeInterval(retention.components.seconds))
+        do {
+            let purged = try await wallets.purgeIdempotencyOutcomes(before: cutoff)
+            if purged > 0 { logger.info("idempotency outcomes purged", metadata: ["count": "\(purged)"]) }
+        } catch {
+            logger.error("maintenance task failed", metadata: ["task": "idempotency purge", "error": "\(error)"])
+        }
+    }
+}
