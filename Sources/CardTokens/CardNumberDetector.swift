@@ -21,7 +21,7 @@ public enum CardNumberDetector {
             switch byte {
             case UInt8(ascii: "0")...UInt8(ascii: "9"):
                 if let separator = pendingSeparator {
-                    chain.append(current, separator: separator)
+                    chain.append(current, joinedBy: separator)
                     current.removeAll(keepingCapacity: true)
                     pendingSeparator = nil
                 } else if current.isEmpty {
@@ -33,7 +33,7 @@ public enum CardNumberDetector {
                 pendingSeparator = byte
             default:
                 if !current.isEmpty {
-                    chain.append(current, separator: nil)
+                    chain.append(current, joinedBy: nil)
                     chain.endsInsideWord = pendingSeparator == nil && isAlphanumeric(byte)
                     if chain.holdsCardNumber { return true }
                 }
@@ -43,28 +43,32 @@ public enum CardNumberDetector {
             }
             previous = byte
         }
-        if !current.isEmpty { chain.append(current, separator: nil) }
+        if !current.isEmpty { chain.append(current, joinedBy: nil) }
         return chain.holdsCardNumber
     }
 
     private struct Chain {
         var digits: [UInt8] = []
         var groupLengths: [Int] = []
-        var separators: Set<UInt8> = []
+        var separator: UInt8?
+        var mixesSeparators = false
         var startsInsideWord = false
         var endsInsideWord = false
         var loneGroupIsCardNumber = false
 
-        mutating func append(_ group: [UInt8], separator: UInt8?) {
+        mutating func append(_ group: [UInt8], joinedBy joint: UInt8?) {
             if CardNumberDetector.isCardNumber(group) { loneGroupIsCardNumber = true }
             digits += group
             groupLengths.append(group.count)
-            if let separator { separators.insert(separator) }
+            if let joint {
+                if let separator, separator != joint { mixesSeparators = true }
+                separator = joint
+            }
         }
 
         var holdsCardNumber: Bool {
             if loneGroupIsCardNumber { return true }
-            guard groupLengths.count > 1, !startsInsideWord, !endsInsideWord, separators.count == 1,
+            guard groupLengths.count > 1, !startsInsideWord, !endsInsideWord, !mixesSeparators,
                 isPrinted(groupLengths)
             else { return false }
             return CardNumberDetector.isCardNumber(digits)
