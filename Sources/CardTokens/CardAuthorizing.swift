@@ -10,13 +10,19 @@ public struct AuthorizationRequest: Sendable, Hashable {
     public var reference: String
     /// Who asked (a credential id), for the audit record; never a secret.
     public var requestedBy: String
+    /// The tenant the token must belong to (the caller's): another tenant's token is not found.
+    public var tenant: String
 
-    public init(token: Token, amount: Int64, currency: String, reference: String, requestedBy: String) {
+    public init(
+        token: Token, amount: Int64, currency: String, reference: String, requestedBy: String,
+        tenant: String = Principal.defaultTenant
+    ) {
         self.token = token
         self.amount = amount
         self.currency = currency
         self.reference = reference
         self.requestedBy = requestedBy
+        self.tenant = tenant
     }
 }
 

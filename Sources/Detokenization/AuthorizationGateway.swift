@@ -119,7 +119,7 @@ public final class AuthorizationGateway: CardAuthorizing {
         var length = 0
         do {
             try await tokens.withRevealedCards(
-                [token],
+                [token], tenant: request.tenant,
                 beforeReveal: { found in
                     guard found.contains(token) else {
                         let error = AuthorizationError(.tokenNotFound, "no such token")

@@ -39,7 +39,8 @@ public final class Vault: Sendable {
     private let logger: Logger
 
     private init(
-        paths: VaultPaths, database: VaultDatabase, keyRing: KeyRing, logger: Logger, cvvTimeToLive: TimeInterval
+        paths: VaultPaths, database: VaultDatabase, keyRing: KeyRing, logger: Logger, cvvTimeToLive: TimeInterval,
+        similarCardLimit: Int
     ) {
         self.paths = paths
         self.database = database
@@ -48,7 +49,9 @@ public final class Vault: Sendable {
         audit = SQLiteAuditLog(
             writer: database.pool, chain: AuditChain(key: keyRing.auditKey), headFilePath: paths.auditHeadPath)
         store = SQLiteVaultStore(database: database, audit: audit)
-        tokens = TokenVault(store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive, logger: logger)
+        tokens = TokenVault(
+            store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive,
+            similarCards: SimilarCardGuard(limit: similarCardLimit), logger: logger)
         keys = KeyManager(store: store, keyRing: keyRing, logger: logger)
         credentials = CredentialService(database: database, hashKey: keyRing.credentialKey, audit: audit)
     }
@@ -57,8 +60,10 @@ public final class Vault: Sendable {
     /// readable by others) and then that it opens the key ring; on any failure nothing in the
     /// data folder is changed.
     /// - Throws: ``MasterKeyError`` or ``VaultError`` naming the file and the problem.
-    public static func open(paths: VaultPaths, logger: Logger, cvvTimeToLive: TimeInterval = 3600) async throws -> Vault
-    {
+    /// - Parameter similarCardLimit: see ``SimilarCardGuard``.
+    public static func open(
+        paths: VaultPaths, logger: Logger, cvvTimeToLive: TimeInterval = 3600, similarCardLimit: Int = 10
+    ) async throws -> Vault {
         let master = try MasterKeyFile.load(path: paths.masterKeyPath)
         let databasePath = (paths.dataDirectory as NSString).appendingPathComponent(VaultDatabase.fileName)
         // The key is checked over a read-only connection: opening the pool writes to vault.db
@@ -86,7 +91,9 @@ public final class Vault: Sendable {
         }
         let database = try VaultDatabase.open(directory: paths.dataDirectory, create: false)
         try database.migrate()
-        return Vault(paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive)
+        return Vault(
+            paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive,
+            similarCardLimit: similarCardLimit)
     }
 
     /// The wrapped keys in `vault.db`, read without writing to the file; `nil` if it has none.
@@ -189,7 +196,7 @@ public final class Vault: Sendable {
 
     /// Re-wraps every key under the master key in `newKeyPath` and installs that key as the
     /// vault's master key file. Crash-safe: the new key is staged next to the old one before
-    /// the database changes, and ``open(paths:logger:cvvTimeToLive:)`` finishes an interrupted run.
+    /// the database changes, and ``open(paths:logger:cvvTimeToLive:similarCardLimit:)`` finishes an interrupted run.
     public func rotateMaster(newKeyPath: String, by actor: KeyManager.Actor = .cli) async throws {
         let newMaster = try MasterKeyFile.load(path: newKeyPath)
         let staged = paths.pendingMasterKeyPath

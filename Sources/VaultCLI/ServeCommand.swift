@@ -30,8 +30,28 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port of the detokenize API (detokenize and audit routes, audited, own credentials).")
     var detokenizePort: Int = 8081
 
-    @Option(help: "Detokenize requests per second per API key (bursts up to the same number); 0 for no limit.")
-    var detokenizeRateLimit: Double = 100
+    @Option(
+        help: ArgumentHelp(
+            "Tokens detokenized per second per API key (a request of n tokens counts n; bursts up to the same number); 0 for no limit.",
+            valueName: "tokens"))
+    var detokenizeRateLimit: Double = 1000
+
+    @Option(
+        help: ArgumentHelp(
+            "Full PANs (reveal pan) one API key may reveal per UTC day; 0 for no limit.", valueName: "pans"))
+    var detokenizePanDailyLimit: Int = 100_000
+
+    @Option(
+        help: ArgumentHelp(
+            "Cards tokenized per second per API key (a batch of n cards counts n; bursts up to the same number); 0 for no limit.",
+            valueName: "cards"))
+    var tokenizeRateLimit: Double = 2000
+
+    @Option(
+        help: ArgumentHelp(
+            "Distinct card numbers sharing one BIN and last four that one API key may tokenize per hour; more are refused (429 similar_cards_limit) and audited.",
+            valueName: "cards"))
+    var similarCardLimit: Int = 10
 
     @Option(help: "How long a CVV given at tokenization is held, in seconds (PCI DSS 3.3.2).")
     var cvvTtl: Int = 3600
@@ -74,6 +94,11 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--detokenize-port must be 0 to 65535")
         }
         guard detokenizeRateLimit >= 0 else { throw ValidationError("--detokenize-rate-limit must be 0 or more") }
+        guard detokenizePanDailyLimit >= 0 else {
+            throw ValidationError("--detokenize-pan-daily-limit must be 0 or more")
+        }
+        guard tokenizeRateLimit >= 0 else { throw ValidationError("--tokenize-rate-limit must be 0 or more") }
+        guard similarCardLimit >= 1 else { throw ValidationError("--similar-card-limit must be at least 1") }
         guard cvvTtl > 0 else { throw ValidationError("--cvv-ttl must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard (acquirerUrl == nil) == (acquirerKey == nil) else {
@@ -95,10 +120,14 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         try await CLI.run {
             let logger = CLI.logger(level: Logger.Level(rawValue: logLevel) ?? .info)
-            let vault = try await Vault.open(paths: storage.paths, logger: logger, cvvTimeToLive: TimeInterval(cvvTtl))
+            let vault = try await Vault.open(
+                paths: storage.paths, logger: logger, cvvTimeToLive: TimeInterval(cvvTtl),
+                similarCardLimit: similarCardLimit)
             let configuration = ServerConfiguration(
                 host: host, publicPort: publicPort, detokenizePort: detokenizePort,
                 detokenizeRateLimit: detokenizeRateLimit > 0 ? detokenizeRateLimit : nil,
+                detokenizePANDailyLimit: detokenizePanDailyLimit > 0 ? detokenizePanDailyLimit : nil,
+                tokenizeRateLimit: tokenizeRateLimit > 0 ? tokenizeRateLimit : nil,
                 idempotencyRetention: .seconds(idempotencyRetentionHours * 3600))
             let numbering = try VirtualAccountNumbering(country: ibanCountry, bankCode: ibanBankCode)
             let acquirer: AcquirerEndpoint?
