@@ -58,7 +58,7 @@ public final class AuthorizationGateway: CardAuthorizing {
         self.acquirer = acquirer
         self.logger = logger
         self.origin = origin
-        self.client = HTTPClient.shared
+        self.client = HTTPClient.acquirer
     }
 
     /// Charges `request.amount` to the card of `request.token`.

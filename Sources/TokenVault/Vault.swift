@@ -22,6 +22,27 @@ public struct VaultPaths: Sendable, Hashable {
     /// The audit log's head file (see `AuditHead`): in the data folder, beside `vault.db`.
     public var auditHeadPath: String { (dataDirectory as NSString).appendingPathComponent("audit.head") }
 
+    /// Refuses a master key kept inside the data folder (PCI DSS 3.6.1.2: keys stored apart from
+    /// the data they protect): a backup or copy of the data folder would carry both.
+    /// - Throws: ``VaultError`` `invalid_argument`.
+    public func checkSeparation() throws {
+        func resolved(_ path: String) -> String {
+            URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+        }
+        let data = resolved(dataDirectory)
+        for (what, path) in [
+            ("--keys-dir", keysDirectory), ("--master-key", (masterKeyPath as NSString).deletingLastPathComponent),
+        ] {
+            let keys = resolved(path)
+            guard keys != data, !keys.hasPrefix(data.hasSuffix("/") ? data : data + "/") else {
+                throw VaultError(
+                    .invalidArgument,
+                    "\(what) \(path) is inside --data-dir \(dataDirectory): keep the master key apart from the data "
+                        + "it protects (PCI DSS 3.6.1.2)")
+            }
+        }
+    }
+
     /// Where `rotate-master` stages the new key until the key ring is re-wrapped under it.
     var pendingMasterKeyPath: String { masterKeyPath + ".next" }
 }
@@ -64,6 +85,7 @@ public final class Vault: Sendable {
     public static func open(
         paths: VaultPaths, logger: Logger, cvvTimeToLive: TimeInterval = 3600, similarCardLimit: Int = 10
     ) async throws -> Vault {
+        try paths.checkSeparation()
         let master = try MasterKeyFile.load(path: paths.masterKeyPath)
         let databasePath = (paths.dataDirectory as NSString).appendingPathComponent(VaultDatabase.fileName)
         // The key is checked over a read-only connection: opening the pool writes to vault.db
@@ -140,6 +162,7 @@ public final class Vault: Sendable {
     /// Never overwrites: an existing master key is checked against an existing key ring, and a
     /// key ring without its master key is an error (a new key could not open it).
     public static func initialize(paths: VaultPaths, logger: Logger) async throws -> InitResult {
+        try paths.checkSeparation()
         let databasePath = (paths.dataDirectory as NSString).appendingPathComponent(VaultDatabase.fileName)
         let masterExists = FileManager.default.fileExists(atPath: paths.masterKeyPath)
         if !masterExists, FileManager.default.fileExists(atPath: databasePath) {

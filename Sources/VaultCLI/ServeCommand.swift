@@ -62,8 +62,18 @@ struct ServeCommand: AsyncParsableCommand {
             discussion: "Without it, top-ups are refused with acquirer_not_configured (503)."))
     var acquirerUrl: String?
 
-    @Option(help: "The acquirer's public key file (acquirer.pub, 32 raw bytes); card data is sealed to it.")
+    @Option(
+        help:
+            "The acquirer's public key file (acquirer.pub, 32 raw bytes, not writable by group or others); card data is sealed to it."
+    )
     var acquirerKey: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The acquirer's public key in hex (64 digits): refuse to start if --acquirer-key holds another key.",
+            discussion: "vault serve prints the key it loaded; pin it once you have checked it with the acquirer.",
+            valueName: "hex"))
+    var acquirerKeyPin: String?
 
     @Option(help: "Seconds to wait for the acquirer before a top-up ends as acquirer_timeout (retryable).")
     var acquirerTimeout: Double = 5
@@ -101,6 +111,12 @@ struct ServeCommand: AsyncParsableCommand {
         guard similarCardLimit >= 1 else { throw ValidationError("--similar-card-limit must be at least 1") }
         guard cvvTtl > 0 else { throw ValidationError("--cvv-ttl must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        if let acquirerKeyPin, acquirerKeyPin.utf8.count != 64 || !acquirerKeyPin.allSatisfy(\.isHexDigit) {
+            throw ValidationError("--acquirer-key-pin must be the key's 64 hex digits")
+        }
+        guard acquirerKeyPin == nil || acquirerKey != nil else {
+            throw ValidationError("--acquirer-key-pin needs --acquirer-key")
+        }
         guard (acquirerUrl == nil) == (acquirerKey == nil) else {
             throw ValidationError("--acquirer-url and --acquirer-key go together")
         }
@@ -135,7 +151,7 @@ struct ServeCommand: AsyncParsableCommand {
                 acquirer = try acquirerUrl.map { url throws(AcquirerEndpointError) in
                     try AcquirerEndpoint(
                         baseURL: url, publicKeyFile: acquirerKey ?? "",
-                        timeout: .milliseconds(Int(acquirerTimeout * 1000)))
+                        timeout: .milliseconds(Int(acquirerTimeout * 1000)), pin: acquirerKeyPin)
                 }
             } catch let error as AcquirerEndpointError {
                 CLI.fail(error.message)
@@ -159,7 +175,7 @@ struct ServeCommand: AsyncParsableCommand {
                     print("vault: active data key v\(vault.keyRing.active.version); data in \(storage.dataDir)")
                     print(
                         "vault: wallet top-ups "
-                            + (acquirerUrl.map { "authorize with the acquirer at \($0)" }
+                            + (acquirer.map { "authorize with the acquirer at \($0.baseURL), key \($0.publicKeyHex)" }
                                 ?? "are off (no --acquirer-url)"))
                     print(
                         "vault: create an API key with: vault credentials create --name frontend --scope tokenize "

@@ -97,6 +97,19 @@ struct TokenizeTests {
         }
     }
 
+    @Test("Finding 17: the largest card plaintext (opaque token, 19-digit PAN) is 60 bytes, as CRYPTO.md §7 says")
+    func largestPlaintextFits() async throws {
+        try await withVault { vault, _ in
+            let card = TestCard(pan: "4111111111111111110", brand: .visa)
+            let result = try await tokenize(card, in: vault.tokens)
+            let stored = try #require(try await vault.store.card(result.metadata.token, now: Date()))
+            // Envelope: header 5 + nonce 24 + MAC 16 + plaintext.
+            #expect(stored.ciphertext.count - 45 == 60)
+            #expect(60 <= RecordEnvelope.maximumPlaintextByteCount)
+            try await vault.tokens.verifyRecord(result.metadata.token)
+        }
+    }
+
     @Test func equalPANsHaveEqualFingerprints() async throws {
         try await withVault { vault, _ in
             let first = try await tokenize(.visa, in: vault.tokens)
