@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 public import GRDB
+public import VaultCrypto
 
 /// The cardholder-data database (`vault.db`): key ring, card records, CVVs, credentials and
 /// the audit log. SQLite in WAL mode with `synchronous = FULL` (a commit is on disk before it
@@ -57,11 +58,26 @@ public final class VaultDatabase: Sendable {
     }
 
     /// Brings the schema up to date.
-    public func migrate() throws {
-        try Self.migrator.migrate(pool)
+    /// - Parameters:
+    ///   - rowMACKey: the row MAC key (``KeyRing/rowMACKey``). Needed once, by the migration that
+    ///     adds the row MACs (`vault.v2`) to a vault that already has a key ring or credentials:
+    ///     it computes their MACs (see docs/CRYPTO.md §13.8).
+    ///   - target: stop after this migration (default: all).
+    public func migrate(rowMACKey: SecretBytes? = nil, upTo target: String? = nil) throws {
+        let migrator = Self.migrator(rowMAC: rowMACKey.map(RowMAC.init(key:)))
+        if let target {
+            // GRDB stops the process when asked to migrate up to a migration already passed.
+            guard try !pool.read({ try migrator.completedMigrations($0) }).contains(target) else { return }
+            try migrator.migrate(pool, upTo: target)
+        } else {
+            try migrator.migrate(pool)
+        }
     }
 
-    static var migrator: DatabaseMigrator {
+    /// The migration that adds the row MACs.
+    static let rowMACMigration = "vault.v2"
+
+    static func migrator(rowMAC: RowMAC?) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("vault.v1") { db in
             try db.execute(
@@ -121,7 +137,44 @@ public final class VaultDatabase: Sendable {
                     """)
         }
         SQLiteAuditLog.registerMigrations(&migrator)
+        migrator.registerMigration(rowMACMigration) { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE data_keys ADD COLUMN mac BLOB;
+                    ALTER TABLE credentials ADD COLUMN mac BLOB;
+                    """)
+            try backfillRowMACs(db, rowMAC: rowMAC)
+        }
         return migrator
+    }
+
+    /// The one-time backfill of `vault.v2`: MACs for the rows of a vault that predates them,
+    /// computed over the rows as they are (trust on first use), in the migration's transaction.
+    private static func backfillRowMACs(_ db: Database, rowMAC: RowMAC?) throws {
+        let dataKeys = try SQLiteVaultStore.dataKeys(db)
+        let credentials = try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:))
+        guard !dataKeys.isEmpty || !credentials.isEmpty else { return }
+        guard let rowMAC else {
+            throw VaultError(
+                .notInitialized, "upgrading vault.db needs its master key: run a `vault` command that opens the vault")
+        }
+        // A vault created with row MACs has a genesis record; rows without MACs there were
+        // stripped of them, and must not be signed now.
+        let first = try String.fetchOne(db, sql: "SELECT detail FROM audit_log WHERE sequence = 1")
+        guard first?.hasPrefix("genesis=") != true else {
+            throw VaultError(
+                .recordCorrupt, "vault.db was created with row MACs but has lost them: its key ring was tampered with")
+        }
+        for row in dataKeys {
+            try db.execute(
+                sql: "UPDATE data_keys SET mac = ? WHERE version = ?",
+                arguments: [Data(rowMAC.mac(of: row)), row.version])
+        }
+        for var row in credentials {
+            row.mac = rowMAC.mac(table: CredentialRow.table, fields: row.macFields)
+            try db.execute(
+                sql: "UPDATE credentials SET mac = ? WHERE id = ?", arguments: [row.mac.map { Data($0) }, row.id])
+        }
     }
 }
 

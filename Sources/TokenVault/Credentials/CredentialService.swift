@@ -1,6 +1,7 @@
 public import Audit
 import Foundation
 import GRDB
+public import Logging
 import Synchronization
 public import VaultCrypto
 
@@ -10,16 +11,37 @@ public import VaultCrypto
 /// `BLAKE2b-256(key: credential key, secret)`; checking a presented secret recomputes that hash
 /// and compares it in constant time. Credentials are cached in memory and reloaded every few
 /// seconds (``reload()``), so a revocation by the CLI reaches a running server within that time.
+///
+/// Each row carries a keyed MAC over its scopes, purposes, revocation and secret hash
+/// (``CredentialRow/macFields``). A row that fails it was changed without the key: it is refused
+/// (as if unknown) and logged by id. A credential once seen revoked stays revoked in this
+/// process, whatever the database says later.
 public final class CredentialService: Sendable {
+    private struct Cache {
+        var entries: [String: (credential: Credential, hash: [UInt8])] = [:]
+        /// Ids seen revoked: never un-revoked in this process.
+        var revoked: Set<String> = []
+        /// Ids whose row was refused, logged once until it verifies again.
+        var refused: Set<String> = []
+    }
+
     private let pool: DatabasePool
     private let hashKey: SecretBytes
+    private let rowMAC: RowMAC
     private let audit: SQLiteAuditLog
-    private let cache = Mutex<[String: (credential: Credential, hash: [UInt8])]>([:])
+    private let logger: Logger
+    private let cache = Mutex(Cache())
 
-    public init(database: VaultDatabase, hashKey: SecretBytes, audit: SQLiteAuditLog) {
+    /// - Parameter rowMACKey: the key of the row MACs (``KeyRing/rowMACKey``).
+    public init(
+        database: VaultDatabase, hashKey: SecretBytes, rowMACKey: SecretBytes, audit: SQLiteAuditLog,
+        logger: Logger = Logger(label: "vault.credentials")
+    ) {
         self.pool = database.pool
         self.hashKey = hashKey
+        self.rowMAC = RowMAC(key: rowMACKey)
         self.audit = audit
+        self.logger = logger
     }
 
     /// Creates a credential and returns it with its secret, which is not stored and cannot be
@@ -56,27 +78,25 @@ public final class CredentialService: Sendable {
             detail:
                 "scopes=\(credential.scopes.map(\.rawValue).joined(separator: ",")) purposes=\(credential.purposes.joined(separator: ","))"
         )
+        let row = CredentialRow(
+            id: id, name: name, scopes: credential.scopes.map(\.rawValue).joined(separator: " "),
+            purposes: credential.purposes.joined(separator: " "), secretHash: hash,
+            createdAtMs: credential.createdAt.milliseconds, revokedAtMs: nil
+        ).sealed(with: rowMAC)
         try await pool.write { [audit] db in
-            try db.execute(
-                sql: """
-                    INSERT INTO credentials (id, name, scopes, purposes, secret_hash, created_at_ms)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    id, name, credential.scopes.map(\.rawValue).joined(separator: " "),
-                    credential.purposes.joined(separator: " "), Data(hash), credential.createdAt.milliseconds,
-                ])
+            try row.insert(in: db)
             try audit.append([event], in: db)
         }
-        cache.withLock { $0[id] = (credential, hash) }
-        return (credential, secret)
+        // As read back: the creation time at the stored (millisecond) precision.
+        cache.withLock { $0.entries[id] = (row.credential, hash) }
+        return (row.credential, secret)
     }
 
     /// Every credential, newest last.
     public func list() async throws -> [Credential] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM credentials ORDER BY created_at_ms, id").map {
-                Self.credential($0).0
+                CredentialRow(row: $0).credential
             }
         }
     }
@@ -86,28 +106,41 @@ public final class CredentialService: Sendable {
         let event = AuditEvent(
             actor: actor.name, type: "credential.revoke", outcome: .success, origin: actor.origin,
             objects: ["credential:\(id)"])
-        try await pool.write { [audit] db in
-            try db.execute(
-                sql: "UPDATE credentials SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL",
-                arguments: [Date().milliseconds, id])
-            guard db.changesCount == 1 else {
+        try await pool.write { [audit, rowMAC] db in
+            guard let stored = try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]),
+                case var row = CredentialRow(row: stored), row.revokedAtMs == nil
+            else {
                 throw VaultError(.credentialNotFound, "no active credential with id \(id)")
             }
+            // Re-sealing an edited row would make its edits genuine.
+            guard row.verifies(with: rowMAC) else {
+                throw VaultError(
+                    .recordCorrupt, "credential \(id) fails its integrity check; it is refused already")
+            }
+            row.revokedAtMs = Date().milliseconds
+            row = row.sealed(with: rowMAC)
+            try db.execute(
+                sql: "UPDATE credentials SET revoked_at_ms = ?, mac = ? WHERE id = ?",
+                arguments: [row.revokedAtMs, row.mac.map { Data($0) }, id])
             try audit.append([event], in: db)
         }
-        cache.withLock { _ = $0.removeValue(forKey: id) }
+        cache.withLock {
+            $0.entries[id] = nil
+            $0.revoked.insert(id)
+        }
     }
 
-    /// The credential a presented secret belongs to, or `nil` if it is unknown, wrong or revoked.
+    /// The credential a presented secret belongs to, or `nil` if it is unknown, wrong, revoked,
+    /// or its row fails its integrity check.
     public func authenticate(secret: String) async -> Credential? {
         guard let id = Self.id(ofSecret: secret) else { return nil }
-        var entry = cache.withLock { $0[id] }
+        var entry = cache.withLock { $0.revoked.contains(id) ? nil : $0.entries[id] }
         if entry == nil {
-            entry = try? await pool.read { db in
+            let row = try? await pool.read { db in
                 try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(
-                    Self.credential)
+                    CredentialRow.init(row:))
             }
-            if let entry { cache.withLock { $0[id] = entry } }
+            if let row { entry = accept([row])[id] }
         }
         guard let entry, entry.credential.revokedAt == nil else { return nil }
         let presented = KeyedHash.hash(Array(secret.utf8), key: hashKey)
@@ -116,25 +149,40 @@ public final class CredentialService: Sendable {
 
     /// Reloads every credential from the database (picks up revocations made elsewhere).
     public func reload() async throws {
-        let all = try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(Self.credential)
+        let rows = try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:))
         }
-        cache.withLock { cache in
-            cache = Dictionary(all.map { ($0.credential.id, $0) }, uniquingKeysWith: { $1 })
-        }
+        let accepted = accept(rows)
+        cache.withLock { $0.entries = accepted }
     }
 
-    private static func credential(_ row: Row) -> (credential: Credential, hash: [UInt8]) {
-        let scopes: String = row["scopes"]
-        let purposes: String = row["purposes"]
-        let revoked: Int64? = row["revoked_at_ms"]
-        let hash: Data = row["secret_hash"]
-        let credential = Credential(
-            id: row["id"], name: row["name"], scopes: scopes.split(separator: " ").map { Scope(rawValue: String($0)) },
-            purposes: purposes.split(separator: " ").map(String.init),
-            createdAt: Date(milliseconds: row["created_at_ms"]),
-            revokedAt: revoked.map(Date.init(milliseconds:)))
-        return (credential, [UInt8](hash))
+    /// The rows that verify, as cache entries (also added to the cache); refused rows are logged
+    /// once, by id. A revoked credential stays revoked.
+    private func accept(_ rows: [CredentialRow]) -> [String: (credential: Credential, hash: [UInt8])] {
+        var accepted = [String: (credential: Credential, hash: [UInt8])]()
+        var refused = [String]()
+        for row in rows {
+            guard row.verifies(with: rowMAC) else {
+                refused.append(row.id)
+                continue
+            }
+            accepted[row.id] = (row.credential, row.secretHash)
+        }
+        let newlyRefused = cache.withLock { cache -> [String] in
+            for (id, entry) in accepted where entry.credential.revokedAt != nil { cache.revoked.insert(id) }
+            for id in cache.revoked { accepted[id] = nil }
+            for (id, entry) in accepted { cache.entries[id] = entry }
+            let fresh = refused.filter { !cache.refused.contains($0) }
+            cache.refused.formUnion(refused)
+            cache.refused.subtract(accepted.keys)
+            return fresh
+        }
+        for id in newlyRefused {
+            logger.error(
+                "credential row refused: it fails its integrity check (changed without the key)",
+                metadata: ["credential": "\(id)"])
+        }
+        return accepted
     }
 
     /// The id part of `vk_<id>_<secret>`, if the string has that shape.

@@ -1,0 +1,73 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// An exclusive lock on the key folder, held for every key-ring change (init, rotate, retire,
+/// rotate-master), so that two such commands never interleave: a `rotate` that loaded the master
+/// key before a `rotate-master` installed a new one would otherwise wrap its data key under the
+/// old key (docs/CRYPTO.md §13.8).
+///
+/// An `flock(2)` on `.keyring.lock` beside the master key file. flock locks belong to the open
+/// file description, so two holders in one process exclude each other as two processes do, and
+/// the kernel releases the lock if the process dies.
+public struct KeyRingLock: Sendable {
+    /// The lock file's name, in the folder of the master key file (`Keys/.keyring.lock`).
+    public static let fileName = ".keyring.lock"
+
+    public let path: String
+
+    /// The lock for the vault whose master key file is `masterKeyPath`.
+    public init(masterKeyPath: String) {
+        path = ((masterKeyPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
+            Self.fileName)
+    }
+
+    /// A held lock; ``release()`` it (closing the descriptor releases it too).
+    public final class Held: Sendable {
+        private let descriptor: Int32
+
+        fileprivate init(descriptor: Int32) {
+            self.descriptor = descriptor
+        }
+
+        /// Releases the lock.
+        public func release() {
+            close(descriptor)
+        }
+    }
+
+    /// Takes the lock if it is free; `nil` if someone holds it.
+    public func tryAcquire() throws -> Held? {
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw VaultError(.keyRingLock, "cannot open the key-ring lock \(path): errno \(errno)")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let error = errno
+            close(descriptor)
+            if error == EWOULDBLOCK { return nil }
+            throw VaultError(.keyRingLock, "cannot lock \(path): errno \(error)")
+        }
+        return Held(descriptor: descriptor)
+    }
+
+    /// Waits for the lock. Polls without blocking a thread, so an async caller never stalls the
+    /// cooperative pool; key-ring changes are rare and short.
+    public func acquire() async throws -> Held {
+        while true {
+            if let held = try tryAcquire() { return held }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Runs `body` holding the lock.
+    public func withLock<R>(_ body: () async throws -> R) async throws -> R {
+        let held = try await acquire()
+        defer { held.release() }
+        return try await body()
+    }
+}
