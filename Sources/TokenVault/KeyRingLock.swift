@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -26,18 +27,20 @@ public struct KeyRingLock: Sendable {
             Self.fileName)
     }
 
-    /// A held lock; ``release()`` it (closing the descriptor releases it too).
+    /// A held lock, released by ``release()`` or when the value goes away.
     public final class Held: Sendable {
-        private let descriptor: Int32
+        private let descriptor: Mutex<Int32?>
 
         fileprivate init(descriptor: Int32) {
-            self.descriptor = descriptor
+            self.descriptor = Mutex(descriptor)
         }
 
-        /// Releases the lock.
+        /// Releases the lock (closing the file releases the flock).
         public func release() {
-            close(descriptor)
+            if let open = descriptor.withLock({ $0.take() }) { close(open) }
         }
+
+        deinit { release() }
     }
 
     /// Takes the lock if it is free; `nil` if someone holds it.
