@@ -108,4 +108,26 @@ struct KeyRingRaceTests {
             try await Self.expectEverythingOpens(sandbox, tokens: [], versions: [1, 2])
         }
     }
+
+    /// Issue 8, finding 8: what the corrected help and THREAT_MODEL.md say. `rotate-master` does not
+    /// reach copies of `vault.db`: one made before still opens with the old key, with every card.
+    @Test("finding 8: a copy of vault.db made before rotate-master still opens with the old master key")
+    func finding8OldCopyStillOpensWithTheOldKey() async throws {
+        try await withVault { vault, sandbox in
+            let token = try await tokenize(.visa, in: vault.tokens).metadata.token
+            try DB.checkpoint(vault)
+            let copy = VaultPaths(
+                dataDirectory: sandbox.path("backup"), keysDirectory: sandbox.path("old-keys"),
+                masterKeyPath: sandbox.path("old-keys/master.key"))
+            try FileManager.default.createDirectory(atPath: copy.dataDirectory, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(
+                atPath: sandbox.databasePath, toPath: copy.dataDirectory + "/" + VaultDatabase.fileName)
+            try FileManager.default.copyItem(atPath: sandbox.paths.auditHeadPath, toPath: copy.auditHeadPath)
+            try Bytes.write(try Bytes.read(sandbox.paths.masterKeyPath), to: copy.masterKeyPath)
+
+            try await vault.rotateMaster(newKeyPath: try Self.newMasterKey(sandbox))
+            let old = try await Vault.open(paths: copy, logger: TestLog.quiet())
+            try await old.tokens.verifyRecord(token)
+        }
+    }
 }
