@@ -15,21 +15,21 @@ public final class SQLiteAuditLog: AuditLog {
     public let headFilePath: String?
     private let committer: GroupCommitter<AuditEvent, Int64>
     private let headFile: AuditHeadFileWriter?
-    private let keyRingCreation: (@Sendable (Database) throws -> Int64?)?
+    private let genesisRule: (@Sendable (Database) throws -> AuditGenesisRule?)?
 
     /// - Parameters:
     ///   - headFilePath: the head file, or `nil` to keep the head in the database only.
-    ///   - keyRingCreation: reads the key ring's creation time (ms), `nil` if there is no key
-    ///     ring. With it, ``verify()`` requires a genesis record bound to that key ring whenever
-    ///     one exists, so a wiped log no longer verifies (docs/CRYPTO.md §11).
+    ///   - genesisRule: reads what the log's first record must be, `nil` if the vault has no key
+    ///     ring. With it, ``verify()`` refuses an empty log once a key ring exists, so a wiped
+    ///     log no longer verifies (docs/CRYPTO.md §11).
     public init(
         writer: any DatabaseWriter, chain: AuditChain, headFilePath: String? = nil,
-        keyRingCreation: (@Sendable (Database) throws -> Int64?)? = nil
+        genesisRule: (@Sendable (Database) throws -> AuditGenesisRule?)? = nil
     ) {
         self.writer = writer
         self.chain = chain
         self.headFilePath = headFilePath
-        self.keyRingCreation = keyRingCreation
+        self.genesisRule = genesisRule
         let headFile = headFilePath.map(AuditHeadFileWriter.init(path:))
         self.headFile = headFile
         self.committer = GroupCommitter { [chain] events in
@@ -200,8 +200,8 @@ public final class SQLiteAuditLog: AuditLog {
         // commit, so read in this order it can only lag the snapshot. Read after it, appends
         // committed meanwhile (another process, or this one) would look like a cut tail.
         let headFile = try headFilePath.map { path in (path: path, head: try AuditHead.read(path: path)) }
-        return try await writer.read { [keyRingCreation] db in
-            let keyRingCreatedAtMs = try keyRingCreation?(db)
+        return try await writer.read { [genesisRule] db in
+            let rule = try genesisRule?(db)
             var previous = AuditChain.genesis
             var expected: Int64 = 0
             let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_log ORDER BY sequence")
@@ -223,7 +223,7 @@ public final class SQLiteAuditLog: AuditLog {
                         ok: false, records: expected - 1, firstBadRecord: record.sequence,
                         reason: "MAC mismatch: record altered, inserted or reordered")
                 }
-                if record.sequence == 1, let keyRingCreatedAtMs,
+                if record.sequence == 1, case .bound(let keyRingCreatedAtMs) = rule,
                     record.event.detail != chain.genesisDetail(keyRingCreatedAtMs: keyRingCreatedAtMs)
                 {
                     return Verification(
@@ -287,7 +287,7 @@ public final class SQLiteAuditLog: AuditLog {
                 }
             }
             // Checked last, so that a head that still names the deleted records is reported as such.
-            if expected == 0, keyRingCreatedAtMs != nil {
+            if expected == 0, rule != nil {
                 return Verification(
                     ok: false, records: 0, firstBadRecord: 1,
                     reason: "the log is empty but the vault has a key ring: its genesis record and head are gone")
@@ -381,6 +381,15 @@ public final class SQLiteAuditLog: AuditLog {
     private static func decodeObjects(_ text: String) -> [String]? {
         try? JSONDecoder().decode([String].self, from: Data(text.utf8))
     }
+}
+
+/// What the first record of the log must be, once the vault has a key ring (docs/CRYPTO.md §11).
+public enum AuditGenesisRule: Sendable, Hashable {
+    /// Record 1 must be the genesis record bound to the key ring created at this time.
+    case bound(keyRingCreatedAtMs: Int64)
+    /// The log predates genesis records (the vault was created before them, and marked so when
+    /// it was upgraded): record 1 needs no genesis detail. The log may still not be empty.
+    case legacy
 }
 
 /// The audit log refused a write that would break its chain.

@@ -26,7 +26,9 @@ public struct VaultPaths: Sendable, Hashable {
     var pendingMasterKeyPath: String { masterKeyPath + ".next" }
 
     /// The lock held for every key-ring change: `.keyring.lock` beside the master key file.
-    public var keyRingLock: KeyRingLock { KeyRingLock(masterKeyPath: masterKeyPath) }
+    public var keyRingLock: KeyRingLock {
+        KeyRingLock(masterKeyPath: masterKeyPath, fallbackDirectory: dataDirectory)
+    }
 }
 
 /// An opened, unlocked vault: everything the CLI and the server use.
@@ -50,7 +52,7 @@ public final class Vault: Sendable {
         self.logger = logger
         audit = SQLiteAuditLog(
             writer: database.pool, chain: AuditChain(key: keyRing.auditKey), headFilePath: paths.auditHeadPath,
-            keyRingCreation: Self.keyRingCreation)
+            genesisRule: Self.genesisRule(rowMAC: keyRing.rowMAC))
         store = SQLiteVaultStore(database: database, audit: audit, rowMACKey: keyRing.rowMACKey)
         tokens = TokenVault(store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive, logger: logger)
         keys = KeyManager(store: store, keyRing: keyRing, logger: logger, lock: paths.keyRingLock)
@@ -59,10 +61,20 @@ public final class Vault: Sendable {
             logger: logger)
     }
 
-    /// When the key ring was created (ms), or `nil` if there is none: what the audit log's genesis
-    /// record is bound to.
-    @Sendable static func keyRingCreation(_ db: Database) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT created_at_ms FROM system_keys WHERE name = 'root'")
+    /// What the audit log's first record must be: the genesis record bound to the key ring's
+    /// creation time, unless the vault's log predates genesis records (a marker row, sealed with
+    /// a row MAC when the vault was upgraded); `nil` if there is no key ring.
+    static func genesisRule(rowMAC: RowMAC) -> @Sendable (Database) throws -> AuditGenesisRule? {
+        { db in
+            guard let created = try Int64.fetchOne(db, sql: "SELECT created_at_ms FROM system_keys WHERE name = 'root'")
+            else { return nil }
+            if let marker = try VaultDatabase.legacyGenesisMarker(db),
+                rowMAC.verify(marker.mac, table: VaultDatabase.metaTable, fields: marker.fields)
+            {
+                return .legacy
+            }
+            return .bound(keyRingCreatedAtMs: created)
+        }
     }
 
     /// Opens an initialised vault. Checks the master key file first (missing, wrong size,

@@ -142,10 +142,31 @@ public final class VaultDatabase: Sendable {
                 sql: """
                     ALTER TABLE data_keys ADD COLUMN mac BLOB;
                     ALTER TABLE credentials ADD COLUMN mac BLOB;
+                    CREATE TABLE vault_meta (
+                        name TEXT PRIMARY KEY,
+                        value TEXT NOT NULL,
+                        mac BLOB NOT NULL
+                    );
                     """)
             try backfillRowMACs(db, rowMAC: rowMAC)
         }
         return migrator
+    }
+
+    /// Facts about the vault, each row sealed with a row MAC (fields: name, value).
+    static let metaTable = "vault_meta"
+    /// The `vault_meta` row of a vault whose audit log predates genesis records.
+    static let legacyGenesis = (name: "audit_genesis", value: "legacy")
+
+    /// The legacy-genesis marker row, if present, with its MAC and the fields it covers.
+    static func legacyGenesisMarker(_ db: Database) throws -> (fields: [RowMAC.Field], mac: [UInt8])? {
+        guard try db.tableExists(metaTable),
+            let row = try Row.fetchOne(
+                db, sql: "SELECT value, mac FROM vault_meta WHERE name = ?", arguments: [legacyGenesis.name]),
+            let value = String.fromDatabaseValue(row["value"] as DatabaseValue),
+            let mac = Data.fromDatabaseValue(row["mac"] as DatabaseValue), value == legacyGenesis.value
+        else { return nil }
+        return ([.text(legacyGenesis.name), .text(value)], [UInt8](mac))
     }
 
     /// The one-time backfill of `vault.v2`: MACs for the rows of a vault that predates them,
@@ -175,6 +196,12 @@ public final class VaultDatabase: Sendable {
             try db.execute(
                 sql: "UPDATE credentials SET mac = ? WHERE id = ?", arguments: [row.mac.map { Data($0) }, row.id])
         }
+        // Its audit log began before genesis records: say so, sealed, so that verify does not
+        // ask record 1 for a genesis commitment it never had.
+        let fields: [RowMAC.Field] = [.text(legacyGenesis.name), .text(legacyGenesis.value)]
+        try db.execute(
+            sql: "INSERT INTO vault_meta (name, value, mac) VALUES (?, ?, ?)",
+            arguments: [legacyGenesis.name, legacyGenesis.value, Data(rowMAC.mac(table: metaTable, fields: fields))])
     }
 }
 

@@ -214,12 +214,83 @@ struct RowIntegrityTests {
                 """
                 ALTER TABLE data_keys DROP COLUMN mac;
                 ALTER TABLE credentials DROP COLUMN mac;
+                DROP TABLE vault_meta;
                 DELETE FROM grdb_migrations WHERE identifier = 'vault.v2';
                 """)
             let refused = await #expect(throws: VaultError.self) {
                 _ = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
             }
             #expect(refused?.code == .recordCorrupt)
+        }
+    }
+
+    /// Turns a vault made by this version into one as the previous version left it: no row MACs,
+    /// no `vault.v2` migration, and an audit log whose first record has no genesis detail
+    /// (re-chained with the audit key, as the old version would have written it).
+    static func makeLegacy(_ vault: Vault, _ sandbox: Sandbox) async throws {
+        let chain = AuditChain(key: vault.keyRing.auditKey)
+        var previous = AuditChain.genesis
+        var macs = [(Int64, [UInt8], String?)]()
+        for record in try await vault.audit.records() {
+            var event = record.event
+            if record.sequence == 1 { event.detail = nil }
+            previous = chain.mac(sequence: record.sequence, event: event, previous: previous)
+            macs.append((record.sequence, previous, event.detail))
+        }
+        let last = try #require(macs.last)
+        let head = StoredHead(
+            sequence: last.0, mac: last.1, headMAC: chain.headMAC(sequence: last.0, mac: last.1))
+        try Self.rawEdit(
+            sandbox,
+            """
+            ALTER TABLE data_keys DROP COLUMN mac;
+            ALTER TABLE credentials DROP COLUMN mac;
+            DROP TABLE vault_meta;
+            DELETE FROM grdb_migrations WHERE identifier = 'vault.v2';
+            """)
+        for (sequence, mac, detail) in macs {
+            try Self.rawEdit(
+                sandbox, "UPDATE audit_log SET detail = ?, mac = ? WHERE sequence = ?", [detail, Data(mac), sequence])
+        }
+        try Self.rawEdit(
+            sandbox, "UPDATE audit_head SET sequence = ?, mac = ?, head_mac = ?",
+            [head.sequence, Data(head.mac), Data(head.headMAC)])
+        try AuditTamper.setHeadFile(vault, AuditTamper.headFileBytes(head))
+    }
+
+    @Test("finding 4: a vault created before row MACs gets them once, when first opened, and is protected after")
+    func finding4LegacyVaultIsUpgraded() async throws {
+        try await withSandbox { sandbox in
+            _ = try await Vault.initialize(paths: sandbox.paths, logger: TestLog.quiet())
+            let (secret, token, credentialID): (String, Token, String)
+            do {
+                let vault = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
+                let created = try await vault.credentials.create(name: "reader", scopes: [.tokensRead], purposes: [])
+                (secret, credentialID) = (created.secret, created.credential.id)
+                token = try await tokenize(.visa, in: vault.tokens).metadata.token
+                _ = try await vault.keys.rotate()
+                try await Self.makeLegacy(vault, sandbox)
+            }
+            let upgraded = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
+            #expect(upgraded.keyRing.active.version == 2)
+            #expect(await upgraded.credentials.authenticate(secret: secret)?.id == credentialID)
+            try await upgraded.tokens.verifyRecord(token)
+            // The log predates genesis records: still intact, thanks to the sealed marker.
+            let verification = try await upgraded.audit.verify()
+            #expect(verification.ok, "\(verification)")
+            #expect(try DB.count(upgraded, "SELECT count(*) FROM data_keys WHERE mac IS NULL") == 0)
+
+            // From now on the rows are bound to the key.
+            try Self.rawEdit(
+                sandbox, "UPDATE credentials SET scopes = 'detokenize' WHERE id = ?", [credentialID])
+            try await Self.serverReload(upgraded)
+            #expect(await upgraded.credentials.authenticate(secret: secret) == nil)
+            // The marker cannot be forged or moved: a wrong MAC brings the genesis check back.
+            try Self.rawEdit(sandbox, "UPDATE vault_meta SET mac = randomblob(32)")
+            #expect(!(try await upgraded.audit.verify().ok))
+            // And a legacy log may not be empty either.
+            try AuditGenesisTests.wipe(upgraded)
+            #expect(!(try await upgraded.audit.verify().ok))
         }
     }
 
