@@ -124,7 +124,25 @@ public final class Vault: Sendable {
         let keyRing = opened
         let database = try VaultDatabase.open(directory: paths.dataDirectory, create: false)
         try database.migrate(rowMACKey: keyRing.rowMACKey)
+        try checkNoRecordIsNewerThanTheActiveKey(database, active: keyRing.active.version)
         return Vault(paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive)
+    }
+
+    /// Records are only ever sealed under the active version, which is the newest: one under a
+    /// newer version means the key ring was rolled back to an earlier, genuine state (old rows put
+    /// back, newer ones deleted), which row MACs alone cannot see. Two index lookups.
+    private static func checkNoRecordIsNewerThanTheActiveKey(_ database: VaultDatabase, active: UInt32) throws {
+        let newest = try database.pool.read { db in
+            try ["cards", "cvvs"].compactMap { table in
+                try Int64.fetchOne(db, sql: "SELECT max(key_version) FROM \(table)")
+            }.max()
+        }
+        if let newest, newest > Int64(active) {
+            throw VaultError(
+                .recordCorrupt,
+                "records are sealed under data key v\(newest), newer than the active key v\(active): "
+                    + "the key ring was rolled back")
+        }
     }
 
     /// The wrapped keys in `vault.db`, read without writing to the file; `nil` if it has none.

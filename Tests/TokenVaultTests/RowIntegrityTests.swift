@@ -179,6 +179,30 @@ struct RowIntegrityTests {
         }
     }
 
+    @Test("finding 4: a key ring rolled back whole (newer version deleted, old active row put back) does not open")
+    func finding4RolledBackKeyRingDoesNotOpen() async throws {
+        try await withVault { vault, sandbox in
+            let savedRow: Row? = try await vault.database.pool.read { db in
+                try Row.fetchOne(db, sql: "SELECT state, mac FROM data_keys WHERE version = 1")
+            }
+            let saved = try #require(savedRow)
+            #expect(try await vault.keys.rotate() == 2)
+            _ = try await tokenize(.visa, in: vault.tokens)
+            // Every remaining row genuine, v1 active again: only the records know better.
+            try Self.rawEdit(
+                sandbox,
+                """
+                DELETE FROM data_keys WHERE version = 2;
+                UPDATE data_keys SET state = ?, mac = ? WHERE version = 1;
+                """, [saved["state"] as String, saved["mac"] as Data])
+            let refused = await #expect(throws: VaultError.self) {
+                _ = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
+            }
+            #expect(refused?.code == .recordCorrupt)
+            #expect(refused?.message.contains("rolled back") == true)
+        }
+    }
+
     @Test("finding 4: the active version must be the newest non-retired one")
     func finding4ActiveMustBeNewest() throws {
         let master = SecretBytes(randomCount: 32)
