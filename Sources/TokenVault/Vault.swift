@@ -91,26 +91,32 @@ public final class Vault: Sendable {
         guard let ring = try readKeyRing(databasePath: databasePath) else {
             throw VaultError(.notInitialized, "\(databasePath) has no key ring; run `vault keys init`")
         }
-        func keyRing(_ master: SecretBytes) throws -> KeyRing {
+        func keyRing(
+            _ master: SecretBytes, _ ring: (wrappedRoot: [UInt8], dataKeys: [DataKeyRow], hasRowMACs: Bool)
+        ) throws -> KeyRing {
             try KeyRing(
                 master: master, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys,
                 verifyingRowMACs: ring.hasRowMACs)
         }
         let opened: KeyRing
         do {
-            opened = try keyRing(master)
+            opened = try keyRing(master, ring)
         } catch VaultError.Code.wrongMasterKey {
             // A `rotate-master` that stopped after re-wrapping but before installing the new
             // file leaves the new key staged beside the old one: finish it, under the key-ring
             // lock so as not to race a `rotate-master` that is about to install it itself.
             opened = try await paths.keyRingLock.withLock {
+                // Both read again under the lock: a `rotate-master` may have finished meanwhile.
+                guard let ring = try readKeyRing(databasePath: databasePath) else {
+                    throw VaultError(.notInitialized, "\(databasePath) has no key ring; run `vault keys init`")
+                }
                 if let current = try? MasterKeyFile.load(path: paths.masterKeyPath),
-                    let reopened = try? keyRing(current)
+                    let reopened = try? keyRing(current, ring)
                 {
                     return reopened
                 }
                 guard let staged = try? MasterKeyFile.load(path: paths.pendingMasterKeyPath),
-                    let recovered = try? keyRing(staged)
+                    let recovered = try? keyRing(staged, ring)
                 else {
                     throw MasterKeyError(
                         .wrongKey, path: paths.masterKeyPath,
