@@ -78,6 +78,26 @@ public final class SQLiteAuditLog: AuditLog {
                     );
                     """)
         }
+        migrator.registerMigration("audit.v2") { db in
+            // Partial: only revocations are indexed, so the detokenize appends pay nothing for it.
+            try db.execute(
+                sql: """
+                    CREATE INDEX audit_log_revocations ON audit_log(type) WHERE type = 'credential.revoke'
+                    """)
+        }
+    }
+
+    /// The objects of every `credential.revoke` record (e.g. `credential:<id>`), through a
+    /// partial index: revocations are few. Lets the vault hold a credential revoked even if its
+    /// row is put back as it was before (docs/THREAT_MODEL.md).
+    public static func revokedObjects(_ db: Database) throws -> Set<String> {
+        var objects = Set<String>()
+        for text in try String.fetchAll(
+            db, sql: "SELECT objects FROM audit_log WHERE type = 'credential.revoke'")
+        {
+            objects.formUnion(decodeObjects(text) ?? [])
+        }
+        return objects
     }
 
     /// Appends durably (group commit); returns the sequence numbers given to the events.

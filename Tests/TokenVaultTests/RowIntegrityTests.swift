@@ -87,6 +87,29 @@ struct RowIntegrityTests {
         }
     }
 
+    @Test("finding 4: a credential's genuine pre-revocation row put back stays revoked, even after a restart")
+    func finding4ReplayedPreRevocationRowIsRefused() async throws {
+        try await withVault { vault, sandbox in
+            let (credential, secret) = try await vault.credentials.create(
+                name: "settlement", scopes: [.detokenize], purposes: ["settlement"])
+            let before = try Self.row(sandbox, credential.id)
+            #expect(before.revokedAtMs == nil)
+            try await vault.credentials.revoke(id: credential.id)
+
+            // The row as it was before the revocation: its MAC is genuine.
+            try Self.rawEdit(
+                sandbox, "UPDATE credentials SET revoked_at_ms = NULL, mac = ? WHERE id = ?",
+                [before.mac.map { Data($0) }, credential.id])
+            try await Self.serverReload(vault)
+            #expect(await vault.credentials.authenticate(secret: secret) == nil)
+            // A restarted server has no memory of it; the audit log's `credential.revoke` record does.
+            let restarted = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
+            #expect(await restarted.credentials.authenticate(secret: secret) == nil)
+            try await restarted.credentials.reload()
+            #expect(await restarted.credentials.authenticate(secret: secret) == nil)
+        }
+    }
+
     @Test("finding 4: a row's MAC moved onto another credential's row is refused")
     func finding4MovedMACIsRefused() async throws {
         try await withVault { vault, sandbox in

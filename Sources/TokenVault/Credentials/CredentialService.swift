@@ -136,11 +136,14 @@ public final class CredentialService: Sendable {
         guard let id = Self.id(ofSecret: secret) else { return nil }
         var entry = cache.withLock { $0.revoked.contains(id) ? nil : $0.entries[id] }
         if entry == nil {
-            let row = try? await pool.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(
-                    CredentialRow.init(row:))
+            let read = try? await pool.read { db in
+                (
+                    try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(
+                        CredentialRow.init(row:)),
+                    try Self.revokedInLog(db)
+                )
             }
-            if let row { entry = accept([row])[id] }
+            if let (row, revoked) = read, let row { entry = accept([row], revokedInLog: revoked)[id] }
         }
         guard let entry, entry.credential.revokedAt == nil else { return nil }
         let presented = KeyedHash.hash(Array(secret.utf8), key: hashKey)
@@ -149,16 +152,31 @@ public final class CredentialService: Sendable {
 
     /// Reloads every credential from the database (picks up revocations made elsewhere).
     public func reload() async throws {
-        let rows = try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:))
+        let (rows, revoked) = try await pool.read { db in
+            (
+                try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:)),
+                try Self.revokedInLog(db)
+            )
         }
-        let accepted = accept(rows)
+        let accepted = accept(rows, revokedInLog: revoked)
         cache.withLock { $0.entries = accepted }
     }
 
+    /// Ids of the credentials the audit log records as revoked: a row put back as it was before
+    /// its revocation (genuine MAC, no `revoked_at_ms`) stays revoked.
+    private static func revokedInLog(_ db: Database) throws -> Set<String> {
+        let prefix = "credential:"
+        return Set(
+            try SQLiteAuditLog.revokedObjects(db).filter { $0.hasPrefix(prefix) }.map {
+                String($0.dropFirst(prefix.count))
+            })
+    }
+
     /// The rows that verify, as cache entries (also added to the cache); refused rows are logged
-    /// once, by id. A revoked credential stays revoked.
-    private func accept(_ rows: [CredentialRow]) -> [String: (credential: Credential, hash: [UInt8])] {
+    /// once, by id. A credential revoked in its row or in the audit log stays revoked.
+    private func accept(
+        _ rows: [CredentialRow], revokedInLog: Set<String>
+    ) -> [String: (credential: Credential, hash: [UInt8])] {
         var accepted = [String: (credential: Credential, hash: [UInt8])]()
         var refused = [String]()
         for row in rows {
@@ -170,6 +188,7 @@ public final class CredentialService: Sendable {
         }
         let newlyRefused = cache.withLock { cache -> [String] in
             for (id, entry) in accepted where entry.credential.revokedAt != nil { cache.revoked.insert(id) }
+            cache.revoked.formUnion(revokedInLog)
             for id in cache.revoked { accepted[id] = nil }
             for (id, entry) in accepted { cache.entries[id] = entry }
             let fresh = refused.filter { !cache.refused.contains($0) }
