@@ -34,6 +34,23 @@ public struct AuditChain: Sendable {
         return KeyedHash.hash(message, key: key)
     }
 
+    /// The genesis commitment: binds the log's first record to the key ring it was created with,
+    /// `BLAKE2b-256(key: auditKey, message: "audit-genesis" ‖ u64 BE key-ring creation time in ms)`.
+    public func genesisCommitment(keyRingCreatedAtMs: Int64) -> [UInt8] {
+        var message = Array("audit-genesis".utf8)
+        withUnsafeBytes(of: UInt64(bitPattern: keyRingCreatedAtMs).bigEndian) { message.append(contentsOf: $0) }
+        return KeyedHash.hash(message, key: key)
+    }
+
+    /// The `detail` of the genesis record: `genesis=` and the commitment in lower-case hex.
+    public func genesisDetail(keyRingCreatedAtMs: Int64) -> String {
+        "genesis="
+            + genesisCommitment(keyRingCreatedAtMs: keyRingCreatedAtMs).map { byte in
+                let digits = Array("0123456789abcdef")
+                return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
+            }.joined()
+    }
+
     /// Length-prefixed fields, so no two different records encode alike:
     /// `u64 sequence ‖ i64 time (ms since 1970) ‖ fields` where each field is `u32 length ‖ UTF-8`
     /// and absent optionals are length 0xFFFFFFFF.

@@ -15,11 +15,21 @@ public final class SQLiteAuditLog: AuditLog {
     public let headFilePath: String?
     private let committer: GroupCommitter<AuditEvent, Int64>
     private let headFile: AuditHeadFileWriter?
+    private let genesisRule: (@Sendable (Database) throws -> AuditGenesisRule?)?
 
-    public init(writer: any DatabaseWriter, chain: AuditChain, headFilePath: String? = nil) {
+    /// - Parameters:
+    ///   - headFilePath: the head file, or `nil` to keep the head in the database only.
+    ///   - genesisRule: reads what the log's first record must be, `nil` if the vault has no key
+    ///     ring. With it, ``verify()`` refuses an empty log once a key ring exists, so a wiped
+    ///     log no longer verifies (docs/CRYPTO.md §11).
+    public init(
+        writer: any DatabaseWriter, chain: AuditChain, headFilePath: String? = nil,
+        genesisRule: (@Sendable (Database) throws -> AuditGenesisRule?)? = nil
+    ) {
         self.writer = writer
         self.chain = chain
         self.headFilePath = headFilePath
+        self.genesisRule = genesisRule
         let headFile = headFilePath.map(AuditHeadFileWriter.init(path:))
         self.headFile = headFile
         self.committer = GroupCommitter { [chain] events in
@@ -68,6 +78,26 @@ public final class SQLiteAuditLog: AuditLog {
                     );
                     """)
         }
+        migrator.registerMigration("audit.v2") { db in
+            // Partial: only revocations are indexed, so the detokenize appends pay nothing for it.
+            try db.execute(
+                sql: """
+                    CREATE INDEX audit_log_revocations ON audit_log(type) WHERE type = 'credential.revoke'
+                    """)
+        }
+    }
+
+    /// The objects of every `credential.revoke` record (e.g. `credential:<id>`), through a
+    /// partial index: revocations are few. Lets the vault hold a credential revoked even if its
+    /// row is put back as it was before (docs/THREAT_MODEL.md).
+    public static func revokedObjects(_ db: Database) throws -> Set<String> {
+        var objects = Set<String>()
+        for text in try String.fetchAll(
+            db, sql: "SELECT objects FROM audit_log WHERE type = 'credential.revoke'")
+        {
+            objects.formUnion(decodeObjects(text) ?? [])
+        }
+        return objects
     }
 
     /// Appends durably (group commit); returns the sequence numbers given to the events.
@@ -76,17 +106,42 @@ public final class SQLiteAuditLog: AuditLog {
         try await committer.submit(events)
     }
 
+    /// Starts the log with its genesis record, inside the transaction that creates the key ring:
+    /// the first event's `detail` becomes the genesis commitment to the key ring created at
+    /// `keyRingCreatedAtMs` (docs/CRYPTO.md §11). The only way a chain starts.
+    /// - Throws: ``AuditLogError`` if the log is not empty.
+    @discardableResult
+    public func appendGenesis(_ events: [AuditEvent], keyRingCreatedAtMs: Int64, in db: Database) throws -> [Int64] {
+        guard var first = events.first else { return [] }
+        guard try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_log") == 0,
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_head") == 0
+        else {
+            throw AuditLogError("the audit log already has records; a genesis record starts only an empty log")
+        }
+        first.detail = chain.genesisDetail(keyRingCreatedAtMs: keyRingCreatedAtMs)
+        return try Self.append([first] + events.dropFirst(), in: db, chain: chain, headFile: headFile, genesis: true)
+    }
+
     /// Appends inside a caller's transaction, so an action and its audit record commit together.
+    /// - Throws: ``AuditLogError`` if the log has no head: a chain starts only with its genesis
+    ///   record, when the key ring is created.
     @discardableResult
     public func append(_ events: [AuditEvent], in db: Database) throws -> [Int64] {
         try Self.append(events, in: db, chain: chain, headFile: headFile)
     }
 
     private static func append(
-        _ events: [AuditEvent], in db: Database, chain: AuditChain, headFile: AuditHeadFileWriter?
+        _ events: [AuditEvent], in db: Database, chain: AuditChain, headFile: AuditHeadFileWriter?,
+        genesis: Bool = false
     ) throws -> [Int64] {
         guard !events.isEmpty else { return [] }
-        var (sequence, previous) = try head(db)
+        let stored = try head(db)
+        guard stored != nil || genesis else {
+            // A missing head means the log was wiped or its head deleted: starting a fresh chain
+            // here would hide that.
+            throw AuditLogError("the audit log has no head (audit_head); refusing to start a new chain")
+        }
+        var (sequence, previous) = stored ?? (0, AuditChain.genesis)
         var sequences = [Int64]()
         sequences.reserveCapacity(events.count)
         let insert = try db.cachedStatement(
@@ -166,7 +221,8 @@ public final class SQLiteAuditLog: AuditLog {
         // commit, so read in this order it can only lag the snapshot. Read after it, appends
         // committed meanwhile (another process, or this one) would look like a cut tail.
         let headFile = try headFilePath.map { path in (path: path, head: try AuditHead.read(path: path)) }
-        return try await writer.read { db in
+        return try await writer.read { [genesisRule] db in
+            let rule = try genesisRule?(db)
             var previous = AuditChain.genesis
             var expected: Int64 = 0
             let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_log ORDER BY sequence")
@@ -187,6 +243,13 @@ public final class SQLiteAuditLog: AuditLog {
                     return Verification(
                         ok: false, records: expected - 1, firstBadRecord: record.sequence,
                         reason: "MAC mismatch: record altered, inserted or reordered")
+                }
+                if record.sequence == 1, case .bound(let keyRingCreatedAtMs) = rule,
+                    record.event.detail != chain.genesisDetail(keyRingCreatedAtMs: keyRingCreatedAtMs)
+                {
+                    return Verification(
+                        ok: false, records: 0, firstBadRecord: 1,
+                        reason: "the first record is not the genesis record of this vault's key ring")
                 }
                 previous = mac
             }
@@ -244,6 +307,12 @@ public final class SQLiteAuditLog: AuditLog {
                     break
                 }
             }
+            // Checked last, so that a head that still names the deleted records is reported as such.
+            if expected == 0, rule != nil {
+                return Verification(
+                    ok: false, records: 0, firstBadRecord: 1,
+                    reason: "the log is empty but the vault has a key ring: its genesis record and head are gone")
+            }
             return Verification(ok: true, records: expected, firstBadRecord: nil, reason: nil)
         }
     }
@@ -255,9 +324,9 @@ public final class SQLiteAuditLog: AuditLog {
         }
     }
 
-    private static func head(_ db: Database) throws -> (Int64, [UInt8]) {
+    private static func head(_ db: Database) throws -> (Int64, [UInt8])? {
         guard let row = try Row.fetchOne(db, sql: "SELECT sequence, mac FROM audit_head WHERE id = 1") else {
-            return (0, AuditChain.genesis)
+            return nil
         }
         let mac: Data = row["mac"]
         return (row["sequence"], [UInt8](mac))
@@ -333,6 +402,26 @@ public final class SQLiteAuditLog: AuditLog {
     private static func decodeObjects(_ text: String) -> [String]? {
         try? JSONDecoder().decode([String].self, from: Data(text.utf8))
     }
+}
+
+/// What the first record of the log must be, once the vault has a key ring (docs/CRYPTO.md §11).
+public enum AuditGenesisRule: Sendable, Hashable {
+    /// Record 1 must be the genesis record bound to the key ring created at this time.
+    case bound(keyRingCreatedAtMs: Int64)
+    /// The log predates genesis records (the vault was created before them, and marked so when
+    /// it was upgraded): record 1 needs no genesis detail. The log may still not be empty.
+    case legacy
+}
+
+/// The audit log refused a write that would break its chain.
+public struct AuditLogError: Error, Sendable, Hashable, CustomStringConvertible {
+    public let message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
 }
 
 extension String {

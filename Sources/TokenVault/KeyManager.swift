@@ -28,14 +28,24 @@ public struct KeyManager: Sendable {
     private let keyRing: KeyRing
     private let logger: Logger
     private let clock: @Sendable () -> Date
+    private let lock: KeyRingLock?
 
+    /// - Parameter lock: the key-folder lock held for every key-ring change (rotate, retire);
+    ///   `nil` only where no other process can change the ring.
     public init(
-        store: any VaultStore, keyRing: KeyRing, logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }
+        store: any VaultStore, keyRing: KeyRing, logger: Logger, lock: KeyRingLock? = nil,
+        clock: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.store = store
         self.keyRing = keyRing
         self.logger = logger
+        self.lock = lock
         self.clock = clock
+    }
+
+    private func locked<R>(_ body: () async throws -> R) async throws -> R {
+        guard let lock else { return try await body() }
+        return try await lock.withLock(body)
     }
 
     /// Who acts and from where, for the audit log.
@@ -55,25 +65,38 @@ public struct KeyManager: Sendable {
         guard let ring = try await store.keyRing() else {
             throw VaultError(.notInitialized, "the vault has no key ring")
         }
-        try keyRing.reload(ring.dataKeys)
+        try reload(ring.dataKeys)
+    }
+
+    /// Reloads the ring from `rows`, logging (version only) any row it refuses.
+    func reload(_ rows: [DataKeyRow], master: SecretBytes? = nil) throws {
+        for version in try keyRing.reload(rows, master: master) {
+            logger.error(
+                "data key row refused: it fails its integrity check or moves to an earlier state; the last verified state is kept",
+                metadata: ["version": "\(version)"])
+        }
     }
 
     /// Makes a new data key the active one; the previous becomes decrypt-only.
     /// - Returns: the new active version.
+    /// - Throws: ``VaultError`` `master_key_changed` (nothing written) if a `rotate-master`
+    ///   installed a new master key after this vault was opened.
     public func rotate(by actor: Actor = .cli) async throws -> UInt32 {
-        let master = keyRing.master
-        let newKey = SecretBytes(randomCount: SecretBox.keyByteCount)
-        let now = clock()
-        let version = try await store.rotate(
-            at: now, wrap: { WrappedKey.wrap(newKey, label: .dataKey, version: $0, master: master) },
-            audit: { version in
-                AuditEvent(
-                    actor: actor.name, type: "keys.rotate", time: now, outcome: .success, origin: actor.origin,
-                    objects: ["data_key:\(version)"])
-            })
-        try await refresh()
-        logger.notice("data key rotated", metadata: ["active_version": "\(version)"])
-        return version
+        try await locked {
+            let master = keyRing.master
+            let newKey = SecretBytes(randomCount: SecretBox.keyByteCount)
+            let now = clock()
+            let version = try await store.rotate(
+                at: now, master: master, newKey: newKey,
+                audit: { version in
+                    AuditEvent(
+                        actor: actor.name, type: "keys.rotate", time: now, outcome: .success, origin: actor.origin,
+                        objects: ["data_key:\(version)"])
+                })
+            try await refresh()
+            logger.notice("data key rotated", metadata: ["active_version": "\(version)"])
+            return version
+        }
     }
 
     /// Re-encrypts every record not under the active key, `batchSize` per transaction, while
@@ -139,12 +162,14 @@ public struct KeyManager: Sendable {
 
     /// Destroys data key `version`. Refuses while any record uses it, and for the active key.
     public func retire(version: UInt32, by actor: Actor = .cli) async throws {
-        try await store.retire(
-            version: version, at: clock(),
-            audit: AuditEvent(
-                actor: actor.name, type: "keys.retire", time: clock(), outcome: .success, origin: actor.origin,
-                objects: ["data_key:\(version)"]))
-        try await refresh()
+        try await locked {
+            try await store.retire(
+                version: version, at: clock(),
+                audit: AuditEvent(
+                    actor: actor.name, type: "keys.retire", time: clock(), outcome: .success, origin: actor.origin,
+                    objects: ["data_key:\(version)"]))
+            try await refresh()
+        }
         logger.notice("data key retired", metadata: ["version": "\(version)"])
     }
 
@@ -166,30 +191,23 @@ public struct KeyManager: Sendable {
             cryptoperiodDays: cryptoperiodDays)
     }
 
-    /// Re-wraps the root key and every data key under `newMaster`, in one transaction.
-    /// The caller installs the new key file (see ``Vault/rotateMaster(newKeyPath:)``).
+    /// Re-wraps the root key and every data key under `newMaster`, in one transaction that reads
+    /// the key ring, checks it and writes it back. The caller holds the key-ring lock and installs
+    /// the new key file (see ``Vault/rotateMaster(newKeyPath:by:)``).
+    /// - Throws: ``VaultError`` `master_key_changed` if the master key in memory no longer opens
+    ///   the ring (another `rotate-master` ran).
     func rewrapKeyRing(under newMaster: SecretBytes, by actor: Actor) async throws {
-        guard newMaster != keyRing.master else {
+        let master = keyRing.master
+        guard newMaster != master else {
             throw VaultError(.sameMasterKey, "the new master key is the same as the current one")
         }
-        guard let ring = try await store.keyRing() else {
-            throw VaultError(.notInitialized, "the vault has no key ring")
+        let now = clock()
+        try await store.rewrapKeyRing(from: master, to: newMaster) { versions in
+            AuditEvent(
+                actor: actor.name, type: "keys.rotate_master", time: now, outcome: .success, origin: actor.origin,
+                objects: versions.map { "data_key:\($0)" } + ["root_key"])
         }
-        let root = try WrappedKey.unwrap(ring.wrappedRoot, label: .root, version: 0, master: keyRing.master)
-        var wrappedDataKeys = [UInt32: [UInt8]]()
-        for row in ring.dataKeys where row.state != .retired {
-            guard let key = keyRing.key(version: row.version) else {
-                throw VaultError(.unknownKeyVersion, "data key v\(row.version) is not loaded")
-            }
-            wrappedDataKeys[row.version] = WrappedKey.wrap(
-                key, label: .dataKey, version: row.version, master: newMaster)
-        }
-        try await store.replaceWrappedKeys(
-            root: WrappedKey.wrap(root, label: .root, version: 0, master: newMaster), dataKeys: wrappedDataKeys,
-            audit: AuditEvent(
-                actor: actor.name, type: "keys.rotate_master", time: clock(), outcome: .success, origin: actor.origin,
-                objects: wrappedDataKeys.keys.sorted().map { "data_key:\($0)" } + ["root_key"]))
         guard let reloaded = try await store.keyRing() else { return }
-        try keyRing.reload(reloaded.dataKeys, master: newMaster)
+        try reload(reloaded.dataKeys, master: newMaster)
     }
 }

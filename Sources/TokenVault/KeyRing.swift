@@ -18,12 +18,22 @@ public struct DataKeyRow: Sendable, Hashable {
     public var state: DataKeyState
     public var wrappedKey: [UInt8]?
     public var createdAt: Date
+    /// The creation time exactly as stored (and MAC'd), in milliseconds since 1970.
+    public var createdAtMs: Int64
+    /// The row's MAC (docs/CRYPTO.md §13.8); `nil` if the row has none or holds a state the vault
+    /// never writes.
+    public var mac: [UInt8]?
 
-    public init(version: UInt32, state: DataKeyState, wrappedKey: [UInt8]?, createdAt: Date) {
+    public init(
+        version: UInt32, state: DataKeyState, wrappedKey: [UInt8]?, createdAt: Date, createdAtMs: Int64? = nil,
+        mac: [UInt8]? = nil
+    ) {
         self.version = version
         self.state = state
         self.wrappedKey = wrappedKey
         self.createdAt = createdAt
+        self.createdAtMs = createdAtMs ?? createdAt.milliseconds
+        self.mac = mac
     }
 }
 
@@ -36,6 +46,7 @@ public final class KeyRing: Sendable {
         case callerFingerprint = "CALLERFP"
         case credentials = "APICREDS"
         case audit = "AUDITMAC"
+        case rowMAC = "ROWMAC__"
     }
 
     private struct State {
@@ -43,6 +54,8 @@ public final class KeyRing: Sendable {
         var dataKeys: [UInt32: SecretBytes]
         var rows: [DataKeyRow]
         var activeVersion: UInt32
+        /// Versions whose stored row the last reload refused.
+        var refused: Set<UInt32> = []
     }
 
     private let state: Mutex<State>
@@ -54,18 +67,46 @@ public final class KeyRing: Sendable {
     public let credentialKey: SecretBytes
     /// MAC key of the audit chain.
     public let auditKey: SecretBytes
+    /// MAC key of the `credentials` and `data_keys` rows.
+    public let rowMACKey: SecretBytes
+    let rowMAC: RowMAC
 
     /// Unwraps every non-retired data key and the root key.
-    /// - Throws: ``VaultError`` `master_key_wrong` if the master key does not open them.
-    public init(master: SecretBytes, wrappedRoot: [UInt8], dataKeys rows: [DataKeyRow]) throws {
+    /// - Throws: ``VaultError`` `master_key_wrong` if the master key does not open them;
+    ///   `record_corrupt` if a data-key row fails its MAC or the active version is not the newest
+    ///   non-retired one (the rows were edited without the key).
+    public convenience init(master: SecretBytes, wrappedRoot: [UInt8], dataKeys rows: [DataKeyRow]) throws {
+        try self.init(master: master, wrappedRoot: wrappedRoot, dataKeys: rows, verifyingRowMACs: true)
+    }
+
+    /// - Parameter verifyingRowMACs: `false` only for a vault whose rows predate row MACs, on
+    ///   the way to the migration that adds them.
+    init(master: SecretBytes, wrappedRoot: [UInt8], dataKeys rows: [DataKeyRow], verifyingRowMACs: Bool) throws {
         let root = try WrappedKey.unwrap(wrappedRoot, label: .root, version: 0, master: master)
         fingerprintKey = try KeyDerivation.deriveSubkey(id: 1, context: Subkey.fingerprint.rawValue, from: root)
         callerFingerprintKey = try KeyDerivation.deriveSubkey(
             id: 1, context: Subkey.callerFingerprint.rawValue, from: root)
         credentialKey = try KeyDerivation.deriveSubkey(id: 1, context: Subkey.credentials.rawValue, from: root)
         auditKey = try KeyDerivation.deriveSubkey(id: 1, context: Subkey.audit.rawValue, from: root)
+        rowMACKey = try KeyDerivation.deriveSubkey(id: 1, context: Subkey.rowMAC.rawValue, from: root)
+        let rowMAC = RowMAC(key: rowMACKey)
+        self.rowMAC = rowMAC
+        if verifyingRowMACs, let bad = rows.first(where: { !rowMAC.verify($0) }) {
+            throw VaultError(
+                .recordCorrupt,
+                "data key v\(bad.version) fails its integrity check: the row was changed without the key")
+        }
         let (keys, active) = try Self.unwrap(rows, master: master, known: [:])
         state = Mutex(State(master: master, dataKeys: keys, rows: rows, activeVersion: active))
+    }
+
+    /// The order of the states: a version only ever moves forward through them.
+    private static func rank(_ state: DataKeyState) -> Int {
+        switch state {
+        case .active: 0
+        case .decryptOnly: 1
+        case .retired: 2
+        }
     }
 
     private static func unwrap(
@@ -83,6 +124,13 @@ public final class KeyRing: Sendable {
             if row.state == .active { active = row.version }
         }
         guard let active else { throw VaultError(.notInitialized, "the key ring has no active data key") }
+        // Rotation always makes the new, highest version active; anything else means the states
+        // were edited (an old key made active again).
+        let newest = rows.filter { $0.state != .retired }.map(\.version).max()
+        guard active == newest else {
+            throw VaultError(
+                .recordCorrupt, "data key v\(active) is active but is not the newest non-retired version")
+        }
         return (keys, active)
     }
 
@@ -104,15 +152,39 @@ public final class KeyRing: Sendable {
 
     /// Takes in the rows as now stored: new versions are unwrapped, retired ones dropped, and
     /// the active version follows the store. Keys already held are not unwrapped again.
+    ///
+    /// A row that fails its MAC, moves back to an earlier state, or vanishes is not obeyed: the
+    /// ring keeps what it last verified for that version (and ignores a new version it cannot
+    /// verify). If the result's active version is not the newest non-retired one, nothing changes.
     /// - Parameter master: a replacement master key (after `rotate-master`), if any.
-    public func reload(_ rows: [DataKeyRow], master newMaster: SecretBytes? = nil) throws {
-        let (master, known) = state.withLock { ($0.master, $0.dataKeys) }
+    /// - Returns: the versions refused by this reload that were not refused by the one before,
+    ///   for the caller to log.
+    @discardableResult
+    public func reload(_ stored: [DataKeyRow], master newMaster: SecretBytes? = nil) throws -> [UInt32] {
+        let (master, known, current, alreadyRefused) = state.withLock {
+            ($0.master, $0.dataKeys, $0.rows, $0.refused)
+        }
+        var effective = Dictionary(current.map { ($0.version, $0) }, uniquingKeysWith: { $1 })
+        var refused = Set<UInt32>()
+        let storedVersions = Set(stored.map(\.version))
+        for row in current where !storedVersions.contains(row.version) { refused.insert(row.version) }
+        for row in stored {
+            let previous = effective[row.version]
+            guard rowMAC.verify(row), previous.map({ Self.rank($0.state) <= Self.rank(row.state) }) ?? true else {
+                refused.insert(row.version)
+                continue
+            }
+            effective[row.version] = row
+        }
+        let rows = effective.values.sorted { $0.version < $1.version }
         let (keys, active) = try Self.unwrap(rows, master: newMaster ?? master, known: known)
         state.withLock {
             $0.dataKeys = keys
             $0.rows = rows
             $0.activeVersion = active
+            $0.refused = refused
             if let newMaster { $0.master = newMaster }
         }
+        return refused.subtracting(alreadyRefused).sorted()
     }
 }

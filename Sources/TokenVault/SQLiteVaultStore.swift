@@ -2,16 +2,27 @@ public import Audit
 public import CardTokens
 public import Foundation
 import GRDB
+public import VaultCrypto
 
 /// ``VaultStore`` on SQLite (GRDB), in `vault.db`.
 public struct SQLiteVaultStore: VaultStore {
     private let pool: DatabasePool
     private let audit: SQLiteAuditLog?
+    private let rowMAC: RowMAC?
 
-    /// - Parameter audit: the audit log key actions are appended to in the same transaction.
-    public init(database: VaultDatabase, audit: SQLiteAuditLog?) {
+    /// - Parameters:
+    ///   - audit: the audit log key actions are appended to in the same transaction.
+    ///   - rowMACKey: the key of the data-key row MACs (``KeyRing/rowMACKey``); without it the
+    ///     store can read the key ring but not change it.
+    public init(database: VaultDatabase, audit: SQLiteAuditLog?, rowMACKey: SecretBytes? = nil) {
         self.pool = database.pool
         self.audit = audit
+        self.rowMAC = rowMACKey.map(RowMAC.init(key:))
+    }
+
+    private func requireRowMAC() throws -> RowMAC {
+        guard let rowMAC else { throw VaultError(.notInitialized, "the store was opened without the row MAC key") }
+        return rowMAC
     }
 
     public func keyRing() async throws -> (wrappedRoot: [UInt8], dataKeys: [DataKeyRow])? {
@@ -25,12 +36,57 @@ public struct SQLiteVaultStore: VaultStore {
     }
 
     static func dataKeys(_ db: Database) throws -> [DataKeyRow] {
-        try Row.fetchAll(db, sql: "SELECT * FROM data_keys ORDER BY version").map { row in
+        let hasMAC = try db.columns(in: "data_keys").contains { $0.name == "mac" }
+        return try Row.fetchAll(db, sql: "SELECT * FROM data_keys ORDER BY version").map { row in
             let wrapped: Data? = row["wrapped_key"]
+            let state = DataKeyState(rawValue: row["state"])
+            let createdAtMs: Int64 = row["created_at_ms"]
+            // A state the vault never writes is read with no MAC, so that it fails verification.
+            let mac: Data? = hasMAC && state != nil ? row["mac"] : nil
             return DataKeyRow(
-                version: row["version"], state: DataKeyState(rawValue: row["state"]) ?? .retired,
-                wrappedKey: wrapped.map { [UInt8]($0) }, createdAt: Date(milliseconds: row["created_at_ms"]))
+                version: row["version"], state: state ?? .retired, wrappedKey: wrapped.map { [UInt8]($0) },
+                createdAt: Date(milliseconds: createdAtMs), createdAtMs: createdAtMs, mac: mac.map { [UInt8]($0) })
         }
+    }
+
+    /// Writes a data-key row's state, wrapped key and MAC.
+    private static func writeDataKey(_ row: DataKeyRow, rowMAC: RowMAC, in db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO data_keys (version, state, wrapped_key, created_at_ms, mac) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(version) DO UPDATE SET state = excluded.state, wrapped_key = excluded.wrapped_key,
+                    mac = excluded.mac
+                """,
+            arguments: [
+                row.version, row.state.rawValue, row.wrappedKey.map { Data($0) }, row.createdAtMs,
+                Data(rowMAC.mac(of: row)),
+            ])
+    }
+
+    /// The data-key rows, each checked against its MAC: a key-ring change never builds on a row
+    /// edited without the key.
+    private static func verifiedDataKeys(_ db: Database, rowMAC: RowMAC) throws -> [DataKeyRow] {
+        let rows = try dataKeys(db)
+        if let bad = rows.first(where: { !rowMAC.verify($0) }) {
+            throw VaultError(
+                .recordCorrupt,
+                "data key v\(bad.version) fails its integrity check: the row was changed without the key")
+        }
+        return rows
+    }
+
+    /// Checks, inside a key-ring transaction, that `master` still opens the stored root key:
+    /// another process may have run `rotate-master` since the caller loaded its key.
+    private static func checkMaster(_ master: SecretBytes, in db: Database) throws -> [UInt8] {
+        guard let root = try Data.fetchOne(db, sql: "SELECT wrapped_key FROM system_keys WHERE name = 'root'") else {
+            throw VaultError(.notInitialized, "the vault has no key ring")
+        }
+        do {
+            _ = try WrappedKey.unwrap([UInt8](root), label: .root, version: 0, master: master)
+        } catch VaultError.Code.wrongMasterKey {
+            throw VaultError(.masterKeyChanged, "the master key changed while this command ran; run it again")
+        }
+        return [UInt8](root)
     }
 
     public func createKeyRing(
@@ -38,17 +94,19 @@ public struct SQLiteVaultStore: VaultStore {
     )
         async throws
     {
-        try await pool.write { db in
+        let rowMAC = try requireRowMAC()
+        try await pool.write { [audit] db in
             guard try Int.fetchOne(db, sql: "SELECT count(*) FROM system_keys") == 0 else {
                 throw VaultError(.alreadyInitialized, "the vault already has a key ring")
             }
             try db.execute(
                 sql: "INSERT INTO system_keys (name, wrapped_key, created_at_ms) VALUES ('root', ?, ?)",
                 arguments: [Data(wrappedRoot), date.milliseconds])
-            try db.execute(
-                sql: "INSERT INTO data_keys (version, state, wrapped_key, created_at_ms) VALUES (1, 'active', ?, ?)",
-                arguments: [Data(wrappedFirstKey), date.milliseconds])
-            try audit?.append(events, in: db)
+            try Self.writeDataKey(
+                DataKeyRow(version: 1, state: .active, wrappedKey: wrappedFirstKey, createdAt: date), rowMAC: rowMAC,
+                in: db)
+            // The log's first record is its genesis record, bound to this key ring (CRYPTO.md §11).
+            try audit?.appendGenesis(events, keyRingCreatedAtMs: date.milliseconds, in: db)
         }
     }
 
@@ -295,17 +353,21 @@ public struct SQLiteVaultStore: VaultStore {
     }
 
     public func rotate(
-        at date: Date, wrap: @Sendable (UInt32) -> [UInt8], audit event: @Sendable (UInt32) -> AuditEvent
-    )
-        async throws -> UInt32
-    {
-        try await pool.write { db in
-            let version =
-                UInt32(try Int64.fetchOne(db, sql: "SELECT coalesce(max(version), 0) FROM data_keys") ?? 0) + 1
-            try db.execute(sql: "UPDATE data_keys SET state = 'decrypt_only' WHERE state = 'active'")
-            try db.execute(
-                sql: "INSERT INTO data_keys (version, state, wrapped_key, created_at_ms) VALUES (?, 'active', ?, ?)",
-                arguments: [version, Data(wrap(version)), date.milliseconds])
+        at date: Date, master: SecretBytes, newKey: SecretBytes, audit event: @Sendable (UInt32) -> AuditEvent
+    ) async throws -> UInt32 {
+        let rowMAC = try requireRowMAC()
+        return try await pool.write { [audit] db in
+            _ = try Self.checkMaster(master, in: db)
+            let rows = try Self.verifiedDataKeys(db, rowMAC: rowMAC)
+            let version = (rows.map(\.version).max() ?? 0) + 1
+            for var row in rows where row.state == .active {
+                row.state = .decryptOnly
+                try Self.writeDataKey(row, rowMAC: rowMAC, in: db)
+            }
+            let wrapped = WrappedKey.wrap(newKey, label: .dataKey, version: version, master: master)
+            try Self.writeDataKey(
+                DataKeyRow(version: version, state: .active, wrappedKey: wrapped, createdAt: date), rowMAC: rowMAC,
+                in: db)
             try audit?.append([event(version)], in: db)
             return version
         }
@@ -380,14 +442,13 @@ public struct SQLiteVaultStore: VaultStore {
     }
 
     public func retire(version: UInt32, at date: Date, audit event: AuditEvent) async throws {
-        try await pool.write { db in
-            guard
-                let state = try String.fetchOne(
-                    db, sql: "SELECT state FROM data_keys WHERE version = ?", arguments: [version])
+        let rowMAC = try requireRowMAC()
+        try await pool.write { [audit] db in
+            guard var row = try Self.verifiedDataKeys(db, rowMAC: rowMAC).first(where: { $0.version == version })
             else {
                 throw VaultError(.unknownKeyVersion, "there is no data key version \(version)")
             }
-            switch DataKeyState(rawValue: state) {
+            switch row.state {
             case .active:
                 throw VaultError(.keyVersionActive, "version \(version) is the active key; rotate first")
             case .retired:
@@ -405,8 +466,11 @@ public struct SQLiteVaultStore: VaultStore {
                     .keyVersionInUse,
                     "version \(version) still encrypts \(inUse) record(s); run `vault keys rewrap` first")
             }
+            row.state = .retired
+            row.wrappedKey = nil
+            try Self.writeDataKey(row, rowMAC: rowMAC, in: db)
             try db.execute(
-                sql: "UPDATE data_keys SET state = 'retired', wrapped_key = NULL, retired_at_ms = ? WHERE version = ?",
+                sql: "UPDATE data_keys SET retired_at_ms = ? WHERE version = ?",
                 arguments: [date.milliseconds, version])
             try audit?.append([event], in: db)
         }
@@ -416,15 +480,36 @@ public struct SQLiteVaultStore: VaultStore {
         try await audit?.append(event)
     }
 
-    public func replaceWrappedKeys(root: [UInt8], dataKeys: [UInt32: [UInt8]], audit event: AuditEvent) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "UPDATE system_keys SET wrapped_key = ? WHERE name = 'root'", arguments: [Data(root)])
-            for (version, wrapped) in dataKeys {
-                try db.execute(
-                    sql: "UPDATE data_keys SET wrapped_key = ? WHERE version = ? AND state != 'retired'",
-                    arguments: [Data(wrapped), version])
+    public func rewrapKeyRing(
+        from master: SecretBytes, to newMaster: SecretBytes, audit event: @Sendable ([UInt32]) -> AuditEvent
+    ) async throws {
+        let rowMAC = try requireRowMAC()
+        try await pool.write { [audit] db in
+            // Read, check, wrap and write in one transaction: a data key added meanwhile is either
+            // wholly before it (and re-wrapped here) or waits for it (and finds the new key).
+            let wrappedRoot = try Self.checkMaster(master, in: db)
+            let root = try WrappedKey.unwrap(wrappedRoot, label: .root, version: 0, master: master)
+            let rows = try Self.verifiedDataKeys(db, rowMAC: rowMAC)
+            var rewrapped = [UInt32]()
+            for var row in rows where row.state != .retired {
+                guard let wrapped = row.wrappedKey else {
+                    throw VaultError(.recordCorrupt, "data key v\(row.version) has no wrapped key")
+                }
+                let key = try WrappedKey.unwrap(wrapped, label: .dataKey, version: row.version, master: master)
+                row.wrappedKey = WrappedKey.wrap(key, label: .dataKey, version: row.version, master: newMaster)
+                try Self.writeDataKey(row, rowMAC: rowMAC, in: db)
+                rewrapped.append(row.version)
             }
-            try audit?.append([event], in: db)
+            try db.execute(
+                sql: "UPDATE system_keys SET wrapped_key = ? WHERE name = 'root'",
+                arguments: [Data(WrappedKey.wrap(root, label: .root, version: 0, master: newMaster))])
+            // Every non-retired version, exactly: none left under the old key.
+            let expected = Set(
+                try Int64.fetchAll(db, sql: "SELECT version FROM data_keys WHERE state != 'retired'").map(UInt32.init))
+            guard expected == Set(rewrapped) else {
+                throw VaultError(.recordCorrupt, "the data keys changed during the master-key rotation; run it again")
+            }
+            try audit?.append([event(rewrapped)], in: db)
         }
     }
 }

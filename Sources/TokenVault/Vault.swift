@@ -45,6 +45,11 @@ public struct VaultPaths: Sendable, Hashable {
 
     /// Where `rotate-master` stages the new key until the key ring is re-wrapped under it.
     var pendingMasterKeyPath: String { masterKeyPath + ".next" }
+
+    /// The lock held for every key-ring change: `.keyring.lock` beside the master key file.
+    public var keyRingLock: KeyRingLock {
+        KeyRingLock(masterKeyPath: masterKeyPath, fallbackDirectory: dataDirectory)
+    }
 }
 
 /// An opened, unlocked vault: everything the CLI and the server use.
@@ -68,13 +73,32 @@ public final class Vault: Sendable {
         self.keyRing = keyRing
         self.logger = logger
         audit = SQLiteAuditLog(
-            writer: database.pool, chain: AuditChain(key: keyRing.auditKey), headFilePath: paths.auditHeadPath)
-        store = SQLiteVaultStore(database: database, audit: audit)
+            writer: database.pool, chain: AuditChain(key: keyRing.auditKey), headFilePath: paths.auditHeadPath,
+            genesisRule: Self.genesisRule(rowMAC: keyRing.rowMAC))
+        store = SQLiteVaultStore(database: database, audit: audit, rowMACKey: keyRing.rowMACKey)
         tokens = TokenVault(
             store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive,
             similarCards: SimilarCardGuard(limit: similarCardLimit), logger: logger)
-        keys = KeyManager(store: store, keyRing: keyRing, logger: logger)
-        credentials = CredentialService(database: database, hashKey: keyRing.credentialKey, audit: audit)
+        keys = KeyManager(store: store, keyRing: keyRing, logger: logger, lock: paths.keyRingLock)
+        credentials = CredentialService(
+            database: database, hashKey: keyRing.credentialKey, rowMACKey: keyRing.rowMACKey, audit: audit,
+            logger: logger)
+    }
+
+    /// What the audit log's first record must be: the genesis record bound to the key ring's
+    /// creation time, unless the vault's log predates genesis records (a marker row, sealed with
+    /// a row MAC when the vault was upgraded); `nil` if there is no key ring.
+    static func genesisRule(rowMAC: RowMAC) -> @Sendable (Database) throws -> AuditGenesisRule? {
+        { db in
+            guard let created = try Int64.fetchOne(db, sql: "SELECT created_at_ms FROM system_keys WHERE name = 'root'")
+            else { return nil }
+            if let marker = try VaultDatabase.legacyGenesisMarker(db),
+                rowMAC.verify(marker.mac, table: VaultDatabase.metaTable, fields: marker.fields)
+            {
+                return .legacy
+            }
+            return .bound(keyRingCreatedAtMs: created)
+        }
     }
 
     /// Opens an initialised vault. Checks the master key file first (missing, wrong size,
@@ -94,34 +118,72 @@ public final class Vault: Sendable {
         guard let ring = try readKeyRing(databasePath: databasePath) else {
             throw VaultError(.notInitialized, "\(databasePath) has no key ring; run `vault keys init`")
         }
-        let keyRing: KeyRing
+        func keyRing(
+            _ master: SecretBytes, _ ring: (wrappedRoot: [UInt8], dataKeys: [DataKeyRow], hasRowMACs: Bool)
+        ) throws -> KeyRing {
+            try KeyRing(
+                master: master, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys,
+                verifyingRowMACs: ring.hasRowMACs)
+        }
+        let opened: KeyRing
         do {
-            keyRing = try KeyRing(master: master, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys)
+            opened = try keyRing(master, ring)
         } catch VaultError.Code.wrongMasterKey {
             // A `rotate-master` that stopped after re-wrapping but before installing the new
-            // file leaves the new key staged beside the old one: finish it.
-            guard let staged = try? MasterKeyFile.load(path: paths.pendingMasterKeyPath),
-                let recovered = try? KeyRing(master: staged, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys)
-            else {
-                throw MasterKeyError(
-                    .wrongKey, path: paths.masterKeyPath,
-                    problem: "this master key does not open the key ring in \(databasePath)")
+            // file leaves the new key staged beside the old one: finish it, under the key-ring
+            // lock so as not to race a `rotate-master` that is about to install it itself.
+            opened = try await paths.keyRingLock.withLock {
+                // Both read again under the lock: a `rotate-master` may have finished meanwhile.
+                guard let ring = try readKeyRing(databasePath: databasePath) else {
+                    throw VaultError(.notInitialized, "\(databasePath) has no key ring; run `vault keys init`")
+                }
+                if let current = try? MasterKeyFile.load(path: paths.masterKeyPath),
+                    let reopened = try? keyRing(current, ring)
+                {
+                    return reopened
+                }
+                guard let staged = try? MasterKeyFile.load(path: paths.pendingMasterKeyPath),
+                    let recovered = try? keyRing(staged, ring)
+                else {
+                    throw MasterKeyError(
+                        .wrongKey, path: paths.masterKeyPath,
+                        problem: "this master key does not open the key ring in \(databasePath)")
+                }
+                try MasterKeyFile.install(paths.pendingMasterKeyPath, as: paths.masterKeyPath)
+                logger.notice("completed an interrupted master-key rotation")
+                return recovered
             }
-            try MasterKeyFile.install(paths.pendingMasterKeyPath, as: paths.masterKeyPath)
-            logger.notice("completed an interrupted master-key rotation")
-            keyRing = recovered
         }
+        let keyRing = opened
         let database = try VaultDatabase.open(directory: paths.dataDirectory, create: false)
-        try database.migrate()
+        try database.migrate(rowMACKey: keyRing.rowMACKey)
+        try checkNoRecordIsNewerThanTheActiveKey(database, active: keyRing.active.version)
         return Vault(
             paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive,
             similarCardLimit: similarCardLimit)
     }
 
+    /// Records are only ever sealed under the active version, which is the newest: one under a
+    /// newer version means the key ring was rolled back to an earlier, genuine state (old rows put
+    /// back, newer ones deleted), which row MACs alone cannot see. Two index lookups.
+    private static func checkNoRecordIsNewerThanTheActiveKey(_ database: VaultDatabase, active: UInt32) throws {
+        let newest = try database.pool.read { db in
+            try ["cards", "cvvs"].compactMap { table in
+                try Int64.fetchOne(db, sql: "SELECT max(key_version) FROM \(table)")
+            }.max()
+        }
+        if let newest, newest > Int64(active) {
+            throw VaultError(
+                .recordCorrupt,
+                "records are sealed under data key v\(newest), newer than the active key v\(active): "
+                    + "the key ring was rolled back")
+        }
+    }
+
     /// The wrapped keys in `vault.db`, read without writing to the file; `nil` if it has none.
     private static func readKeyRing(
         databasePath path: String
-    ) throws -> (wrappedRoot: [UInt8], dataKeys: [DataKeyRow])? {
+    ) throws -> (wrappedRoot: [UInt8], dataKeys: [DataKeyRow], hasRowMACs: Bool)? {
         guard FileManager.default.fileExists(atPath: path) else {
             throw VaultError(.notInitialized, "no vault at \(path); run `vault keys init` first")
         }
@@ -133,8 +195,16 @@ public final class Vault: Sendable {
             guard try db.tableExists("data_keys"),
                 let root = try Data.fetchOne(db, sql: "SELECT wrapped_key FROM system_keys WHERE name = 'root'")
             else { return nil }
-            return ([UInt8](root), try SQLiteVaultStore.dataKeys(db))
+            return ([UInt8](root), try SQLiteVaultStore.dataKeys(db), try hasRowMACs(db))
         }
+    }
+
+    /// Whether the migration that adds row MACs has run (before it, the rows have none to check).
+    static func hasRowMACs(_ db: Database) throws -> Bool {
+        guard try db.tableExists("grdb_migrations") else { return false }
+        return try Bool.fetchOne(
+            db, sql: "SELECT EXISTS (SELECT 1 FROM grdb_migrations WHERE identifier = ?)",
+            arguments: [VaultDatabase.rowMACMigration]) ?? false
     }
 
     /// Reloads the key ring from the store. If the master key in memory no longer opens it
@@ -147,7 +217,7 @@ public final class Vault: Sendable {
             guard let ring = try await store.keyRing() else {
                 throw VaultError(.notInitialized, "the vault has no key ring")
             }
-            try keyRing.reload(ring.dataKeys, master: master)
+            try keys.reload(ring.dataKeys, master: master)
             logger.notice("master key reloaded after a master-key rotation")
         }
     }
@@ -171,32 +241,55 @@ public final class Vault: Sendable {
                 problem: "file not found, but \(databasePath) exists; a new master key could not open it. "
                     + "Restore the master key or use --keys-dir/--master-key")
         }
+        if !masterExists {
+            try FileManager.default.createDirectory(
+                atPath: paths.keysDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        // The lock file lives beside the master key: its folder must exist first.
+        try FileManager.default.createDirectory(
+            atPath: (paths.masterKeyPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
+        return try await paths.keyRingLock.withLock {
+            try await initializeLocked(paths: paths, masterExists: masterExists, logger: logger)
+        }
+    }
+
+    private static func initializeLocked(
+        paths: VaultPaths, masterExists: Bool, logger: Logger
+    ) async throws -> InitResult {
         let master: SecretBytes
         if masterExists {
             master = try MasterKeyFile.load(path: paths.masterKeyPath)
         } else {
-            try FileManager.default.createDirectory(
-                atPath: paths.keysDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             master = try MasterKeyFile.create(path: paths.masterKeyPath)
         }
         let database = try VaultDatabase.open(directory: paths.dataDirectory, create: true)
-        try database.migrate()
-        if let ring = try await SQLiteVaultStore(database: database, audit: nil).keyRing() {
+        // Up to the row MACs first: adding them to an existing key ring needs its key.
+        try database.migrate(upTo: "audit.v1")
+        let store = SQLiteVaultStore(database: database, audit: nil)
+        if let ring = try await store.keyRing() {
             // Both exist: make sure they belong together.
+            let rowMACsExist = try await database.pool.read { db in try Self.hasRowMACs(db) }
+            let keyRing: KeyRing
             do {
-                _ = try KeyRing(master: master, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys)
+                keyRing = try KeyRing(
+                    master: master, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys,
+                    verifyingRowMACs: rowMACsExist)
             } catch VaultError.Code.wrongMasterKey {
                 throw MasterKeyError(
                     .wrongKey, path: paths.masterKeyPath,
                     problem: "this master key does not open the key ring in \(database.path)")
             }
+            try database.migrate(rowMACKey: keyRing.rowMACKey)
             return InitResult(createdMasterKey: !masterExists, createdKeyRing: false)
         }
+        try database.migrate()
         let root = SecretBytes(randomCount: KeyDerivation.rootKeyByteCount)
         let firstKey = SecretBytes(randomCount: SecretBox.keyByteCount)
         let wrappedRoot = WrappedKey.wrap(root, label: .root, version: 0, master: master)
         let wrappedFirst = WrappedKey.wrap(firstKey, label: .dataKey, version: 1, master: master)
         let auditKey = try KeyDerivation.deriveSubkey(id: 1, context: KeyRing.Subkey.audit.rawValue, from: root)
+        let rowMACKey = try KeyDerivation.deriveSubkey(id: 1, context: KeyRing.Subkey.rowMAC.rawValue, from: root)
         let audit = SQLiteAuditLog(
             writer: database.pool, chain: AuditChain(key: auditKey), headFilePath: paths.auditHeadPath)
         let now = Date()
@@ -211,7 +304,7 @@ public final class Vault: Sendable {
             AuditEvent(
                 actor: "admin:cli", type: "keys.init", time: now, outcome: .success, origin: "cli",
                 objects: ["root_key", "data_key:1"]))
-        try await SQLiteVaultStore(database: database, audit: audit).createKeyRing(
+        try await SQLiteVaultStore(database: database, audit: audit, rowMACKey: rowMACKey).createKeyRing(
             wrappedRoot: wrappedRoot, wrappedFirstKey: wrappedFirst, at: now, audit: events)
         logger.notice("vault initialised", metadata: ["data_dir": "\(paths.dataDirectory)"])
         return InitResult(createdMasterKey: !masterExists, createdKeyRing: true)
@@ -220,20 +313,27 @@ public final class Vault: Sendable {
     /// Re-wraps every key under the master key in `newKeyPath` and installs that key as the
     /// vault's master key file. Crash-safe: the new key is staged next to the old one before
     /// the database changes, and ``open(paths:logger:cvvTimeToLive:similarCardLimit:)`` finishes an interrupted run.
+    ///
+    /// Holds the key-ring lock from staging to installing, so no other key-ring change runs in
+    /// between; a `rotate` that loaded the old key before is refused (`master_key_changed`).
+    /// - Throws: ``VaultError`` `master_key_changed` if another `rotate-master` ran since this
+    ///   vault was opened.
     public func rotateMaster(newKeyPath: String, by actor: KeyManager.Actor = .cli) async throws {
         let newMaster = try MasterKeyFile.load(path: newKeyPath)
-        let staged = paths.pendingMasterKeyPath
-        if FileManager.default.fileExists(atPath: staged) {
-            try FileManager.default.removeItem(atPath: staged)
+        try await paths.keyRingLock.withLock {
+            let staged = paths.pendingMasterKeyPath
+            if FileManager.default.fileExists(atPath: staged) {
+                try FileManager.default.removeItem(atPath: staged)
+            }
+            try MasterKeyFile.write(newMaster, to: staged)
+            do {
+                try await keys.rewrapKeyRing(under: newMaster, by: actor)
+            } catch {
+                try? FileManager.default.removeItem(atPath: staged)
+                throw error
+            }
+            try MasterKeyFile.install(staged, as: paths.masterKeyPath)
         }
-        try MasterKeyFile.write(newMaster, to: staged)
-        do {
-            try await keys.rewrapKeyRing(under: newMaster, by: actor)
-        } catch {
-            try? FileManager.default.removeItem(atPath: staged)
-            throw error
-        }
-        try MasterKeyFile.install(staged, as: paths.masterKeyPath)
         logger.notice("master key rotated")
     }
 }

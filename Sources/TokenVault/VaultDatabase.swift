@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 public import GRDB
+public import VaultCrypto
 
 /// The cardholder-data database (`vault.db`): key ring, card records, CVVs, credentials and
 /// the audit log. SQLite in WAL mode with `synchronous = FULL` (a commit is on disk before it
@@ -57,11 +58,26 @@ public final class VaultDatabase: Sendable {
     }
 
     /// Brings the schema up to date.
-    public func migrate() throws {
-        try Self.migrator.migrate(pool)
+    /// - Parameters:
+    ///   - rowMACKey: the row MAC key (``KeyRing/rowMACKey``). Needed once, by the migration that
+    ///     adds the row MACs (`vault.v2`) to a vault that already has a key ring or credentials:
+    ///     it computes their MACs (see docs/CRYPTO.md §13.8).
+    ///   - target: stop after this migration (default: all).
+    public func migrate(rowMACKey: SecretBytes? = nil, upTo target: String? = nil) throws {
+        let migrator = Self.migrator(rowMAC: rowMACKey.map(RowMAC.init(key:)))
+        if let target {
+            // GRDB stops the process when asked to migrate up to a migration already passed.
+            guard try !pool.read({ try migrator.completedMigrations($0) }).contains(target) else { return }
+            try migrator.migrate(pool, upTo: target)
+        } else {
+            try migrator.migrate(pool)
+        }
     }
 
-    static var migrator: DatabaseMigrator {
+    /// The migration that adds the row MACs.
+    static let rowMACMigration = "vault.v2"
+
+    static func migrator(rowMAC: RowMAC?) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("vault.v1") { db in
             try db.execute(
@@ -121,27 +137,100 @@ public final class VaultDatabase: Sendable {
                     """)
         }
         SQLiteAuditLog.registerMigrations(&migrator)
+        migrator.registerMigration(rowMACMigration) { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE data_keys ADD COLUMN mac BLOB;
+                    ALTER TABLE credentials ADD COLUMN mac BLOB;
+                    CREATE TABLE vault_meta (
+                        name TEXT PRIMARY KEY,
+                        value TEXT NOT NULL,
+                        mac BLOB NOT NULL
+                    );
+                    """)
+            try backfillRowMACs(db, rowMAC: rowMAC)
+        }
         // Tokens belong to a tenant and name the principal that created them (dedupe answers only
-        // its creator); credentials name their tenant and which purposes may reveal a full PAN.
-        // Rows from before keep the default tenant; their creator is unknown (''), so no caller's
-        // dedupe can reach them; detokenize keys keep the full-PAN grant they had.
+        // its creator); credentials name their tenant, and each purpose becomes a grant
+        // (`name:pan` / `name:masked`). Rows from before keep the default tenant; their creator is
+        // unknown (''), so no caller's dedupe can reach them; detokenize keys keep the full-PAN
+        // grant they had. Credential rows whose MAC verified are resealed over the new fields.
         migrator.registerMigration("vault.tenants") { db in
             try db.execute(
                 sql: """
                     ALTER TABLE cards ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
                     ALTER TABLE cards ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
-                    ALTER TABLE credentials ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
                     """)
-            let rows = try Row.fetchAll(db, sql: "SELECT id, purposes FROM credentials WHERE purposes != ''")
-            for row in rows {
-                let purposes: String = row["purposes"]
-                let granted = purposes.split(separator: " ").map { $0.contains(":") ? String($0) : "\($0):pan" }
+            let before = try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:))
+            try db.execute(sql: "ALTER TABLE credentials ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'")
+            guard !before.isEmpty else { return }
+            guard let rowMAC else {
+                throw VaultError(
+                    .notInitialized,
+                    "upgrading vault.db needs its master key: run a `vault` command that opens the vault")
+            }
+            for var row in before {
+                let genuine = row.verifies(with: rowMAC)
+                row.purposes = row.purposes.split(separator: " ").map { $0.contains(":") ? String($0) : "\($0):pan" }
+                    .joined(separator: " ")
+                if genuine { row = row.sealed(with: rowMAC) }
                 try db.execute(
-                    sql: "UPDATE credentials SET purposes = ? WHERE id = ?",
-                    arguments: [granted.joined(separator: " "), row["id"] as String])
+                    sql: "UPDATE credentials SET purposes = ?, mac = ? WHERE id = ?",
+                    arguments: [row.purposes, row.mac.map { Data($0) }, row.id])
             }
         }
         return migrator
+    }
+
+    /// Facts about the vault, each row sealed with a row MAC (fields: name, value).
+    static let metaTable = "vault_meta"
+    /// The `vault_meta` row of a vault whose audit log predates genesis records.
+    static let legacyGenesis = (name: "audit_genesis", value: "legacy")
+
+    /// The legacy-genesis marker row, if present, with its MAC and the fields it covers.
+    static func legacyGenesisMarker(_ db: Database) throws -> (fields: [RowMAC.Field], mac: [UInt8])? {
+        guard try db.tableExists(metaTable),
+            let row = try Row.fetchOne(
+                db, sql: "SELECT value, mac FROM vault_meta WHERE name = ?", arguments: [legacyGenesis.name]),
+            let value = String.fromDatabaseValue(row["value"] as DatabaseValue),
+            let mac = Data.fromDatabaseValue(row["mac"] as DatabaseValue), value == legacyGenesis.value
+        else { return nil }
+        return ([.text(legacyGenesis.name), .text(value)], [UInt8](mac))
+    }
+
+    /// The one-time backfill of `vault.v2`: MACs for the rows of a vault that predates them,
+    /// computed over the rows as they are (trust on first use), in the migration's transaction.
+    private static func backfillRowMACs(_ db: Database, rowMAC: RowMAC?) throws {
+        let dataKeys = try SQLiteVaultStore.dataKeys(db)
+        let credentials = try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:))
+        guard !dataKeys.isEmpty || !credentials.isEmpty else { return }
+        guard let rowMAC else {
+            throw VaultError(
+                .notInitialized, "upgrading vault.db needs its master key: run a `vault` command that opens the vault")
+        }
+        // A vault created with row MACs has a genesis record; rows without MACs there were
+        // stripped of them, and must not be signed now.
+        let first = try String.fetchOne(db, sql: "SELECT detail FROM audit_log WHERE sequence = 1")
+        guard first?.hasPrefix("genesis=") != true else {
+            throw VaultError(
+                .recordCorrupt, "vault.db was created with row MACs but has lost them: its key ring was tampered with")
+        }
+        for row in dataKeys {
+            try db.execute(
+                sql: "UPDATE data_keys SET mac = ? WHERE version = ?",
+                arguments: [Data(rowMAC.mac(of: row)), row.version])
+        }
+        for var row in credentials {
+            row.mac = rowMAC.mac(table: CredentialRow.table, fields: row.macFields)
+            try db.execute(
+                sql: "UPDATE credentials SET mac = ? WHERE id = ?", arguments: [row.mac.map { Data($0) }, row.id])
+        }
+        // Its audit log began before genesis records: say so, sealed, so that verify does not
+        // ask record 1 for a genesis commitment it never had.
+        let fields: [RowMAC.Field] = [.text(legacyGenesis.name), .text(legacyGenesis.value)]
+        try db.execute(
+            sql: "INSERT INTO vault_meta (name, value, mac) VALUES (?, ?, ?)",
+            arguments: [legacyGenesis.name, legacyGenesis.value, Data(rowMAC.mac(table: metaTable, fields: fields))])
     }
 }
 

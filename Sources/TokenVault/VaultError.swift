@@ -17,6 +17,10 @@ public struct VaultError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let keyVersionRetired = Self("key_version_retired")
         public static let keyVersionInUse = Self("key_version_in_use")
         public static let sameMasterKey = Self("master_key_unchanged")
+        /// Another process installed a new master key while a key-ring command ran.
+        public static let masterKeyChanged = Self("master_key_changed")
+        /// The key-ring lock could not be taken.
+        public static let keyRingLock = Self("key_ring_lock_failed")
         public static let credentialNotFound = Self("credential_not_found")
         public static let invalidArgument = Self("invalid_argument")
         /// A dedupe hit whose stored expiry differs from the request's.

@@ -1,6 +1,7 @@
 public import Audit
 public import CardTokens
 public import Foundation
+public import VaultCrypto
 
 /// A card record as the vault stores it: metadata in the clear, PAN and expiry in `ciphertext`.
 ///
@@ -101,11 +102,12 @@ public protocol VaultStore: Sendable {
     func delete(_ token: Token, tenant: String, at: Date) async throws -> Bool
     /// Deletes CVVs whose time is up; returns how many.
     func purgeExpiredCVVs(now: Date) async throws -> Int
-    /// Adds a new active data key (`wrap` gets the new version) and demotes the old one.
+    /// Adds `newKey`, wrapped under `master`, as the new active data key and demotes the old one.
+    /// Inside its transaction it checks that `master` still opens the root key.
+    /// - Throws: ``VaultError`` `master_key_changed` (nothing written) if it does not.
     func rotate(
-        at: Date, wrap: @Sendable (UInt32) -> [UInt8], audit: @Sendable (UInt32) -> AuditEvent
-    ) async throws
-        -> UInt32
+        at: Date, master: SecretBytes, newKey: SecretBytes, audit: @Sendable (UInt32) -> AuditEvent
+    ) async throws -> UInt32
     /// Records (cards and CVVs) per key version.
     func recordCounts() async throws -> [UInt32: Int]
     /// Records under a version older than `version` (invariant: the active version is the
@@ -120,6 +122,11 @@ public protocol VaultStore: Sendable {
     func retire(version: UInt32, at: Date, audit: AuditEvent) async throws
     /// Appends an audit event on its own.
     func appendAudit(_ event: AuditEvent) async throws
-    /// Replaces every wrapped key (after a master-key rotation) in one transaction.
-    func replaceWrappedKeys(root: [UInt8], dataKeys: [UInt32: [UInt8]], audit: AuditEvent) async throws
+    /// Re-wraps the root key and every non-retired data key from `master` to `newMaster`, reading,
+    /// checking and writing them in one transaction. `audit` gets the re-wrapped versions.
+    /// - Throws: ``VaultError`` `master_key_changed` (nothing written) if `master` no longer opens
+    ///   the root key.
+    func rewrapKeyRing(
+        from master: SecretBytes, to newMaster: SecretBytes, audit: @Sendable ([UInt32]) -> AuditEvent
+    ) async throws
 }

@@ -171,8 +171,11 @@ struct KeysCommand: AsyncParsableCommand {
             abstract: "Re-wrap every data key under a new master key and install that key.",
             discussion: """
                 FILE must hold exactly 32 random bytes with mode 0600 (e.g. `head -c 32 /dev/urandom > new.key; \
-                chmod 600 new.key`). After success the key is installed as the vault's master key file; the old \
-                master key no longer opens anything. Delete FILE securely afterwards.
+                chmod 600 new.key`). After success the key is installed as the vault's master key file and the \
+                current vault.db no longer opens with the old key. Copies of vault.db made before (backups, \
+                snapshots, replicas) still do, and the data keys themselves are unchanged: after a suspected key \
+                compromise also run `vault keys rotate`, `rewrap` and `retire`, and destroy the old copies (see \
+                docs/THREAT_MODEL.md, "Response to a master-key compromise"). Delete FILE securely afterwards.
                 """)
 
         @OptionGroup var storage: StorageOptions

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import Foundation
 import Logging
 import TokenVault
@@ -38,6 +39,8 @@ enum CLI {
         } catch let error as MasterKeyError {
             fail(error.description)
         } catch let error as VaultError {
+            fail(error.message)
+        } catch let error as AuditLogError {
             fail(error.message)
         } catch let error as ExitCode {
             throw error

@@ -151,6 +151,25 @@ CONTEXT_FINGERPRINT = b"CARDFPRT"
 CONTEXT_CALLER_FINGERPRINT = b"CALLERFP"
 CONTEXT_CREDENTIALS = b"APICREDS"
 CONTEXT_AUDIT = b"AUDITMAC"
+CONTEXT_ROW_MAC = b"ROWMAC__"
+
+
+def row_mac(key: bytes, table: str, fields: list) -> bytes:
+    """The row MAC of §10: "vault-row" ‖ str table ‖ u32 BE n ‖ fields; an int is 8 bytes BE,
+    a str its UTF-8, bytes as they are, None is ff ff ff ff; each but None length-prefixed."""
+    def field(value) -> bytes:
+        if value is None:
+            return b"\xff\xff\xff\xff"
+        if isinstance(value, int):
+            data = struct.pack(">q", value)
+        elif isinstance(value, str):
+            data = value.encode("utf-8")
+        else:
+            data = bytes(value)
+        return struct.pack(">I", len(data)) + data
+    name = table.encode("utf-8")
+    message = b"vault-row" + struct.pack(">I", len(name)) + name + struct.pack(">I", len(fields))
+    return keyed_blake2b(key, message + b"".join(field(f) for f in fields), 32)
 
 
 # --- §7: record envelopes ----------------------------------------------------------------
@@ -262,9 +281,16 @@ class KeyRing:
 
     def data_key(self, version: int) -> bytes:
         if version not in self._data_keys:
-            row = self.db.execute("SELECT state, wrapped_key FROM data_keys WHERE version = ?", (version,)).fetchone()
+            row = self.db.execute(
+                "SELECT state, wrapped_key, created_at_ms, mac FROM data_keys WHERE version = ?", (version,)
+            ).fetchone()
             if row is None:
                 raise FormatError(f"data key v{version} does not exist")
+            # §13.8: the row must be as the vault wrote it.
+            expected = row_mac(self.subkey(CONTEXT_ROW_MAC), "data_keys",
+                               [version, row["state"], row["wrapped_key"], row["created_at_ms"]])
+            if not isinstance(row["mac"], bytes) or not hmac.compare_digest(expected, row["mac"]):
+                raise FormatError(f"data key v{version} fails its row MAC: the row was changed without the key")
             if row["state"] == "retired" or row["wrapped_key"] is None:
                 raise FormatError(f"data key v{version} is retired; its records cannot be opened")
             self._data_keys[version] = unwrap(bytes(row["wrapped_key"]), LABEL_DATA_KEY, version, self.master)
@@ -391,8 +417,15 @@ def head_mac(audit_key: bytes, sequence: int, mac: bytes) -> bytes:
     return keyed_blake2b(audit_key, b"audit-head" + struct.pack(">Q", sequence & 0xFFFFFFFFFFFFFFFF) + mac, 32)
 
 
+def genesis_detail(audit_key: bytes, created_at_ms: int) -> str:
+    """The genesis record's detail (§11): "genesis=" ‖ hex(BLAKE2b-256(A, "audit-genesis" ‖ u64 BE c))."""
+    message = b"audit-genesis" + struct.pack(">Q", created_at_ms & 0xFFFFFFFFFFFFFFFF)
+    return "genesis=" + keyed_blake2b(audit_key, message, 32).hex()
+
+
 def verify_audit(db: sqlite3.Connection, master: bytes, head_file: str) -> dict:
-    audit_key = KeyRing(db, master).subkey(CONTEXT_AUDIT)
+    ring = KeyRing(db, master)
+    audit_key = ring.subkey(CONTEXT_AUDIT)
     # The head file first, then the log: the vault writes the file after each commit, so read in
     # this order the file can only lag the database, never run ahead of it (§16 step 5).
     try:
@@ -403,6 +436,16 @@ def verify_audit(db: sqlite3.Connection, master: bytes, head_file: str) -> dict:
     except OSError as error:
         die(f"head file {head_file}: {error.strerror}")
     db.execute("BEGIN")  # one read snapshot for the whole check
+    # §16 step 6: with a key ring, record 1 is the genesis record, unless a sealed marker says the
+    # log predates genesis records.
+    root = db.execute("SELECT created_at_ms FROM system_keys WHERE name = 'root'").fetchone()
+    genesis = None if root is None else genesis_detail(audit_key, root["created_at_ms"])
+    has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'vault_meta'").fetchone()
+    marker = has_meta and db.execute(
+        "SELECT value, mac FROM vault_meta WHERE name = 'audit_genesis'").fetchone()
+    if marker and marker["value"] == "legacy" and isinstance(marker["mac"], bytes) and hmac.compare_digest(
+            row_mac(ring.subkey(CONTEXT_ROW_MAC), "vault_meta", ["audit_genesis", "legacy"]), marker["mac"]):
+        genesis = "legacy"
     previous = bytes(32)
     macs = [previous]  # macs[n] = mac_n
     expected = 0
@@ -418,6 +461,9 @@ def verify_audit(db: sqlite3.Connection, master: bytes, head_file: str) -> dict:
         stored = row["mac"]
         if not isinstance(stored, bytes) or not hmac.compare_digest(mac, stored):
             return {"ok": False, "records": expected - 1, "first_bad_record": expected, "reason": "MAC mismatch"}
+        if expected == 1 and genesis not in (None, "legacy") and row["detail"] != genesis:
+            return {"ok": False, "records": 0, "first_bad_record": 1,
+                    "reason": "the first record is not the genesis record of this vault's key ring"}
         previous = mac
         macs.append(mac)
 
@@ -453,6 +499,8 @@ def verify_audit(db: sqlite3.Connection, master: bytes, head_file: str) -> dict:
         if sequence > 0 and not hmac.compare_digest(macs[sequence], mac):
             return {"ok": False, "records": expected, "first_bad_record": sequence,
                     "reason": f"record {sequence} differs from the one the head file sealed"}
+    if expected == 0 and genesis is not None:
+        return cut("the log is empty but the vault has a key ring")
     return {"ok": True, "records": expected}
 
 

@@ -187,6 +187,26 @@ struct AuditCommandTests {
         }
     }
 
+    /// Issue 8, finding 6: the whole log wiped (both tables and audit.head) reported
+    /// "intact: 0 record(s)" with exit 0, and the next append started a fresh chain.
+    @Test("finding 6: verify on a wiped log (both tables and audit.head deleted): exit 1, and it stays so")
+    func finding6WipedLogFails() async throws {
+        try await withSandbox { sandbox in
+            _ = try await sandbox.createCredential()
+            try await Self.tamper(sandbox, "DELETE FROM audit_log; DELETE FROM audit_head;")
+            try FileManager.default.removeItem(atPath: sandbox.dataDir + "/audit.head")
+            let (result, object) = try await Self.verify(sandbox)
+            #expect(result.status == 1, "\(result)")
+            #expect(object["ok"] as? Bool == false && object["records"] as? Int == 0, "\(result)")
+            #expect((object["reason"] as? String)?.contains("empty but the vault has a key ring") == true, "\(result)")
+            // Nothing restarts the chain: an audited action fails, and verify still says no.
+            let create = try await sandbox.vault(["credentials", "create", "--name", "after", "--scope", "tokenize"])
+            #expect(create.status == 1, "\(create)")
+            let human = try await sandbox.vault(["audit", "verify"])
+            #expect(human.status == 1 && human.stdout.contains("NOT intact"), "\(human)")
+        }
+    }
+
     // MARK: - list
 
     /// POSTs `body` to the detokenize listener of `server`; returns the status.

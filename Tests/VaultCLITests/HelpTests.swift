@@ -31,4 +31,19 @@ struct HelpTests {
             #expect(result.stdout.contains(word), "the help does not mention \(word): \(result)")
         }
     }
+
+    /// Issue 8, finding 8: the help claimed the old master key "no longer opens anything", which
+    /// is false for every copy of vault.db made before the rotation.
+    @Test("finding 8: rotate-master's help says what the old key still opens")
+    func finding8RotateMasterHelpIsTrue() async throws {
+        let result = try await run(
+            ["keys", "rotate-master", "--help"], cwd: FileManager.default.temporaryDirectory.path)
+        #expect(result.succeeded, "\(result)")
+        // The help is wrapped to the terminal: compare with the line breaks taken out.
+        let text = result.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(!text.contains("no longer opens anything"), "\(text)")
+        for words in ["Copies of vault.db made before", "still do", "Response to a master-key compromise"] {
+            #expect(text.contains(words), "the help does not say \(words): \(text)")
+        }
+    }
 }

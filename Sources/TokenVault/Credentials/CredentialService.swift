@@ -2,6 +2,7 @@ public import Audit
 public import CardTokens
 import Foundation
 import GRDB
+public import Logging
 import Synchronization
 public import VaultCrypto
 
@@ -11,16 +12,37 @@ public import VaultCrypto
 /// `BLAKE2b-256(key: credential key, secret)`; checking a presented secret recomputes that hash
 /// and compares it in constant time. Credentials are cached in memory and reloaded every few
 /// seconds (``reload()``), so a revocation by the CLI reaches a running server within that time.
+///
+/// Each row carries a keyed MAC over its scopes, purposes, revocation and secret hash
+/// (``CredentialRow/macFields``). A row that fails it was changed without the key: it is refused
+/// (as if unknown) and logged by id. A credential once seen revoked stays revoked in this
+/// process, whatever the database says later.
 public final class CredentialService: Sendable {
+    private struct Cache {
+        var entries: [String: (credential: Credential, hash: [UInt8])] = [:]
+        /// Ids seen revoked: never un-revoked in this process.
+        var revoked: Set<String> = []
+        /// Ids whose row was refused, logged once until it verifies again.
+        var refused: Set<String> = []
+    }
+
     private let pool: DatabasePool
     private let hashKey: SecretBytes
+    private let rowMAC: RowMAC
     private let audit: SQLiteAuditLog
-    private let cache = Mutex<[String: (credential: Credential, hash: [UInt8])]>([:])
+    private let logger: Logger
+    private let cache = Mutex(Cache())
 
-    public init(database: VaultDatabase, hashKey: SecretBytes, audit: SQLiteAuditLog) {
+    /// - Parameter rowMACKey: the key of the row MACs (``KeyRing/rowMACKey``).
+    public init(
+        database: VaultDatabase, hashKey: SecretBytes, rowMACKey: SecretBytes, audit: SQLiteAuditLog,
+        logger: Logger = Logger(label: "vault.credentials")
+    ) {
         self.pool = database.pool
         self.hashKey = hashKey
+        self.rowMAC = RowMAC(key: rowMACKey)
         self.audit = audit
+        self.logger = logger
     }
 
     /// Creates a credential and returns it with its secret, which is not stored and cannot be
@@ -66,28 +88,25 @@ public final class CredentialService: Sendable {
                 "scopes=\(credential.scopes.map(\.rawValue).joined(separator: ",")) "
                 + "purposes=\(credential.purposeGrants.joined(separator: ",")) tenant=\(tenant)"
         )
+        let row = CredentialRow(
+            id: id, name: name, scopes: credential.scopes.map(\.rawValue).joined(separator: " "),
+            purposes: credential.purposeGrants.joined(separator: " "), secretHash: hash,
+            createdAtMs: credential.createdAt.milliseconds, revokedAtMs: nil, tenant: tenant
+        ).sealed(with: rowMAC)
         try await pool.write { [audit] db in
-            try db.execute(
-                sql: """
-                    INSERT INTO credentials (id, name, scopes, purposes, secret_hash, created_at_ms, tenant)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    id, name, credential.scopes.map(\.rawValue).joined(separator: " "),
-                    credential.purposeGrants.joined(separator: " "), Data(hash), credential.createdAt.milliseconds,
-                    tenant,
-                ])
+            try row.insert(in: db)
             try audit.append([event], in: db)
         }
-        cache.withLock { $0[id] = (credential, hash) }
-        return (credential, secret)
+        // As read back: the creation time at the stored (millisecond) precision.
+        cache.withLock { $0.entries[id] = (row.credential, hash) }
+        return (row.credential, secret)
     }
 
     /// Every credential, newest last.
     public func list() async throws -> [Credential] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM credentials ORDER BY created_at_ms, id").map {
-                Self.credential($0).0
+                CredentialRow(row: $0).credential
             }
         }
     }
@@ -97,28 +116,44 @@ public final class CredentialService: Sendable {
         let event = AuditEvent(
             actor: actor.name, type: "credential.revoke", outcome: .success, origin: actor.origin,
             objects: ["credential:\(id)"])
-        try await pool.write { [audit] db in
-            try db.execute(
-                sql: "UPDATE credentials SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL",
-                arguments: [Date().milliseconds, id])
-            guard db.changesCount == 1 else {
+        try await pool.write { [audit, rowMAC] db in
+            guard let stored = try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]),
+                case var row = CredentialRow(row: stored), row.revokedAtMs == nil
+            else {
                 throw VaultError(.credentialNotFound, "no active credential with id \(id)")
             }
+            // Re-sealing an edited row would make its edits genuine.
+            guard row.verifies(with: rowMAC) else {
+                throw VaultError(
+                    .recordCorrupt, "credential \(id) fails its integrity check; it is refused already")
+            }
+            row.revokedAtMs = Date().milliseconds
+            row = row.sealed(with: rowMAC)
+            try db.execute(
+                sql: "UPDATE credentials SET revoked_at_ms = ?, mac = ? WHERE id = ?",
+                arguments: [row.revokedAtMs, row.mac.map { Data($0) }, id])
             try audit.append([event], in: db)
         }
-        cache.withLock { _ = $0.removeValue(forKey: id) }
+        cache.withLock {
+            $0.entries[id] = nil
+            $0.revoked.insert(id)
+        }
     }
 
-    /// The credential a presented secret belongs to, or `nil` if it is unknown, wrong or revoked.
+    /// The credential a presented secret belongs to, or `nil` if it is unknown, wrong, revoked,
+    /// or its row fails its integrity check.
     public func authenticate(secret: String) async -> Credential? {
         guard let id = Self.id(ofSecret: secret) else { return nil }
-        var entry = cache.withLock { $0[id] }
+        var entry = cache.withLock { $0.revoked.contains(id) ? nil : $0.entries[id] }
         if entry == nil {
-            entry = try? await pool.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(
-                    Self.credential)
+            let read = try? await pool.read { db in
+                (
+                    try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(
+                        CredentialRow.init(row:)),
+                    try Self.revokedInLog(db)
+                )
             }
-            if let entry { cache.withLock { $0[id] = entry } }
+            if let (row, revoked) = read, let row { entry = accept([row], revokedInLog: revoked)[id] }
         }
         guard let entry, entry.credential.revokedAt == nil else { return nil }
         let presented = KeyedHash.hash(Array(secret.utf8), key: hashKey)
@@ -127,28 +162,56 @@ public final class CredentialService: Sendable {
 
     /// Reloads every credential from the database (picks up revocations made elsewhere).
     public func reload() async throws {
-        let all = try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(Self.credential)
+        let (rows, revoked) = try await pool.read { db in
+            (
+                try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:)),
+                try Self.revokedInLog(db)
+            )
         }
-        cache.withLock { cache in
-            cache = Dictionary(all.map { ($0.credential.id, $0) }, uniquingKeysWith: { $1 })
-        }
+        let accepted = accept(rows, revokedInLog: revoked)
+        cache.withLock { $0.entries = accepted }
     }
 
-    private static func credential(_ row: Row) -> (credential: Credential, hash: [UInt8]) {
-        let scopes: String = row["scopes"]
-        let purposes: String = row["purposes"]
-        let revoked: Int64? = row["revoked_at_ms"]
-        let hash: Data = row["secret_hash"]
-        // Stored as `name:pan` / `name:masked`; anything else grants masked only.
-        let grants = purposes.split(separator: " ").map { $0.split(separator: ":", maxSplits: 1) }
-        let credential = Credential(
-            id: row["id"], name: row["name"], scopes: scopes.split(separator: " ").map { Scope(rawValue: String($0)) },
-            purposes: grants.map { String($0[0]) },
-            panPurposes: grants.filter { $0.count == 2 && $0[1] == "pan" }.map { String($0[0]) },
-            tenant: row["tenant"], createdAt: Date(milliseconds: row["created_at_ms"]),
-            revokedAt: revoked.map(Date.init(milliseconds:)))
-        return (credential, [UInt8](hash))
+    /// Ids of the credentials the audit log records as revoked: a row put back as it was before
+    /// its revocation (genuine MAC, no `revoked_at_ms`) stays revoked.
+    private static func revokedInLog(_ db: Database) throws -> Set<String> {
+        let prefix = "credential:"
+        return Set(
+            try SQLiteAuditLog.revokedObjects(db).filter { $0.hasPrefix(prefix) }.map {
+                String($0.dropFirst(prefix.count))
+            })
+    }
+
+    /// The rows that verify, as cache entries (also added to the cache); refused rows are logged
+    /// once, by id. A credential revoked in its row or in the audit log stays revoked.
+    private func accept(
+        _ rows: [CredentialRow], revokedInLog: Set<String>
+    ) -> [String: (credential: Credential, hash: [UInt8])] {
+        var accepted = [String: (credential: Credential, hash: [UInt8])]()
+        var refused = [String]()
+        for row in rows {
+            guard row.verifies(with: rowMAC) else {
+                refused.append(row.id)
+                continue
+            }
+            accepted[row.id] = (row.credential, row.secretHash)
+        }
+        let newlyRefused = cache.withLock { cache -> [String] in
+            for (id, entry) in accepted where entry.credential.revokedAt != nil { cache.revoked.insert(id) }
+            cache.revoked.formUnion(revokedInLog)
+            for id in cache.revoked { accepted[id] = nil }
+            for (id, entry) in accepted { cache.entries[id] = entry }
+            let fresh = refused.filter { !cache.refused.contains($0) }
+            cache.refused.formUnion(refused)
+            cache.refused.subtract(accepted.keys)
+            return fresh
+        }
+        for id in newlyRefused {
+            logger.error(
+                "credential row refused: it fails its integrity check (changed without the key)",
+                metadata: ["credential": "\(id)"])
+        }
+        return accepted
     }
 
     /// Parses `name`, `name:masked` or `name:pan`.

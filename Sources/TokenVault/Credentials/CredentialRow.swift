@@ -1,0 +1,114 @@
+import CardTokens
+import Foundation
+import GRDB
+
+/// A `credentials` row exactly as stored, and the one place that says which of its columns the
+/// row MAC covers (docs/CRYPTO.md §10): scopes, purposes, revocation and secret hash cannot be
+/// changed without the key.
+struct CredentialRow: Sendable, Hashable {
+    static let table = "credentials"
+
+    var id: String
+    var name: String
+    /// Space-separated, as stored.
+    var scopes: String
+    /// Space-separated detokenize grants `name:pan` / `name:masked`, as stored.
+    var purposes: String
+    var secretHash: [UInt8]
+    var createdAtMs: Int64
+    var revokedAtMs: Int64?
+    /// The tenant its tokens and wallets belong to.
+    var tenant: String
+    var mac: [UInt8]?
+
+    /// The fields the row MAC covers, in order; field 1 is the primary key.
+    ///
+    /// To cover a new column: add it as the last field here (never reorder or remove one), read
+    /// and write it in ``init(row:)``, ``insert(in:)`` and ``credential``, extend the encoding in
+    /// docs/CRYPTO.md §10, and give existing rows their new MACs in the migration that adds the
+    /// column (the `vault.v2` backfill shows how; it needs the row MAC key).
+    var macFields: [RowMAC.Field] {
+        [
+            .text(id),
+            .text(name),
+            .text(scopes),
+            .text(purposes),
+            .blob(secretHash),
+            .integer(createdAtMs),
+            .optional(revokedAtMs),
+            .text(tenant),
+        ]
+    }
+
+    init(
+        id: String, name: String, scopes: String, purposes: String, secretHash: [UInt8], createdAtMs: Int64,
+        revokedAtMs: Int64?, tenant: String, mac: [UInt8]? = nil
+    ) {
+        self.id = id
+        self.name = name
+        self.scopes = scopes
+        self.purposes = purposes
+        self.secretHash = secretHash
+        self.createdAtMs = createdAtMs
+        self.revokedAtMs = revokedAtMs
+        self.tenant = tenant
+        self.mac = mac
+    }
+
+    /// Decodes a row without trusting it: a value of an unexpected type reads as empty (and then
+    /// fails the MAC) rather than stopping the process.
+    init(row: Row) {
+        func text(_ column: String) -> String { String.fromDatabaseValue(row[column] as DatabaseValue) ?? "" }
+        func blob(_ column: String) -> [UInt8]? {
+            guard case .blob(let data) = (row[column] as DatabaseValue?)?.storage else { return nil }
+            return [UInt8](data)
+        }
+        func integer(_ column: String) -> Int64? { Int64.fromDatabaseValue(row[column] as DatabaseValue) }
+        id = text("id")
+        name = text("name")
+        scopes = text("scopes")
+        purposes = text("purposes")
+        secretHash = blob("secret_hash") ?? []
+        createdAtMs = integer("created_at_ms") ?? 0
+        revokedAtMs = integer("revoked_at_ms")
+        // Absent before migration `vault.tenants` (the `vault.v2` backfill runs before it).
+        tenant = row.hasColumn("tenant") ? text("tenant") : Principal.defaultTenant
+        mac = row.hasColumn("mac") ? blob("mac") : nil
+    }
+
+    /// Whether the row is as the vault wrote it.
+    func verifies(with rowMAC: RowMAC) -> Bool {
+        rowMAC.verify(mac, table: Self.table, fields: macFields)
+    }
+
+    /// This row with its MAC computed.
+    func sealed(with rowMAC: RowMAC) -> CredentialRow {
+        var row = self
+        row.mac = rowMAC.mac(table: Self.table, fields: macFields)
+        return row
+    }
+
+    /// Inserts the row (with its MAC).
+    func insert(in db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO credentials (id, name, scopes, purposes, secret_hash, created_at_ms, revoked_at_ms, mac,
+                    tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                id, name, scopes, purposes, Data(secretHash), createdAtMs, revokedAtMs, mac.map { Data($0) },
+                tenant,
+            ])
+    }
+
+    /// The credential the row describes.
+    var credential: Credential {
+        // Grants are `name:pan` / `name:masked`; anything else grants masked only.
+        let grants = purposes.split(separator: " ").map { $0.split(separator: ":", maxSplits: 1) }
+        return Credential(
+            id: id, name: name, scopes: scopes.split(separator: " ").map { Scope(rawValue: String($0)) },
+            purposes: grants.map { String($0[0]) },
+            panPurposes: grants.filter { $0.count == 2 && $0[1] == "pan" }.map { String($0[0]) }, tenant: tenant,
+            createdAt: Date(milliseconds: createdAtMs), revokedAt: revokedAtMs.map(Date.init(milliseconds:)))
+    }
+}
