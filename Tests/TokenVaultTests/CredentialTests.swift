@@ -107,4 +107,22 @@ struct CredentialTests {
             #expect(!types.contains("credential.create"))
         }
     }
+
+    @Test("Finding 17: an unknown key id costs one database read until the next reload")
+    func unknownIDsAreRememberedUntilReload() async throws {
+        try await withVault { vault, _ in
+            let made = "vk_abcdefghij012345_" + String(repeating: "A", count: 43)
+            for _ in 0..<5 { #expect(await vault.credentials.authenticate(secret: made) == nil) }
+            #expect(vault.credentials.databaseLookups.load(ordering: .relaxed) == 1)
+            // A key created by another process (the CLI) is found once the server reloads.
+            let other = CredentialService(
+                database: vault.database, hashKey: vault.keyRing.credentialKey, rowMACKey: vault.keyRing.rowMACKey,
+                audit: vault.audit)
+            let (created, secret) = try await other.create(name: "later", scopes: [.tokenize], purposes: [])
+            try await vault.credentials.reload()
+            #expect(await vault.credentials.authenticate(secret: secret)?.id == created.id)
+            #expect(await vault.credentials.authenticate(secret: made) == nil)
+            #expect(vault.credentials.databaseLookups.load(ordering: .relaxed) == 2)
+        }
+    }
 }

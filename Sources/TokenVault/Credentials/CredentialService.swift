@@ -24,6 +24,8 @@ public final class CredentialService: Sendable {
         var revoked: Set<String> = []
         /// Ids whose row was refused, logged once until it verifies again.
         var refused: Set<String> = []
+        /// Ids with no row, as of the last reload.
+        var unknown: Set<String> = []
     }
 
     private let pool: DatabasePool
@@ -75,12 +77,13 @@ public final class CredentialService: Sendable {
             throw VaultError(.invalidArgument, "--purpose only applies to credentials with scope detokenize")
         }
         let id = Self.randomAlphanumeric(16)
-        let secret = "vk_\(id)_" + SecureRandom.bytes(32).withUnsafeBytes { TokenGenerator.base64URL($0) }
+        // The random part lives in guarded memory, wiped on release (not in a plain array).
+        let secret = "vk_\(id)_" + SecretBytes(randomCount: 32).withUnsafeBytes { TokenGenerator.base64URL($0) }
         let credential = Credential(
             id: id, name: name, scopes: Array(Set(scopes)).sorted { $0.rawValue < $1.rawValue },
             purposes: Array(Set(purposes)).sorted(), panPurposes: Array(Set(panPurposes)).sorted(), tenant: tenant,
             createdAt: Date(), revokedAt: nil)
-        let hash = KeyedHash.hash(Array(secret.utf8), key: hashKey)
+        let hash = Self.hash(secret, key: hashKey)
         let event = AuditEvent(
             actor: actor.name, type: "credential.create", outcome: .success, origin: actor.origin,
             objects: ["credential:\(id)"],
@@ -98,7 +101,10 @@ public final class CredentialService: Sendable {
             try audit.append([event], in: db)
         }
         // As read back: the creation time at the stored (millisecond) precision.
-        cache.withLock { $0.entries[id] = (row.credential, hash) }
+        cache.withLock {
+            $0.entries[id] = (row.credential, hash)
+            $0.unknown.remove(id)
+        }
         return (row.credential, secret)
     }
 
@@ -144,8 +150,13 @@ public final class CredentialService: Sendable {
     /// or its row fails its integrity check.
     public func authenticate(secret: String) async -> Credential? {
         guard let id = Self.id(ofSecret: secret) else { return nil }
-        var entry = cache.withLock { $0.revoked.contains(id) ? nil : $0.entries[id] }
-        if entry == nil {
+        var (entry, knownUnknown) = cache.withLock {
+            ($0.revoked.contains(id) ? nil : $0.entries[id], $0.unknown.contains(id))
+        }
+        // An id with no row is remembered until the next reload (each second in `vault serve`),
+        // so a flood of made-up keys costs no database read each.
+        if entry == nil && !knownUnknown {
+            databaseLookups.add(1, ordering: .relaxed)
             let read = try? await pool.read { db in
                 (
                     try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(
@@ -153,11 +164,29 @@ public final class CredentialService: Sendable {
                     try Self.revokedInLog(db)
                 )
             }
-            if let (row, revoked) = read, let row { entry = accept([row], revokedInLog: revoked)[id] }
+            if let (row, revoked) = read, let row {
+                entry = accept([row], revokedInLog: revoked)[id]
+            } else if case (nil, _)? = read {
+                cache.withLock { cache in
+                    if cache.unknown.count >= Self.unknownIDCapacity { cache.unknown.removeAll(keepingCapacity: true) }
+                    cache.unknown.insert(id)
+                }
+            }
         }
         guard let entry, entry.credential.revokedAt == nil else { return nil }
-        let presented = KeyedHash.hash(Array(secret.utf8), key: hashKey)
-        return ConstantTime.equals(presented, entry.hash) ? entry.credential : nil
+        return ConstantTime.equals(Self.hash(secret, key: hashKey), entry.hash) ? entry.credential : nil
+    }
+
+    /// How many unknown ids are remembered at most between reloads.
+    static let unknownIDCapacity = 10_000
+    /// Database reads made by `authenticate` (for tests).
+    let databaseLookups = Atomic<Int>(0)
+
+    /// The keyed hash of a secret, over the string's own UTF-8 storage (no copy into an array
+    /// that would outlive the call unwiped).
+    private static func hash(_ secret: String, key: SecretBytes) -> [UInt8] {
+        var secret = secret
+        return secret.withUTF8 { KeyedHash.hash(UnsafeRawBufferPointer($0), key: key) }
     }
 
     /// Reloads every credential from the database (picks up revocations made elsewhere).
@@ -169,7 +198,10 @@ public final class CredentialService: Sendable {
             )
         }
         let accepted = accept(rows, revokedInLog: revoked)
-        cache.withLock { $0.entries = accepted }
+        cache.withLock {
+            $0.entries = accepted
+            $0.unknown.removeAll(keepingCapacity: true)
+        }
     }
 
     /// Ids of the credentials the audit log records as revoked: a row put back as it was before
