@@ -18,13 +18,29 @@ public final class TokenVault: Tokenizing {
     /// many collisions in a row the request fails instead of looping.
     static let maximumTokenAttempts = 32
 
-    public init(
+    /// The in-memory keys that seal held CVVs (crypto-shredding; see ``CVVEpochKeys``).
+    let cvvKeys: CVVEpochKeys
+
+    /// - Parameter cvvTimeToLive: how long a CVV is held. CVVs are sealed under keys that live
+    ///   only in this object's memory, so they do not outlive it (nor a restart).
+    public convenience init(
         store: any VaultStore, keyRing: KeyRing, cvvTimeToLive: TimeInterval = 3600,
         logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.init(
+            store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive, cvvEpochLength: nil, logger: logger,
+            clock: clock)
+    }
+
+    /// - Parameter cvvEpochLength: how long one CVV key seals (a quarter of the TTL if `nil`).
+    init(
+        store: any VaultStore, keyRing: KeyRing, cvvTimeToLive: TimeInterval, cvvEpochLength: TimeInterval?,
+        logger: Logger, clock: @escaping @Sendable () -> Date
     ) {
         self.store = store
         self.keyRing = keyRing
         self.cvvTimeToLive = cvvTimeToLive
+        self.cvvKeys = CVVEpochKeys(timeToLive: cvvTimeToLive, epochLength: cvvEpochLength)
         self.clock = clock
         self.logger = logger
         self.committer = GroupCommitter { writes in try await store.commit(writes) }
@@ -50,7 +66,7 @@ public final class TokenVault: Tokenizing {
             for (index, (write, outcome)) in zip(pending, zip(writes, outcomes)) {
                 switch outcome {
                 case .stored:
-                    var metadata = existingTokens[index]?.metadata ?? write.card.metadata
+                    var metadata = existingTokens[index].map(visibleMetadata) ?? write.card.metadata
                     metadata.cvvExpiresAt = write.cvv?.expiresAt ?? metadata.cvvExpiresAt
                     results[index] = .success(TokenizeResult(metadata: metadata, created: write.mode == .insert))
                 case .existing(let card):
@@ -59,7 +75,7 @@ public final class TokenVault: Tokenizing {
                         existingTokens[index] = card
                         retry.append(index)
                     } else {
-                        results[index] = .success(TokenizeResult(metadata: card.metadata, created: false))
+                        results[index] = .success(TokenizeResult(metadata: visibleMetadata(card), created: false))
                     }
                 case .tokenTaken, .missing:
                     existingTokens[index] = nil
@@ -122,16 +138,18 @@ public final class TokenVault: Tokenizing {
                 }
                 let cvv = card.withCVVDigits { digits -> CVVWrite? in
                     guard let digits else { return nil }
+                    // Under an epoch key held only in memory, not a data key: see CVVEpochKeys.
+                    let (epoch, cvvKey) = cvvKeys.sealingKey(at: now)
                     let sealed = scratch.withUnsafeMutableBytes { buffer in
                         let count = RecordEnvelope.writePlaintext(
                             kind: .cvv, token: token.rawValue, data: digits, into: buffer)
                         return pool.take(SecretBox.nonceByteCount) { nonce in
-                            RecordEnvelope.seal(
-                                UnsafeRawBufferPointer(rebasing: buffer[0..<count]), version: version, key: key,
+                            RecordEnvelope.sealCVV(
+                                UnsafeRawBufferPointer(rebasing: buffer[0..<count]), epoch: epoch, key: cvvKey,
                                 nonce: nonce)
                         }
                     }
-                    return CVVWrite(keyVersion: version, ciphertext: sealed, expiresAt: now + cvvTimeToLive)
+                    return CVVWrite(epoch: epoch, ciphertext: sealed, expiresAt: now + cvvTimeToLive)
                 }
                 let metadata = CardMetadata(
                     token: token, format: request.format, bin: card.bin, last4: card.last4, brand: card.brand,
@@ -158,9 +176,20 @@ public final class TokenVault: Tokenizing {
         guard let card = try await store.card(token, now: clock()) else {
             throw VaultError(.tokenNotFound, "no such token")
         }
-        return card.metadata
+        return visibleMetadata(card)
     }
 
+    /// The metadata of `card` as this process sees it: a CVV row whose epoch key this process
+    /// does not hold (sealed before a restart, or by another process) cannot be used, so it is
+    /// not shown as held.
+    private func visibleMetadata(_ card: StoredCard) -> CardMetadata {
+        var metadata = card.metadata
+        if let epoch = card.cvvEpoch, !cvvKeys.holds(epoch, at: clock()) { metadata.cvvExpiresAt = nil }
+        return metadata
+    }
+
+    /// Deletes `token`'s record and CVV. The rows are zeroed in `vault.db` (`secure_delete`); the
+    /// copies in `vault.db-wal` go at the next coalesced checkpoint (``VaultDatabase/scrubIfNeeded()``).
     public func delete(_ token: Token) async throws {
         guard try await store.delete(token, at: clock()) else {
             throw VaultError(.tokenNotFound, "no such token")
@@ -168,11 +197,16 @@ public final class TokenVault: Tokenizing {
         logger.info("token deleted", metadata: ["token": "\(token)"])
     }
 
-    /// Deletes CVVs past their time (PCI DSS 3.3.1.2); returns how many.
+    /// Deletes CVVs past their time (PCI DSS 3.3.1.2) and destroys the CVV keys whose CVVs have
+    /// all expired, so that no copy of those CVVs opens any more; returns how many rows went.
     @discardableResult
     public func purgeExpiredCVVs() async throws -> Int {
-        let purged = try await store.purgeExpiredCVVs(now: clock())
-        if purged > 0 { logger.info("expired CVVs purged", metadata: ["count": "\(purged)"]) }
+        let now = clock()
+        let purged = try await store.purgeExpiredCVVs(now: now)
+        let destroyed = cvvKeys.destroyExpired(at: now)
+        if purged > 0 || destroyed > 0 {
+            logger.info("expired CVVs purged", metadata: ["count": "\(purged)", "keys_destroyed": "\(destroyed)"])
+        }
         return purged
     }
 

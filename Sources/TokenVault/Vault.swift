@@ -86,6 +86,7 @@ public final class Vault: Sendable {
         }
         let database = try VaultDatabase.open(directory: paths.dataDirectory, create: false)
         try database.migrate()
+        await database.scrubIfNeeded()
         return Vault(paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive)
     }
 
