@@ -123,6 +123,39 @@ struct StaleCopyTests {
     }
 }
 
+/// docs/CRYPTO.md §17: the CVV envelope's known-answer vector.
+@Suite("CVV envelope format")
+struct CVVEnvelopeVectorTests {
+    @Test("Finding 3: the CVV envelope is 0x02 ‖ u64 BE epoch ‖ box, as CRYPTO.md §7 and §17 give it")
+    func finding3CVVEnvelopeKnownAnswer() throws {
+        let key = Array(UInt8(0x60)...UInt8(0x7F)).withUnsafeBytes { SecretBytes(copying: $0) }
+        let token = "tok_-OhqqeV---31-kF40VR71FcA2-oD2k"
+        let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount)
+        let envelope = scratch.withUnsafeMutableBytes { buffer -> [UInt8] in
+            let count = Array("123".utf8).withUnsafeBufferPointer { digits in
+                RecordEnvelope.writePlaintext(kind: .cvv, token: token, data: digits, into: buffer)
+            }
+            return [UInt8](repeating: 0xD0, count: 24).withUnsafeBytes { nonce in
+                RecordEnvelope.sealCVV(
+                    UnsafeRawBufferPointer(rebasing: buffer[0..<count]), epoch: 0x1234_5678_0000_0003, key: key,
+                    nonce: nonce)
+            }
+        }
+        let expected =
+            "021234567800000003d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d03c0f2b21c5dcfd"
+            + "c37d9b2d64b5bcfd674918fc2084c6c26ceaa222e4288576bb04e4951195af5b2383cacfb1690b15"
+            + "c6531eb0cb771e42505d"
+        #expect(Hex.encode(envelope) == expected)
+        #expect(try envelope.withUnsafeBytes { try RecordEnvelope.cvvEpoch(of: $0) } == 0x1234_5678_0000_0003)
+        let count = try envelope.withUnsafeBytes { bytes in
+            try scratch.withUnsafeMutableBytes {
+                try RecordEnvelope.open(bytes, kind: .cvv, token: token, key: key, into: $0)
+            }
+        }
+        #expect(count == 41)
+    }
+}
+
 extension TestCard {
     func with(cvv: String) -> TestCard {
         var card = self
