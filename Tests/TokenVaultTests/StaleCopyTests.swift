@@ -5,7 +5,7 @@ import Testing
 import VaultCrypto
 import VaultTestSupport
 
-@_spi(Detokenization) @testable import TokenVault
+@testable import TokenVault
 
 /// Security review, issue 8, finding 3: deleted and used CVVs, deleted PANs and retired data
 /// keys survived in `vault.db-wal` (and free pages), where the master key opened them.
@@ -22,9 +22,10 @@ struct StaleCopyTests {
             let expired = try await tokenize(.mastercard.with(cvv: "321"), in: tokens).metadata.token
             let deleted = try await tokenize(.amex.with(cvv: "1234"), in: tokens).metadata.token
 
-            // Used: taken once by the gateway path.
-            let taken = try await tokens.withTakenCVV(of: used, now: clock.now) { $0.map { Array($0) } }
-            #expect(taken == Array("123".utf8))
+            // Used: taken once, as the gateway does (its SPI is for Detokenization only): the row is
+            // read and deleted, then opened with the in-memory epoch key.
+            let taken = try #require(try await tokens.store.takeCVV(of: used, now: clock.now))
+            #expect(try Records.openCVV(taken.ciphertext, token: used.rawValue, tokens: tokens).data == "123")
             try await tokens.delete(deleted)
             // Expired: past the TTL and past its epoch, so its key is destroyed with the purge.
             clock.advance(by: 60 + 15 + 1)
@@ -99,8 +100,11 @@ struct StaleCopyTests {
             // Another process (or this one after a restart) holds no key for it: not held.
             let restarted = TokenVault(store: vault.store, keyRing: vault.keyRing, logger: TestLog.quiet())
             #expect(try await restarted.metadata(of: Token(unchecked: token)).cvvExpiresAt == nil)
-            let none = try await restarted.withTakenCVV(of: Token(unchecked: token)) { $0 == nil }
-            #expect(none)
+            let row = try #require(try await restarted.store.takeCVV(of: Token(unchecked: token), now: Date()))
+            #expect(
+                try TokenVault.cvvEpochKey(
+                    of: row.ciphertext, token: Token(unchecked: token), keys: restarted.cvvKeys, now: Date())
+                    == nil)
         }
     }
 
