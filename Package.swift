@@ -36,7 +36,9 @@ let package = Package(
         .target(name: "VaultCrypto", dependencies: ["CSodium"], swiftSettings: swiftSettings),
         .target(
             name: "Audit",
-            dependencies: ["VaultCrypto", "GroupCommit", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "VaultCrypto", "CardTokens", "GroupCommit", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(

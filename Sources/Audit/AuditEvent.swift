@@ -1,3 +1,4 @@
+import CardTokens
 public import Foundation
 
 /// One thing that happened, as the audit log records it (PCI DSS 10.2.2: who, what, when,
@@ -38,6 +39,29 @@ public struct AuditEvent: Sendable, Hashable, Codable {
         self.purpose = purpose
         self.reference = reference
         self.detail = detail
+    }
+}
+
+extension AuditEvent {
+    /// What stands in the audit log for a field that looked like it held a card number.
+    public static let redacted = "[redacted: card number]"
+
+    /// The event with every field that looks like it holds a card number replaced by
+    /// ``redacted`` (issue 8, finding 5): the log is durable and widely read, and some of its
+    /// text comes from callers (a presented key id, a reference). Tokens among the objects are
+    /// left as they are: a numeric token is Luhn-invalid by construction but may hold a
+    /// Luhn-valid run, and it is no card number.
+    public func redactingCardNumbers() -> AuditEvent {
+        func clean(_ text: String) -> String { CardNumberDetector.containsCardNumber(text) ? Self.redacted : text }
+        var event = self
+        event.actor = clean(actor)
+        event.type = clean(type)
+        event.origin = clean(origin)
+        event.objects = objects.map { (try? Token(validating: $0)) != nil ? $0 : clean($0) }
+        event.purpose = purpose.map(clean)
+        event.reference = reference.map(clean)
+        event.detail = detail.map(clean)
+        return event
     }
 }
 

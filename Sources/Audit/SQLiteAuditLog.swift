@@ -95,6 +95,7 @@ public final class SQLiteAuditLog: AuditLog {
                     detail, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         for event in events {
+            let event = event.redactingCardNumbers()
             sequence += 1
             let mac = chain.mac(sequence: sequence, event: event, previous: previous)
             try insert.execute(arguments: [

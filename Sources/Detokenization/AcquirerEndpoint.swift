@@ -16,6 +16,11 @@ public struct AcquirerEndpointError: Error, Sendable, Hashable, CustomStringConv
         public static let publicKeyUnreadable = Self("acquirer_public_key_unreadable")
         /// The public key is not exactly 32 bytes.
         public static let publicKeyWrongSize = Self("acquirer_public_key_wrong_size")
+        /// The public key file is writable by group or others: anyone who could replace it would
+        /// receive every card block.
+        public static let publicKeyUnsafe = Self("acquirer_public_key_unsafe")
+        /// The public key is not the one pinned (`--acquirer-key-pin`).
+        public static let publicKeyPinMismatch = Self("acquirer_public_key_pin_mismatch")
         /// The timeout is not positive.
         public static let invalidTimeout = Self("acquirer_timeout_invalid")
 
@@ -76,10 +81,12 @@ public struct AcquirerEndpoint: Sendable, Hashable {
     }
 
     /// Reads the public key from `publicKeyFile`: the acquirer's `acquirer.pub`, exactly 32 raw
-    /// bytes (docs/CRYPTO.md, "Acquirer authorization").
+    /// bytes (docs/CRYPTO.md, "Acquirer authorization"), in a file no one but its owner may
+    /// write.
+    /// - Parameter pin: the key's 64 hex digits, if the operator pinned it: another key is refused.
     /// - Throws: ``AcquirerEndpointError`` naming the file and the problem.
     public init(
-        baseURL: String, publicKeyFile: String, timeout: Duration = defaultTimeout
+        baseURL: String, publicKeyFile: String, timeout: Duration = defaultTimeout, pin: String? = nil
     )
         throws(AcquirerEndpointError)
     {
@@ -93,12 +100,33 @@ public struct AcquirerEndpoint: Sendable, Hashable {
             throw AcquirerEndpointError(
                 .publicKeyUnreadable, "acquirer public key \(publicKeyFile): not a readable regular file")
         }
+        let mode = (try? FileManager.default.attributesOfItem(atPath: publicKeyFile)[.posixPermissions] as? Int) ?? nil
+        guard let mode, mode & 0o022 == 0 else {
+            throw AcquirerEndpointError(
+                .publicKeyUnsafe,
+                "acquirer public key \(publicKeyFile): writable by group or others; run chmod go-w on it")
+        }
         guard data.count == Self.publicKeyByteCount else {
             throw AcquirerEndpointError(
                 .publicKeyWrongSize,
                 "acquirer public key \(publicKeyFile): is \(data.count) bytes; it must be exactly "
                     + "\(Self.publicKeyByteCount) raw bytes")
         }
-        try self.init(baseURL: baseURL, publicKey: [UInt8](data), timeout: timeout)
+        let key = [UInt8](data)
+        if let pin, pin.lowercased() != Self.hex(key) {
+            throw AcquirerEndpointError(
+                .publicKeyPinMismatch,
+                "acquirer public key \(publicKeyFile): is not the pinned key (--acquirer-key-pin); "
+                    + "it is \(Self.hex(key))")
+        }
+        try self.init(baseURL: baseURL, publicKey: key, timeout: timeout)
+    }
+
+    /// The public key in lower-case hex, as `--acquirer-key-pin` takes it.
+    public var publicKeyHex: String { Self.hex(publicKey) }
+
+    private static func hex(_ bytes: [UInt8]) -> String {
+        bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+            .joined()
     }
 }

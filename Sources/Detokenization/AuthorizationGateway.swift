@@ -59,7 +59,7 @@ public final class AuthorizationGateway: CardAuthorizing {
         self.acquirer = acquirer
         self.logger = logger
         self.origin = origin
-        self.client = HTTPClient.shared
+        self.client = HTTPClient.acquirer
     }
 
     /// Charges `request.amount` to the card of `request.token`.
@@ -120,7 +120,7 @@ public final class AuthorizationGateway: CardAuthorizing {
         var length = 0
         do {
             try await tokens.withRevealedCards(
-                [token],
+                [token], tenant: request.tenant,
                 beforeReveal: { found in
                     guard found.contains(token) else {
                         let error = AuthorizationError(.tokenNotFound, "no such token")

@@ -2,6 +2,7 @@ public import Audit
 public import CardTokens
 import Foundation
 public import Logging
+import Synchronization
 @_spi(Detokenization) public import TokenVault
 
 /// How much of a card a detokenize request reveals.
@@ -50,7 +51,15 @@ public struct Caller: Sendable {
         self.origin = origin
     }
 
-    var actor: String { credential?.id ?? presentedID.map { "unknown:\($0)" } ?? "anonymous" }
+    /// The actor an audit record names: the credential's id; for an unknown key its presented
+    /// id if well-formed and not possibly a card number, else `unknown:malformed`.
+    public var actor: String {
+        if let credential { return credential.id }
+        guard let presentedID else { return "anonymous" }
+        let wellFormed = CredentialService.id(ofSecret: "vk_\(presentedID)_" + String(repeating: "A", count: 43)) != nil
+        return wellFormed && !CredentialService.mayBeCardNumber(presentedID)
+            ? "unknown:\(presentedID)" : "unknown:malformed"
+    }
 }
 
 /// The only code that returns plaintext (DESIGN §2, §6): checks credential, scope, rate and
@@ -62,12 +71,28 @@ public final class Detokenizer: Sendable {
     private let tokens: TokenVault
     private let audit: any AuditLog
     private let rateLimiter: RateLimiter?
+    private let panQuota: DailyQuota?
     private let logger: Logger
+    /// Audit records of refusals without a valid key, per peer: a flood of them is coalesced
+    /// (the rest counted and reported in the next record written for that peer), so an
+    /// unauthenticated client cannot fill the durable log.
+    private let unauthenticatedRefusals: RateLimiter
+    private let suppressedRefusals = Mutex<[String: Int]>([:])
 
-    public init(tokens: TokenVault, audit: any AuditLog, rateLimiter: RateLimiter?, logger: Logger) {
+    /// - Parameters:
+    ///   - rateLimiter: tokens per second per key (a request of n tokens takes n).
+    ///   - panQuota: full PANs a key may reveal per UTC day.
+    ///   - unauthenticatedRefusals: audit records of refusals without a valid key, per peer
+    ///     address (5 per second, bursts of 20, by default).
+    public init(
+        tokens: TokenVault, audit: any AuditLog, rateLimiter: RateLimiter?, panQuota: DailyQuota? = nil,
+        unauthenticatedRefusals: RateLimiter = RateLimiter(rate: 5, burst: 20), logger: Logger
+    ) {
         self.tokens = tokens
         self.audit = audit
         self.rateLimiter = rateLimiter
+        self.panQuota = panQuota
+        self.unauthenticatedRefusals = unauthenticatedRefusals
         self.logger = logger
     }
 
@@ -76,9 +101,19 @@ public final class Detokenizer: Sendable {
         _ caller: Caller, error: DetokenizationError, purpose: String? = nil, reference: String? = nil,
         tokens: [Token] = []
     ) async -> DetokenizationError {
+        var detail = "refused=\(error.code)"
+        if caller.credential == nil {
+            guard unauthenticatedRefusals.acquire(caller.origin) == nil else {
+                suppressedRefusals.withLock { $0[caller.origin, default: 0] += 1 }
+                return error
+            }
+            if let suppressed = suppressedRefusals.withLock({ $0.removeValue(forKey: caller.origin) }) {
+                detail += " suppressed=\(suppressed)"
+            }
+        }
         let event = AuditEvent(
             actor: caller.actor, type: Self.eventType, outcome: .denied, origin: caller.origin,
-            objects: tokens.map(\.rawValue), purpose: purpose, reference: reference, detail: "refused=\(error.code)")
+            objects: tokens.map(\.rawValue), purpose: purpose, reference: reference, detail: detail)
         do {
             try await audit.append(event)
         } catch {
@@ -100,13 +135,6 @@ public final class Detokenizer: Sendable {
             throw await refuse(
                 caller, error: .init(.forbidden, code: "forbidden", message: "this API key lacks scope detokenize"))
         }
-        if let rateLimiter, let wait = rateLimiter.acquire(credential.id) {
-            throw await refuse(
-                caller,
-                error: .init(
-                    .rateLimited(retryAfterSeconds: wait), code: "rate_limited",
-                    message: "too many detokenize requests for this API key; retry after \(wait) s"))
-        }
         return credential
     }
 
@@ -127,6 +155,31 @@ public final class Detokenizer: Sendable {
                     message: "this API key may not detokenize for purpose \(request.purpose)"),
                 purpose: request.purpose, reference: request.reference, tokens: valid)
         }
+        if request.reveal == .pan && !credential.mayRevealPAN(for: request.purpose) {
+            throw await refuse(
+                caller,
+                error: .init(
+                    .forbidden, code: "reveal_not_allowed",
+                    message: "this API key may reveal masked PANs only for purpose \(request.purpose)"),
+                purpose: request.purpose, reference: request.reference, tokens: valid)
+        }
+        // Limits count tokens, not requests: one request may name 1,000.
+        if let rateLimiter, let wait = rateLimiter.acquire(credential.id, cost: request.tokens.count) {
+            throw await refuse(
+                caller,
+                error: .init(
+                    .rateLimited(retryAfterSeconds: wait), code: "rate_limited",
+                    message: "too many tokens detokenized by this API key; retry after \(wait) s"),
+                purpose: request.purpose, reference: request.reference, tokens: valid)
+        }
+        if request.reveal == .pan, let panQuota, let wait = panQuota.take(credential.id, count: valid.count) {
+            throw await refuse(
+                caller,
+                error: .init(
+                    .rateLimited(retryAfterSeconds: wait), code: "daily_limit_reached",
+                    message: "this API key has revealed its \(panQuota.limit) full PANs for today (UTC)"),
+                purpose: request.purpose, reference: request.reference, tokens: valid)
+        }
         let positions = parsed.indices.filter { parsed[$0] != nil }
         var results = [DetokenizeResult?](repeating: nil, count: parsed.count)
         for (index, token) in parsed.enumerated() where token == nil {
@@ -134,7 +187,7 @@ public final class Detokenizer: Sendable {
         }
         do {
             try await tokens.withRevealedCards(
-                valid,
+                valid, tenant: credential.tenant,
                 beforeReveal: { found in
                     // Audit before reveal: durably committed before anything is decrypted.
                     let event = AuditEvent(

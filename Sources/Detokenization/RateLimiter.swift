@@ -1,7 +1,8 @@
 import Foundation
 import Synchronization
 
-/// A token bucket per credential: `rate` requests per second on average, bursts up to `burst`.
+/// A token bucket per credential: `rate` units (requests, cards, tokens) per second on average,
+/// bursts up to `burst`.
 public final class RateLimiter: Sendable {
     private struct Bucket {
         var tokens: Double
@@ -21,20 +22,24 @@ public final class RateLimiter: Sendable {
         self.burst = max(1, burst ?? rate)
     }
 
-    /// Takes one request from `key`'s bucket. Returns `nil` if allowed, otherwise the whole
-    /// seconds to wait before the next request would be allowed.
-    public func acquire(_ key: String, now: ContinuousClock.Instant = .now) -> Int? {
-        buckets.withLock { buckets in
+    /// Takes `cost` units (requests, cards, tokens) from `key`'s bucket. Returns `nil` if
+    /// allowed, otherwise the whole seconds to wait before it would be. A cost above the burst
+    /// passes when the bucket is full and leaves it in debt, so the average never exceeds `rate`
+    /// whatever the size of one request.
+    public func acquire(_ key: String, cost: Int = 1, now: ContinuousClock.Instant = .now) -> Int? {
+        let cost = Double(max(cost, 1))
+        let needed = min(cost, burst)
+        return buckets.withLock { buckets in
             var bucket = buckets[key] ?? Bucket(tokens: burst, updated: now)
             let elapsed = now - bucket.updated
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             bucket.tokens = min(burst, bucket.tokens + seconds * rate)
             bucket.updated = now
             defer { buckets[key] = bucket }
-            guard bucket.tokens >= 1 else {
-                return max(1, Int(((1 - bucket.tokens) / rate).rounded(.up)))
+            guard bucket.tokens >= needed else {
+                return max(1, Int(((needed - bucket.tokens) / rate).rounded(.up)))
             }
-            bucket.tokens -= 1
+            bucket.tokens -= cost
             return nil
         }
     }

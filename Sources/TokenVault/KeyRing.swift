@@ -33,6 +33,7 @@ public final class KeyRing: Sendable {
     /// Subkeys of the root key, by `crypto_kdf` context (see docs/CRYPTO.md).
     public enum Subkey: String, CaseIterable {
         case fingerprint = "CARDFPRT"
+        case callerFingerprint = "CALLERFP"
         case credentials = "APICREDS"
         case audit = "AUDITMAC"
     }
@@ -45,8 +46,10 @@ public final class KeyRing: Sendable {
     }
 
     private let state: Mutex<State>
-    /// Keyed BLAKE2b key for PAN fingerprints (never rotates: fingerprints must stay stable).
+    /// Keyed BLAKE2b key for the internal PAN fingerprint (dedupe; never shown to a caller).
     public let fingerprintKey: SecretBytes
+    /// Keyed BLAKE2b key that derives a caller's fingerprint from the internal one (CRYPTO.md §8).
+    public let callerFingerprintKey: SecretBytes
     /// Keyed BLAKE2b key for API credential hashes.
     public let credentialKey: SecretBytes
     /// MAC key of the audit chain.
@@ -57,6 +60,8 @@ public final class KeyRing: Sendable {
     public init(master: SecretBytes, wrappedRoot: [UInt8], dataKeys rows: [DataKeyRow]) throws {
         let root = try WrappedKey.unwrap(wrappedRoot, label: .root, version: 0, master: master)
         fingerprintKey = try KeyDerivation.deriveSubkey(id: 1, context: Subkey.fingerprint.rawValue, from: root)
+        callerFingerprintKey = try KeyDerivation.deriveSubkey(
+            id: 1, context: Subkey.callerFingerprint.rawValue, from: root)
         credentialKey = try KeyDerivation.deriveSubkey(id: 1, context: Subkey.credentials.rawValue, from: root)
         auditKey = try KeyDerivation.deriveSubkey(id: 1, context: Subkey.audit.rawValue, from: root)
         let (keys, active) = try Self.unwrap(rows, master: master, known: [:])

@@ -22,7 +22,8 @@ enum RecordEnvelope {
     static let cvvFormatByte: UInt8 = 0x02
     static let cvvHeaderByteCount = 9
 
-    /// The largest plaintext: header (3) + token (≤ 26) + length (1) + PAN (≤ 19) + expiry (3).
+    /// The largest plaintext: header (3) + token (34 for an opaque one, at most 19 for a numeric
+    /// one) + length (1) + PAN (≤ 19) + expiry (3) = 60; 64 leaves room.
     static let maximumPlaintextByteCount = 64
 
     /// The key version an envelope names.

@@ -60,8 +60,8 @@ public struct SQLiteVaultStore: VaultStore {
                 db.cachedStatement(
                     sql: """
                         INSERT INTO cards (token, format, bin, last4, brand, exp_month, exp_year, fingerprint,
-                            fingerprint_prefix, key_version, ciphertext, created_at_ms)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token) DO NOTHING
+                            fingerprint_prefix, key_version, ciphertext, created_at_ms, tenant, created_by)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token) DO NOTHING
                         """), in: db)
             let upsertCVV = try RawStatement(
                 db.cachedStatement(
@@ -90,7 +90,8 @@ public struct SQLiteVaultStore: VaultStore {
                 case .insert:
                     if write.dedupe,
                         let existing = try Self.card(
-                            db, fingerprint: write.fingerprint, format: metadata.format, now: metadata.createdAt)
+                            db, fingerprint: write.card.fingerprint, format: metadata.format,
+                            createdBy: write.card.createdBy, now: metadata.createdAt)
                     {
                         outcomes.append(.existing(existing))
                         continue
@@ -106,11 +107,13 @@ public struct SQLiteVaultStore: VaultStore {
                     try insertCard.bind(5, metadata.brand.rawValue)
                     try insertCard.bind(6, Int64(metadata.expMonth))
                     try insertCard.bind(7, Int64(metadata.expYear))
-                    try insertCard.bind(8, write.fingerprint)
-                    try insertCard.bind(9, Self.fingerprintPrefix(write.fingerprint))
+                    try insertCard.bind(8, write.card.fingerprint)
+                    try insertCard.bind(9, Self.fingerprintPrefix(write.card.fingerprint))
                     try insertCard.bind(10, Int64(write.card.keyVersion))
                     try insertCard.bind(11, write.card.ciphertext)
                     try insertCard.bind(12, metadata.createdAt.milliseconds)
+                    try insertCard.bind(13, write.card.tenant)
+                    try insertCard.bind(14, write.card.createdBy)
                     guard try insertCard.run() == 1 else {
                         outcomes.append(.tokenTaken)
                         continue
@@ -140,8 +143,8 @@ public struct SQLiteVaultStore: VaultStore {
 
     private static let cardColumns = """
         cards.token, cards.format, cards.bin, cards.last4, cards.brand, cards.exp_month, cards.exp_year,
-        cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms, cvvs.expires_at_ms AS cvv_expires_at_ms,
-        cvvs.epoch AS cvv_epoch
+        cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms, cards.tenant, cards.created_by,
+        cvvs.expires_at_ms AS cvv_expires_at_ms, cvvs.epoch AS cvv_epoch
         """
 
     /// The first 8 bytes of a fingerprint as a signed big-endian integer: the dedupe index holds
@@ -152,7 +155,7 @@ public struct SQLiteVaultStore: VaultStore {
     }
 
     private static func card(
-        _ db: Database, fingerprint: [UInt8], format: TokenFormat, now: Date
+        _ db: Database, fingerprint: [UInt8], format: TokenFormat, createdBy: String, now: Date
     ) throws
         -> StoredCard?
     {
@@ -161,8 +164,10 @@ public struct SQLiteVaultStore: VaultStore {
             sql:
                 "SELECT \(cardColumns) FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ? "
                 + "WHERE cards.fingerprint_prefix = ? AND cards.fingerprint = ? AND cards.format = ? "
-                + "ORDER BY cards.id LIMIT 1",
-            arguments: [now.milliseconds, fingerprintPrefix(fingerprint), Data(fingerprint), format.rawValue]
+                + "AND cards.created_by = ? ORDER BY cards.id LIMIT 1",
+            arguments: [
+                now.milliseconds, fingerprintPrefix(fingerprint), Data(fingerprint), format.rawValue, createdBy,
+            ]
         ).map(storedCard)
     }
 
@@ -174,10 +179,11 @@ public struct SQLiteVaultStore: VaultStore {
         let metadata = CardMetadata(
             token: Token(unchecked: row["token"]), format: TokenFormat(rawValue: row["format"]) ?? .opaque,
             bin: row["bin"], last4: row["last4"], brand: CardBrand(rawValue: row["brand"]) ?? .unknown,
-            expMonth: row["exp_month"], expYear: row["exp_year"], fingerprint: Hex.encode(fingerprint),
+            expMonth: row["exp_month"], expYear: row["exp_year"], fingerprint: "",
             createdAt: Date(milliseconds: row["created_at_ms"]), cvvExpiresAt: cvvExpiry.map(Date.init(milliseconds:)))
         return StoredCard(
             metadata: metadata, keyVersion: row["key_version"], ciphertext: [UInt8](ciphertext),
+            fingerprint: [UInt8](fingerprint), tenant: row["tenant"], createdBy: row["created_by"],
             cvvEpoch: cvvEpoch.map { UInt64(bitPattern: $0) })
     }
 
@@ -196,7 +202,7 @@ public struct SQLiteVaultStore: VaultStore {
                     sql: """
                         SELECT cards.token, cards.format, cards.bin, cards.last4, cards.brand, cards.exp_month,
                             cards.exp_year, cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms,
-                            cvvs.expires_at_ms, cvvs.epoch
+                            cvvs.expires_at_ms, cards.tenant, cards.created_by, cvvs.epoch
                         FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ?
                         WHERE cards.token = ?
                         """), in: db)
@@ -208,20 +214,25 @@ public struct SQLiteVaultStore: VaultStore {
                 token: Token(unchecked: select.string(0)), format: TokenFormat(rawValue: select.string(1)) ?? .opaque,
                 bin: select.string(2), last4: select.string(3),
                 brand: CardBrand(rawValue: select.string(4)) ?? .unknown,
-                expMonth: Int(select.int64(5)), expYear: Int(select.int64(6)), fingerprint: Hex.encode(select.bytes(7)),
+                expMonth: Int(select.int64(5)), expYear: Int(select.int64(6)), fingerprint: "",
                 createdAt: Date(milliseconds: select.int64(10)),
                 cvvExpiresAt: select.isNull(11) ? nil : Date(milliseconds: select.int64(11)))
             return StoredCard(
                 metadata: metadata, keyVersion: UInt32(select.int64(8)), ciphertext: select.bytes(9),
-                cvvEpoch: select.isNull(12) ? nil : UInt64(bitPattern: select.int64(12)))
+                fingerprint: select.bytes(7), tenant: select.string(12), createdBy: select.string(13),
+                cvvEpoch: select.isNull(14) ? nil : UInt64(bitPattern: select.int64(14)))
         }
     }
 
-    public func ciphertexts(of tokens: [Token]) async throws -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])] {
-        try readCiphertexts(of: tokens)
+    public func ciphertexts(
+        of tokens: [Token], tenant: String
+    ) async throws -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])] {
+        try readCiphertexts(of: tokens, tenant: tenant)
     }
 
-    private func readCiphertexts(of tokens: [Token]) throws -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])] {
+    private func readCiphertexts(
+        of tokens: [Token], tenant: String
+    ) throws -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])] {
         guard !tokens.isEmpty else { return [:] }
         // A request holds at most 1,000 tokens: one statement, consistent by itself, so the
         // BEGIN/COMMIT of `read` is skipped.
@@ -233,9 +244,12 @@ public struct SQLiteVaultStore: VaultStore {
                 let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
                 let select = try RawStatement(
                     db.cachedStatement(
-                        sql: "SELECT token, key_version, ciphertext FROM cards WHERE token IN (\(placeholders))"),
+                        sql:
+                            "SELECT token, key_version, ciphertext FROM cards WHERE tenant = ? AND token IN (\(placeholders))"
+                    ),
                     in: db)
-                for (index, token) in chunk.enumerated() { try select.bind(Int32(index + 1), token.rawValue) }
+                try select.bind(1, tenant)
+                for (index, token) in chunk.enumerated() { try select.bind(Int32(index + 2), token.rawValue) }
                 while try select.next() {
                     found[Token(unchecked: select.string(0))] = (UInt32(select.int64(1)), select.bytes(2))
                 }
@@ -245,11 +259,15 @@ public struct SQLiteVaultStore: VaultStore {
         }
     }
 
-    public func delete(_ token: Token, at date: Date) async throws -> Bool {
+    public func delete(_ token: Token, tenant: String, at date: Date) async throws -> Bool {
         let deleted = try await pool.write { db in
+            guard
+                try Bool.fetchOne(
+                    db, sql: "SELECT EXISTS (SELECT 1 FROM cards WHERE token = ? AND tenant = ?)",
+                    arguments: [token.rawValue, tenant]) == true
+            else { return false }
             try db.execute(sql: "DELETE FROM cvvs WHERE token = ?", arguments: [token.rawValue])
             try db.execute(sql: "DELETE FROM cards WHERE token = ?", arguments: [token.rawValue])
-            guard db.changesCount == 1 else { return false }
             try db.execute(
                 sql: "INSERT OR IGNORE INTO deleted_tokens (token, deleted_at_ms) VALUES (?, ?)",
                 arguments: [token.rawValue, date.milliseconds])

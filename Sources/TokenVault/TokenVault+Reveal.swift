@@ -22,7 +22,7 @@ public struct RevealedCard {
 
 extension TokenVault {
     /// Opens the records of `tokens` and hands them to `body`; `nil` for a token that does not
-    /// exist (never issued, or deleted). The plaintext lives in one scratch buffer that is wiped
+    /// exist in `tenant` (never issued, deleted, or another tenant's). The plaintext lives in one scratch buffer that is wiped
     /// before this returns.
     ///
     /// `beforeReveal` runs after the lookup and before anything is decrypted, with the tokens
@@ -34,10 +34,10 @@ extension TokenVault {
     /// checks that. `TokenVault` itself never returns a PAN.
     @_spi(Detokenization)
     public func withRevealedCards(
-        _ tokens: [Token], beforeReveal: (_ found: Set<Token>) async throws -> Void,
+        _ tokens: [Token], tenant: String, beforeReveal: (_ found: Set<Token>) async throws -> Void,
         _ body: (_ index: Int, _ card: RevealedCard?) throws -> Void
     ) async throws {
-        let found = try await store.ciphertexts(of: tokens)
+        let found = try await store.ciphertexts(of: tokens, tenant: tenant)
         try await beforeReveal(Set(found.keys))
         let scratch = SecretBytes(
             zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)

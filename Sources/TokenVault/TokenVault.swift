@@ -1,3 +1,4 @@
+import Audit
 @_spi(CardholderData) public import CardTokens
 public import Foundation
 import GroupCommit
@@ -14,6 +15,8 @@ public final class TokenVault: Tokenizing {
     private let clock: @Sendable () -> Date
     private let logger: Logger
     private let committer: GroupCommitter<CardWrite, CardWriteOutcome>
+    /// Refuses bursts of distinct PANs sharing a BIN and last four (an enumeration).
+    public let similarCards: SimilarCardGuard
     /// A numeric token space can be small (a 12-digit PAN leaves two random digits); after this
     /// many collisions in a row the request fails instead of looping.
     static let maximumTokenAttempts = 32
@@ -25,39 +28,56 @@ public final class TokenVault: Tokenizing {
     ///   only in this object's memory, so they do not outlive it (nor a restart).
     public convenience init(
         store: any VaultStore, keyRing: KeyRing, cvvTimeToLive: TimeInterval = 3600,
-        logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }
+        similarCards: SimilarCardGuard = SimilarCardGuard(), logger: Logger,
+        clock: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.init(
-            store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive, cvvEpochLength: nil, logger: logger,
-            clock: clock)
+            store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive, cvvEpochLength: nil,
+            similarCards: similarCards, logger: logger, clock: clock)
     }
 
     /// - Parameter cvvEpochLength: how long one CVV key seals (a quarter of the TTL if `nil`).
     init(
         store: any VaultStore, keyRing: KeyRing, cvvTimeToLive: TimeInterval, cvvEpochLength: TimeInterval?,
-        logger: Logger, clock: @escaping @Sendable () -> Date
+        similarCards: SimilarCardGuard = SimilarCardGuard(), logger: Logger, clock: @escaping @Sendable () -> Date
     ) {
         self.store = store
         self.keyRing = keyRing
         self.cvvTimeToLive = cvvTimeToLive
         self.cvvKeys = CVVEpochKeys(timeToLive: cvvTimeToLive, epochLength: cvvEpochLength)
+        self.similarCards = similarCards
         self.clock = clock
         self.logger = logger
         self.committer = GroupCommitter { writes in try await store.commit(writes) }
     }
 
-    public func tokenize(_ request: TokenizeRequest) async throws -> TokenizeResult {
-        try await tokenize(batch: [request])[0].get()
+    public func tokenize(
+        _ request: TokenizeRequest, by principal: Principal = .system, origin: String = "local"
+    ) async throws -> TokenizeResult {
+        try await tokenize(batch: [request], by: principal, origin: origin)[0].get()
     }
 
-    public func tokenize(batch requests: [TokenizeRequest]) async throws -> [Result<TokenizeResult, any Error>] {
+    /// - Parameters:
+    ///   - principal: who tokenizes: the tokens belong to its tenant, dedupe finds only tokens
+    ///     it created, and the fingerprints returned are derived for it.
+    ///   - origin: the caller's address, for the audit record of a refused burst.
+    public func tokenize(
+        batch requests: [TokenizeRequest], by principal: Principal = .system, origin: String = "local"
+    ) async throws -> [Result<TokenizeResult, any Error>] {
         var results = [Result<TokenizeResult, any Error>?](repeating: nil, count: requests.count)
-        var pending = Array(requests.indices)
         var existingTokens = [Int: StoredCard]()
         var attempts = 0
+        let internalFingerprints = requests.map { request in
+            request.card.withPANDigits {
+                KeyedHash.hash(UnsafeRawBufferPointer($0), key: keyRing.fingerprintKey, outputByteCount: 16)
+            }
+        }
+        var pending = try await admitSimilarCards(
+            requests, fingerprints: internalFingerprints, principal: principal, origin: origin, results: &results)
         while !pending.isEmpty {
             attempts += 1
-            let writes = prepare(pending.map { (requests[$0], existingTokens[$0]) })
+            let writes = prepare(
+                pending.map { (requests[$0], internalFingerprints[$0], existingTokens[$0]) }, principal: principal)
             let outcomes = try await committer.submit(writes)
             var retry = [Int]()
             if outcomes.contains(where: { if case .staleKey = $0 { true } else { false } }) {
@@ -66,16 +86,28 @@ public final class TokenVault: Tokenizing {
             for (index, (write, outcome)) in zip(pending, zip(writes, outcomes)) {
                 switch outcome {
                 case .stored:
-                    var metadata = existingTokens[index].map(visibleMetadata) ?? write.card.metadata
+                    var metadata =
+                        existingTokens[index].map { callerMetadata($0, for: principal) }
+                        ?? write.card.metadata
                     metadata.cvvExpiresAt = write.cvv?.expiresAt ?? metadata.cvvExpiresAt
                     results[index] = .success(TokenizeResult(metadata: metadata, created: write.mode == .insert))
                 case .existing(let card):
-                    if requests[index].card.hasCVV {
+                    let card = callerCard(card, for: principal)
+                    if card.metadata.expMonth != requests[index].card.expMonth
+                        || card.metadata.expYear != requests[index].card.expYear
+                    {
+                        // Another expiry is another card issue: refused rather than answered
+                        // with the old expiry, or a new CVV bound to a card it does not fit.
+                        results[index] = .failure(
+                            VaultError(
+                                .dedupeExpiryMismatch,
+                                "this card is already tokenized with another expiry; tokenize it without dedupe"))
+                    } else if requests[index].card.hasCVV {
                         // Keep the CVV that came with this request, bound to the existing token.
                         existingTokens[index] = card
                         retry.append(index)
                     } else {
-                        results[index] = .success(TokenizeResult(metadata: visibleMetadata(card), created: false))
+                        results[index] = .success(TokenizeResult(metadata: card.metadata, created: false))
                     }
                 case .tokenTaken, .missing:
                     existingTokens[index] = nil
@@ -104,16 +136,94 @@ public final class TokenVault: Tokenizing {
         return results.map { $0! }
     }
 
+    /// Runs the batch past the similar-card guard: refused cards get their failure in
+    /// `results`, and the first refusal of a burst is audited. Returns the admitted indices.
+    private func admitSimilarCards(
+        _ requests: [TokenizeRequest], fingerprints: [[UInt8]], principal: Principal, origin: String,
+        results: inout [Result<TokenizeResult, any Error>?]
+    ) async throws -> [Int] {
+        let decisions = similarCards.admit(
+            principal: principal.description,
+            cards: zip(requests, fingerprints).map { ($0.card.bin, $0.card.last4, $1) }, now: clock())
+        var admitted = [Int]()
+        admitted.reserveCapacity(requests.count)
+        for (index, decision) in decisions.enumerated() {
+            guard case .refused(let report, let distinct) = decision else {
+                admitted.append(index)
+                continue
+            }
+            results[index] = .failure(
+                VaultError(
+                    .similarCardsLimit,
+                    "too many different cards with this BIN and last four from this API key; try again later"))
+            guard report else { continue }
+            let card = requests[index].card
+            logger.warning(
+                "tokenize refused: a burst of distinct cards sharing a BIN and last four",
+                metadata: ["principal": "\(principal)", "bin": "\(card.bin)", "last4": "\(card.last4)"])
+            try await store.appendAudit(
+                AuditEvent(
+                    actor: principal.auditActor, type: "tokenize.similar_cards", time: clock(), outcome: .denied,
+                    origin: origin, objects: ["tenant:\(principal.tenant)"],
+                    detail: "bin=\(card.bin) last4=\(card.last4) distinct=\(distinct) limit=\(similarCards.limit)"))
+        }
+        return admitted
+    }
+
+    /// A stored card as `principal` may see it: the fingerprint derived for it.
+    func callerCard(_ card: StoredCard, for principal: Principal) -> StoredCard {
+        var card = card
+        card.metadata = callerMetadata(card, for: principal)
+        return card
+    }
+
+    func callerMetadata(_ card: StoredCard, for principal: Principal) -> CardMetadata {
+        var metadata = card.metadata
+        metadata.fingerprint = callerFingerprint(card.fingerprint, createdBy: card.createdBy, for: principal)
+        // A CVV row whose epoch key this process does not hold (sealed before a restart, or by
+        // another process) can never be used, so it is not shown as held.
+        if let epoch = card.cvvEpoch, !cvvKeys.holds(epoch, at: clock()) { metadata.cvvExpiresAt = nil }
+        return metadata
+    }
+
+    /// The fingerprint `principal` sees for a card that `createdBy` tokenized (docs/CRYPTO.md §8.1).
+    ///
+    /// The creator is in it so that no caller can match a token it made for a PAN of its choice
+    /// against someone else's token: a key holding `tokenize` and `tokens:read` would otherwise
+    /// tokenize candidates and compare their fingerprints with a victim token's.
+    func callerFingerprint(_ internalFingerprint: [UInt8], createdBy: String, for principal: Principal) -> String {
+        Self.callerFingerprint(
+            internalFingerprint, tenant: principal.tenant, reader: principal.name, creator: createdBy,
+            key: keyRing.callerFingerprintKey)
+    }
+
+    /// BLAKE2b-128 keyed with the caller-fingerprint key over
+    /// `u8 len ‖ tenant ‖ u8 len ‖ reader ‖ u8 len ‖ creator ‖ internal fingerprint`, in hex.
+    static func callerFingerprint(
+        _ internalFingerprint: [UInt8], tenant: String, reader: String, creator: String, key: SecretBytes
+    ) -> String {
+        var message = [UInt8]()
+        message.reserveCapacity(3 + tenant.utf8.count + reader.utf8.count + creator.utf8.count + 16)
+        for part in [tenant, reader, creator] {
+            message.append(UInt8(part.utf8.count))
+            message.append(contentsOf: part.utf8)
+        }
+        message.append(contentsOf: internalFingerprint)
+        return Hex.encode(KeyedHash.hash(message, key: key, outputByteCount: 16))
+    }
+
     /// Builds encrypted writes. All crypto happens here, outside the database transaction, with
     /// one random pool per call so a batch costs one `getrandom` call.
-    private func prepare(_ items: [(TokenizeRequest, StoredCard?)]) -> [CardWrite] {
+    private func prepare(
+        _ items: [(request: TokenizeRequest, fingerprint: [UInt8], existing: StoredCard?)], principal: Principal
+    ) -> [CardWrite] {
         // Whole milliseconds, as stored, so the metadata returned equals the metadata read back.
         let now = Date(milliseconds: clock().milliseconds)
         let (version, key) = keyRing.active
         let perItem = SecretBox.nonceByteCount * 2 + TokenGenerator.randomBytesPerToken
         var pool = RandomPool(byteCount: perItem * items.count)
         let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
-        return items.map { request, existing in
+        return items.map { request, fingerprint, existing in
             let card = request.card
             return card.withPANDigits { pan -> CardWrite in
                 let token: Token
@@ -124,8 +234,6 @@ public final class TokenVault: Tokenizing {
                 } else {
                     token = TokenGenerator.opaque(pool: &pool, milliseconds: now.milliseconds)
                 }
-                let fingerprint = KeyedHash.hash(
-                    UnsafeRawBufferPointer(pan), key: keyRing.fingerprintKey, outputByteCount: 16)
                 let ciphertext = scratch.withUnsafeMutableBytes { buffer in
                     let count = RecordEnvelope.writePlaintext(
                         kind: .card, token: token.rawValue, data: pan, expMonth: card.expMonth, expYear: card.expYear,
@@ -153,13 +261,15 @@ public final class TokenVault: Tokenizing {
                 }
                 let metadata = CardMetadata(
                     token: token, format: request.format, bin: card.bin, last4: card.last4, brand: card.brand,
-                    expMonth: card.expMonth, expYear: card.expYear, fingerprint: Hex.encode(fingerprint),
-                    createdAt: now,
-                    cvvExpiresAt: nil)
+                    expMonth: card.expMonth, expYear: card.expYear,
+                    fingerprint: callerFingerprint(fingerprint, createdBy: principal.name, for: principal),
+                    createdAt: now, cvvExpiresAt: nil)
                 return CardWrite(
                     mode: existing == nil ? .insert : .cvvOnly,
-                    card: StoredCard(metadata: metadata, keyVersion: version, ciphertext: ciphertext),
-                    fingerprint: fingerprint, dedupe: request.dedupe && existing == nil, cvv: cvv)
+                    card: StoredCard(
+                        metadata: metadata, keyVersion: version, ciphertext: ciphertext, fingerprint: fingerprint,
+                        tenant: principal.tenant, createdBy: principal.name),
+                    dedupe: request.dedupe && existing == nil, cvv: cvv)
             }
         }
     }
@@ -172,26 +282,19 @@ public final class TokenVault: Tokenizing {
         try keyRing.reload(ring.dataKeys)
     }
 
-    public func metadata(of token: Token) async throws -> CardMetadata {
-        guard let card = try await store.card(token, now: clock()) else {
+    /// The metadata of `token` as `principal` sees it; a token of another tenant is not found.
+    public func metadata(of token: Token, for principal: Principal = .system) async throws -> CardMetadata {
+        guard let card = try await store.card(token, now: clock()), card.tenant == principal.tenant else {
             throw VaultError(.tokenNotFound, "no such token")
         }
-        return visibleMetadata(card)
+        return callerMetadata(card, for: principal)
     }
 
-    /// The metadata of `card` as this process sees it: a CVV row whose epoch key this process
-    /// does not hold (sealed before a restart, or by another process) cannot be used, so it is
-    /// not shown as held.
-    private func visibleMetadata(_ card: StoredCard) -> CardMetadata {
-        var metadata = card.metadata
-        if let epoch = card.cvvEpoch, !cvvKeys.holds(epoch, at: clock()) { metadata.cvvExpiresAt = nil }
-        return metadata
-    }
-
-    /// Deletes `token`'s record and CVV. The rows are zeroed in `vault.db` (`secure_delete`); the
-    /// copies in `vault.db-wal` go at the next coalesced checkpoint (``VaultDatabase/scrubIfNeeded()``).
-    public func delete(_ token: Token) async throws {
-        guard try await store.delete(token, at: clock()) else {
+    /// Deletes `token` if it belongs to `principal`'s tenant. The rows are zeroed in `vault.db`
+    /// (`secure_delete`); the copies in `vault.db-wal` go at the next coalesced checkpoint
+    /// (``VaultDatabase/scrubIfNeeded()``).
+    public func delete(_ token: Token, by principal: Principal = .system) async throws {
+        guard try await store.delete(token, tenant: principal.tenant, at: clock()) else {
             throw VaultError(.tokenNotFound, "no such token")
         }
         logger.info("token deleted", metadata: ["token": "\(token)"])
@@ -242,4 +345,9 @@ public final class TokenVault: Tokenizing {
             }
         }
     }
+}
+
+extension Principal {
+    /// The actor an audit record names: an API key's id, else the principal's name.
+    var auditActor: String { name.hasPrefix("key:") ? String(name.dropFirst(4)) : name }
 }

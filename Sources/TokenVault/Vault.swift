@@ -22,6 +22,27 @@ public struct VaultPaths: Sendable, Hashable {
     /// The audit log's head file (see `AuditHead`): in the data folder, beside `vault.db`.
     public var auditHeadPath: String { (dataDirectory as NSString).appendingPathComponent("audit.head") }
 
+    /// Refuses a master key kept inside the data folder (PCI DSS 3.6.1.2: keys stored apart from
+    /// the data they protect): a backup or copy of the data folder would carry both.
+    /// - Throws: ``VaultError`` `invalid_argument`.
+    public func checkSeparation() throws {
+        func resolved(_ path: String) -> String {
+            URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+        }
+        let data = resolved(dataDirectory)
+        for (what, path) in [
+            ("--keys-dir", keysDirectory), ("--master-key", (masterKeyPath as NSString).deletingLastPathComponent),
+        ] {
+            let keys = resolved(path)
+            guard keys != data, !keys.hasPrefix(data.hasSuffix("/") ? data : data + "/") else {
+                throw VaultError(
+                    .invalidArgument,
+                    "\(what) \(path) is inside --data-dir \(dataDirectory): keep the master key apart from the data "
+                        + "it protects (PCI DSS 3.6.1.2)")
+            }
+        }
+    }
+
     /// Where `rotate-master` stages the new key until the key ring is re-wrapped under it.
     var pendingMasterKeyPath: String { masterKeyPath + ".next" }
 }
@@ -39,7 +60,8 @@ public final class Vault: Sendable {
     private let logger: Logger
 
     private init(
-        paths: VaultPaths, database: VaultDatabase, keyRing: KeyRing, logger: Logger, cvvTimeToLive: TimeInterval
+        paths: VaultPaths, database: VaultDatabase, keyRing: KeyRing, logger: Logger, cvvTimeToLive: TimeInterval,
+        similarCardLimit: Int
     ) {
         self.paths = paths
         self.database = database
@@ -48,7 +70,9 @@ public final class Vault: Sendable {
         audit = SQLiteAuditLog(
             writer: database.pool, chain: AuditChain(key: keyRing.auditKey), headFilePath: paths.auditHeadPath)
         store = SQLiteVaultStore(database: database, audit: audit)
-        tokens = TokenVault(store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive, logger: logger)
+        tokens = TokenVault(
+            store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive,
+            similarCards: SimilarCardGuard(limit: similarCardLimit), logger: logger)
         keys = KeyManager(store: store, keyRing: keyRing, logger: logger)
         credentials = CredentialService(database: database, hashKey: keyRing.credentialKey, audit: audit)
     }
@@ -57,8 +81,11 @@ public final class Vault: Sendable {
     /// readable by others) and then that it opens the key ring; on any failure nothing in the
     /// data folder is changed.
     /// - Throws: ``MasterKeyError`` or ``VaultError`` naming the file and the problem.
-    public static func open(paths: VaultPaths, logger: Logger, cvvTimeToLive: TimeInterval = 3600) async throws -> Vault
-    {
+    /// - Parameter similarCardLimit: see ``SimilarCardGuard``.
+    public static func open(
+        paths: VaultPaths, logger: Logger, cvvTimeToLive: TimeInterval = 3600, similarCardLimit: Int = 10
+    ) async throws -> Vault {
+        try paths.checkSeparation()
         let master = try MasterKeyFile.load(path: paths.masterKeyPath)
         let databasePath = (paths.dataDirectory as NSString).appendingPathComponent(VaultDatabase.fileName)
         // The key is checked over a read-only connection: opening the pool writes to vault.db
@@ -87,7 +114,9 @@ public final class Vault: Sendable {
         let database = try VaultDatabase.open(directory: paths.dataDirectory, create: false)
         try database.migrate()
         await database.scrubIfNeeded()
-        return Vault(paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive)
+        return Vault(
+            paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive,
+            similarCardLimit: similarCardLimit)
     }
 
     /// The wrapped keys in `vault.db`, read without writing to the file; `nil` if it has none.
@@ -134,6 +163,7 @@ public final class Vault: Sendable {
     /// Never overwrites: an existing master key is checked against an existing key ring, and a
     /// key ring without its master key is an error (a new key could not open it).
     public static func initialize(paths: VaultPaths, logger: Logger) async throws -> InitResult {
+        try paths.checkSeparation()
         let databasePath = (paths.dataDirectory as NSString).appendingPathComponent(VaultDatabase.fileName)
         let masterExists = FileManager.default.fileExists(atPath: paths.masterKeyPath)
         if !masterExists, FileManager.default.fileExists(atPath: databasePath) {
@@ -190,7 +220,7 @@ public final class Vault: Sendable {
 
     /// Re-wraps every key under the master key in `newKeyPath` and installs that key as the
     /// vault's master key file. Crash-safe: the new key is staged next to the old one before
-    /// the database changes, and ``open(paths:logger:cvvTimeToLive:)`` finishes an interrupted run.
+    /// the database changes, and ``open(paths:logger:cvvTimeToLive:similarCardLimit:)`` finishes an interrupted run.
     public func rotateMaster(newKeyPath: String, by actor: KeyManager.Actor = .cli) async throws {
         let newMaster = try MasterKeyFile.load(path: newKeyPath)
         let staged = paths.pendingMasterKeyPath

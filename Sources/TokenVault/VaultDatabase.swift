@@ -188,6 +188,26 @@ public final class VaultDatabase: Sendable {
                     """)
         }
         SQLiteAuditLog.registerMigrations(&migrator)
+        // Tokens belong to a tenant and name the principal that created them (dedupe answers only
+        // its creator); credentials name their tenant and which purposes may reveal a full PAN.
+        // Rows from before keep the default tenant; their creator is unknown (''), so no caller's
+        // dedupe can reach them; detokenize keys keep the full-PAN grant they had.
+        migrator.registerMigration("vault.tenants") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE cards ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+                    ALTER TABLE cards ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE credentials ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+                    """)
+            let rows = try Row.fetchAll(db, sql: "SELECT id, purposes FROM credentials WHERE purposes != ''")
+            for row in rows {
+                let purposes: String = row["purposes"]
+                let granted = purposes.split(separator: " ").map { $0.contains(":") ? String($0) : "\($0):pan" }
+                try db.execute(
+                    sql: "UPDATE credentials SET purposes = ? WHERE id = ?",
+                    arguments: [granted.joined(separator: " "), row["id"] as String])
+            }
+        }
         migrator.registerMigration(cvvEpochsMigration) { db in
             // CVVs sealed under a data key would open with the master key and vault.db, and no
             // process holds an epoch key for them: they are dropped (held CVVs never survive a

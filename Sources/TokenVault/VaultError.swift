@@ -19,6 +19,10 @@ public struct VaultError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let sameMasterKey = Self("master_key_unchanged")
         public static let credentialNotFound = Self("credential_not_found")
         public static let invalidArgument = Self("invalid_argument")
+        /// A dedupe hit whose stored expiry differs from the request's.
+        public static let dedupeExpiryMismatch = Self("dedupe_expiry_mismatch")
+        /// Too many distinct PANs sharing one BIN and last four from one principal (``SimilarCardGuard``).
+        public static let similarCardsLimit = Self("similar_cards_limit")
 
         public var description: String { rawValue }
 

@@ -3,18 +3,32 @@ public import CardTokens
 public import Foundation
 
 /// A card record as the vault stores it: metadata in the clear, PAN and expiry in `ciphertext`.
+///
+/// `metadata.fingerprint` is empty here: the stored `fingerprint` is the vault's internal one,
+/// which never leaves the vault; callers get one derived for them (``TokenVault``).
 public struct StoredCard: Sendable, Hashable {
     public var metadata: CardMetadata
     public var keyVersion: UInt32
     public var ciphertext: [UInt8]
+    /// The internal fingerprint (docs/CRYPTO.md §8): for dedupe only, never shown.
+    public var fingerprint: [UInt8]
+    /// The tenant the token belongs to, and the principal that created it.
+    public var tenant: String
+    public var createdBy: String
     /// The epoch of the unexpired CVV row, if any: the CVV is held only while this process
     /// holds that epoch's key.
     public var cvvEpoch: UInt64?
 
-    public init(metadata: CardMetadata, keyVersion: UInt32, ciphertext: [UInt8], cvvEpoch: UInt64? = nil) {
+    public init(
+        metadata: CardMetadata, keyVersion: UInt32, ciphertext: [UInt8], fingerprint: [UInt8], tenant: String,
+        createdBy: String, cvvEpoch: UInt64? = nil
+    ) {
         self.metadata = metadata
         self.keyVersion = keyVersion
         self.ciphertext = ciphertext
+        self.fingerprint = fingerprint
+        self.tenant = tenant
+        self.createdBy = createdBy
         self.cvvEpoch = cvvEpoch
     }
 }
@@ -39,8 +53,8 @@ public struct CardWrite: Sendable {
 
     public var mode: Mode
     public var card: StoredCard
-    public var fingerprint: [UInt8]
-    /// Look for an existing record of the same PAN and format first, inside the transaction.
+    /// Look for an existing record of the same PAN and format created by the same principal
+    /// first, inside the transaction.
     public var dedupe: Bool
     public var cvv: CVVWrite?
 }
@@ -77,14 +91,18 @@ public protocol VaultStore: Sendable {
     func commit(_ writes: [CardWrite]) async throws -> [CardWriteOutcome]
     /// The record of `token`, with its CVV expiry, or `nil`.
     func card(_ token: Token, now: Date) async throws -> StoredCard?
-    /// The key versions and ciphertexts of the tokens that exist (for detokenization).
-    func ciphertexts(of tokens: [Token]) async throws -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])]
+    /// The key versions and ciphertexts of the tokens that exist in `tenant` (for detokenization).
+    func ciphertexts(
+        of tokens: [Token], tenant: String
+    ) async throws
+        -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])]
     /// Takes `token`'s held CVV: reads and deletes its row in one write transaction, so of two
     /// concurrent calls only one gets it (PCI DSS 3.3.1.2: used at most once). `nil` if none is
     /// held or its time is up at `now` (an expired one is deleted too).
     func takeCVV(of token: Token, now: Date) async throws -> (epoch: UInt64, ciphertext: [UInt8])?
-    /// Deletes `token`'s record and CVV and remembers the token as used; `false` if unknown.
-    func delete(_ token: Token, at: Date) async throws -> Bool
+    /// Deletes `token`'s record and CVV and remembers the token as used; `false` if unknown in
+    /// `tenant`.
+    func delete(_ token: Token, tenant: String, at: Date) async throws -> Bool
     /// Deletes CVVs whose time is up; returns how many.
     func purgeExpiredCVVs(now: Date) async throws -> Int
     /// Adds a new active data key (`wrap` gets the new version) and demotes the old one.

@@ -35,6 +35,6 @@ extension BenchCommand {
 
     /// The bench saves no cards.
     private struct NoCards: CardDirectory {
-        func metadata(of token: Token) async throws -> CardMetadata? { nil }
+        func metadata(of token: Token, tenant: String) async throws -> CardMetadata? { nil }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CardTokens
 import Foundation
 import TokenVault
 
@@ -9,7 +10,9 @@ struct CredentialsCommand: AsyncParsableCommand {
         abstract: "Create, list and revoke API keys.",
         discussion: """
             Scopes: tokenize, tokens:read, tokens:delete, detokenize, audit:read, wallet. A detokenize key also lists \
-            the purposes it may use (--purpose settlement …). Secrets are shown once and stored only as keyed hashes.
+            the purposes it may use and what each may reveal (--purpose settlement:pan, --purpose chargeback for \
+            masked PANs only). Every key belongs to a tenant (--tenant, default "default"): it sees only its \
+            tenant's tokens and wallets. Secrets are shown once and stored only as keyed hashes.
             """,
         subcommands: [Create.self, List.self, Revoke.self])
 
@@ -19,20 +22,31 @@ struct CredentialsCommand: AsyncParsableCommand {
         @OptionGroup var storage: StorageOptions
         @Option(help: "A name saying who holds the key.") var name: String
         @Option(help: "A scope the key grants (repeat for several).") var scope: [String] = []
-        @Option(help: "A purpose a detokenize key may name (repeat for several).") var purpose: [String] = []
+        @Option(
+            help: ArgumentHelp(
+                "A purpose a detokenize key may name (repeat for several): NAME reveals masked PANs only, NAME:pan full PANs too.",
+                valueName: "name[:masked|:pan]"))
+        var purpose: [String] = []
+        @Option(
+            help: ArgumentHelp(
+                "The tenant the key's tokens and wallets belong to (1 to 64 of a-z 0-9 _ -).", valueName: "name"))
+        var tenant: String = Principal.defaultTenant
         @Flag(help: "Print {\"id\": …, \"secret\": …}.") var json = false
 
         func run() async throws {
             try await CLI.run {
                 let vault = try await CLI.opened(storage, logger: CLI.logger())
                 let (credential, secret) = try await vault.credentials.create(
-                    name: name, scopes: scope.map(Scope.init(rawValue:)), purposes: purpose)
+                    name: name, scopes: scope.map(Scope.init(rawValue:)), purposes: purpose, tenant: tenant)
                 if json {
                     try CLI.printJSON(["id": credential.id, "secret": secret])
                 } else {
                     print("id:     \(credential.id)")
+                    print("tenant: \(credential.tenant)")
                     print("scopes: \(credential.scopes.map(\.rawValue).joined(separator: " "))")
-                    if !credential.purposes.isEmpty { print("purposes: \(credential.purposes.joined(separator: " "))") }
+                    if !credential.purposes.isEmpty {
+                        print("purposes: \(credential.purposeGrants.joined(separator: " "))")
+                    }
                     print("secret: \(secret)")
                     print("The secret is shown only now. Send it as: Authorization: Bearer <secret>")
                 }
@@ -49,7 +63,9 @@ struct CredentialsCommand: AsyncParsableCommand {
         struct Output: Encodable {
             var id: String
             var name: String
+            var tenant: String
             var scopes: [String]
+            /// `name:pan` or `name:masked`.
             var purposes: [String]
             var createdAt: Date
             var revokedAt: Date?
@@ -60,7 +76,8 @@ struct CredentialsCommand: AsyncParsableCommand {
                 let credentials = try await CLI.opened(storage, logger: CLI.logger()).credentials.list()
                 let output = credentials.map {
                     Output(
-                        id: $0.id, name: $0.name, scopes: $0.scopes.map(\.rawValue), purposes: $0.purposes,
+                        id: $0.id, name: $0.name, tenant: $0.tenant, scopes: $0.scopes.map(\.rawValue),
+                        purposes: $0.purposeGrants,
                         createdAt: $0.createdAt, revokedAt: $0.revokedAt)
                 }
                 guard !json else { return try CLI.printJSON(output) }
@@ -68,7 +85,10 @@ struct CredentialsCommand: AsyncParsableCommand {
                 for credential in output {
                     let state = credential.revokedAt == nil ? "active" : "revoked"
                     print(
-                        "\(credential.id)  \(state)  \(credential.name)  [\(credential.scopes.joined(separator: " "))]")
+                        "\(credential.id)  \(state)  \(credential.tenant)  \(credential.name)  "
+                            + "[\(credential.scopes.joined(separator: " "))]"
+                            + (credential.purposes.isEmpty
+                                ? "" : "  purposes: \(credential.purposes.joined(separator: " "))"))
                 }
             }
         }

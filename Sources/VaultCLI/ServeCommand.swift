@@ -30,8 +30,28 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port of the detokenize API (detokenize and audit routes, audited, own credentials).")
     var detokenizePort: Int = 8081
 
-    @Option(help: "Detokenize requests per second per API key (bursts up to the same number); 0 for no limit.")
-    var detokenizeRateLimit: Double = 100
+    @Option(
+        help: ArgumentHelp(
+            "Tokens detokenized per second per API key (a request of n tokens counts n; bursts up to the same number); 0 for no limit.",
+            valueName: "tokens"))
+    var detokenizeRateLimit: Double = 1000
+
+    @Option(
+        help: ArgumentHelp(
+            "Full PANs (reveal pan) one API key may reveal per UTC day; 0 for no limit.", valueName: "pans"))
+    var detokenizePanDailyLimit: Int = 100_000
+
+    @Option(
+        help: ArgumentHelp(
+            "Cards tokenized per second per API key (a batch of n cards counts n; bursts up to the same number); 0 for no limit.",
+            valueName: "cards"))
+    var tokenizeRateLimit: Double = 2000
+
+    @Option(
+        help: ArgumentHelp(
+            "Distinct card numbers sharing one BIN and last four that one API key may tokenize per hour; more are refused (429 similar_cards_limit) and audited.",
+            valueName: "cards"))
+    var similarCardLimit: Int = 10
 
     @Option(help: "How long a CVV given at tokenization is held, in seconds (PCI DSS 3.3.2).")
     var cvvTtl: Int = 3600
@@ -42,8 +62,18 @@ struct ServeCommand: AsyncParsableCommand {
             discussion: "Without it, top-ups are refused with acquirer_not_configured (503)."))
     var acquirerUrl: String?
 
-    @Option(help: "The acquirer's public key file (acquirer.pub, 32 raw bytes); card data is sealed to it.")
+    @Option(
+        help:
+            "The acquirer's public key file (acquirer.pub, 32 raw bytes, not writable by group or others); card data is sealed to it."
+    )
     var acquirerKey: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The acquirer's public key in hex (64 digits): refuse to start if --acquirer-key holds another key.",
+            discussion: "vault serve prints the key it loaded; pin it once you have checked it with the acquirer.",
+            valueName: "hex"))
+    var acquirerKeyPin: String?
 
     @Option(help: "Seconds to wait for the acquirer before a top-up ends as acquirer_timeout (retryable).")
     var acquirerTimeout: Double = 5
@@ -74,8 +104,19 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--detokenize-port must be 0 to 65535")
         }
         guard detokenizeRateLimit >= 0 else { throw ValidationError("--detokenize-rate-limit must be 0 or more") }
+        guard detokenizePanDailyLimit >= 0 else {
+            throw ValidationError("--detokenize-pan-daily-limit must be 0 or more")
+        }
+        guard tokenizeRateLimit >= 0 else { throw ValidationError("--tokenize-rate-limit must be 0 or more") }
+        guard similarCardLimit >= 1 else { throw ValidationError("--similar-card-limit must be at least 1") }
         guard cvvTtl > 0 else { throw ValidationError("--cvv-ttl must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        if let acquirerKeyPin, acquirerKeyPin.utf8.count != 64 || !acquirerKeyPin.allSatisfy(\.isHexDigit) {
+            throw ValidationError("--acquirer-key-pin must be the key's 64 hex digits")
+        }
+        guard acquirerKeyPin == nil || acquirerKey != nil else {
+            throw ValidationError("--acquirer-key-pin needs --acquirer-key")
+        }
         guard (acquirerUrl == nil) == (acquirerKey == nil) else {
             throw ValidationError("--acquirer-url and --acquirer-key go together")
         }
@@ -95,10 +136,14 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         try await CLI.run {
             let logger = CLI.logger(level: Logger.Level(rawValue: logLevel) ?? .info)
-            let vault = try await Vault.open(paths: storage.paths, logger: logger, cvvTimeToLive: TimeInterval(cvvTtl))
+            let vault = try await Vault.open(
+                paths: storage.paths, logger: logger, cvvTimeToLive: TimeInterval(cvvTtl),
+                similarCardLimit: similarCardLimit)
             let configuration = ServerConfiguration(
                 host: host, publicPort: publicPort, detokenizePort: detokenizePort,
                 detokenizeRateLimit: detokenizeRateLimit > 0 ? detokenizeRateLimit : nil,
+                detokenizePANDailyLimit: detokenizePanDailyLimit > 0 ? detokenizePanDailyLimit : nil,
+                tokenizeRateLimit: tokenizeRateLimit > 0 ? tokenizeRateLimit : nil,
                 idempotencyRetention: .seconds(idempotencyRetentionHours * 3600))
             let numbering = try VirtualAccountNumbering(country: ibanCountry, bankCode: ibanBankCode)
             let acquirer: AcquirerEndpoint?
@@ -106,7 +151,7 @@ struct ServeCommand: AsyncParsableCommand {
                 acquirer = try acquirerUrl.map { url throws(AcquirerEndpointError) in
                     try AcquirerEndpoint(
                         baseURL: url, publicKeyFile: acquirerKey ?? "",
-                        timeout: .milliseconds(Int(acquirerTimeout * 1000)))
+                        timeout: .milliseconds(Int(acquirerTimeout * 1000)), pin: acquirerKeyPin)
                 }
             } catch let error as AcquirerEndpointError {
                 CLI.fail(error.message)
@@ -130,7 +175,7 @@ struct ServeCommand: AsyncParsableCommand {
                     print("vault: active data key v\(vault.keyRing.active.version); data in \(storage.dataDir)")
                     print(
                         "vault: wallet top-ups "
-                            + (acquirerUrl.map { "authorize with the acquirer at \($0)" }
+                            + (acquirer.map { "authorize with the acquirer at \($0.baseURL), key \($0.publicKeyHex)" }
                                 ?? "are off (no --acquirer-url)"))
                     print(
                         "vault: create an API key with: vault credentials create --name frontend --scope tokenize "

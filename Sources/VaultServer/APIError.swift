@@ -77,7 +77,10 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         case let error as VaultError:
             switch error.code {
             case .tokenNotFound: return APIError(.notFound, code: error.code.rawValue, message: "no such token")
-            case .tokenSpaceExhausted: return APIError(.conflict, code: error.code.rawValue, message: error.message)
+            case .tokenSpaceExhausted, .dedupeExpiryMismatch:
+                return APIError(.conflict, code: error.code.rawValue, message: error.message)
+            case .similarCardsLimit:
+                return APIError(.tooManyRequests, code: error.code.rawValue, message: error.message)
             case .invalidArgument: return APIError(.badRequest, code: error.code.rawValue, message: error.message)
             case .keyVersionActive:
                 var busy = APIError(.serviceUnavailable, code: "retry", message: error.message)

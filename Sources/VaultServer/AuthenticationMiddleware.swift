@@ -18,7 +18,8 @@ public struct AuthenticationMiddleware: RouterMiddleware {
         var context = context
         if let header = request.headers[.authorization], let secret = Self.bearerCredentials(header) {
             context.credential = await credentials.authenticate(secret: secret)
-            context.presentedCredentialID = CredentialService.id(ofSecret: secret)
+            // A key of the wrong shape is recorded as a fixed marker, never as sent.
+            context.presentedCredentialID = CredentialService.id(ofSecret: secret) ?? "malformed"
         }
         return try await next(request, context)
     }

@@ -145,7 +145,10 @@ struct DetokenizeController {
             credential = try context.require(.auditRead)
         } catch let error as APIError {
             // Refused reads of the log are recorded like refused detokenize requests.
-            let actor = context.credential?.id ?? context.presentedCredentialID.map { "unknown:\($0)" } ?? "anonymous"
+            let actor = Caller(
+                credential: context.credential, presentedID: context.presentedCredentialID,
+                origin: context.remoteAddress
+            ).actor
             _ = try? await audit.append(
                 AuditEvent(
                     actor: actor, type: "audit.read", outcome: .denied, origin: context.remoteAddress,

@@ -1,4 +1,5 @@
 import CardTokens
+import Detokenization
 import Foundation
 import Hummingbird
 import TokenVault
@@ -6,6 +7,8 @@ import TokenVault
 /// `/v1/tokens`: tokenize, batch tokenize, metadata, delete.
 struct TokenController {
     let tokens: TokenVault
+    /// Cards per second per API key (a batch of n cards takes n); `nil` for no limit.
+    let rateLimiter: RateLimiter?
     static let singleBodyLimit = 16 * 1024
     static let batchBodyLimit = 1 << 20
     static let batchLimit = 1000
@@ -92,11 +95,23 @@ struct TokenController {
         }
     }
 
+    /// Takes `cards` from the key's budget, or throws `429 rate_limited`.
+    private func limit(_ credential: Credential, cards: Int) throws {
+        guard let rateLimiter, let wait = rateLimiter.acquire(credential.id, cost: cards) else { return }
+        var error = APIError(
+            .tooManyRequests, code: "rate_limited",
+            message: "too many cards tokenized by this API key; retry after \(wait) s")
+        error.headers = [.retryAfter: String(wait)]
+        throw error
+    }
+
     @Sendable func tokenize(_ request: Request, context: VaultRequestContext) async throws -> Response {
-        _ = try context.require(.tokenize)
+        let credential = try context.require(.tokenize)
         let body = try await JSONRequest.decode(CardBody.self, from: request, limit: Self.singleBodyLimit)
         let now = Date()
-        let result = try await tokens.tokenize(body.request(now: now))
+        let card = try body.request(now: now)
+        try limit(credential, cards: 1)
+        let result = try await tokens.tokenize(card, by: credential.principal, origin: context.remoteAddress)
         return try JSONResponse.make(TokenBody(result.metadata, now: now), status: result.created ? .created : .ok)
     }
 
@@ -140,7 +155,7 @@ struct TokenController {
     }
 
     @Sendable func tokenizeBatch(_ request: Request, context: VaultRequestContext) async throws -> Response {
-        _ = try context.require(.tokenize)
+        let credential = try context.require(.tokenize)
         let body = try await JSONRequest.decode(BatchBody.self, from: request, limit: Self.batchBodyLimit)
         guard (1...Self.batchLimit).contains(body.cards.count) else {
             throw APIError(
@@ -158,7 +173,9 @@ struct TokenController {
                 items[index] = .error((APIError.from(error) ?? .internalError).envelope)
             }
         }
-        let results = try await tokens.tokenize(batch: requests)
+        try limit(credential, cards: requests.count)
+        let results = try await tokens.tokenize(
+            batch: requests, by: credential.principal, origin: context.remoteAddress)
         for (position, result) in zip(positions, results) {
             switch result {
             case .success(let result): items[position] = .token(TokenBody(result.metadata, now: now))
@@ -169,15 +186,16 @@ struct TokenController {
     }
 
     @Sendable func metadata(_ request: Request, context: VaultRequestContext) async throws -> Response {
-        _ = try context.require(.tokensRead)
+        let credential = try context.require(.tokensRead)
         let token = try Token(validating: context.parameters.require("token"))
-        return try JSONResponse.make(TokenBody(try await tokens.metadata(of: token), now: Date()))
+        return try JSONResponse.make(
+            TokenBody(try await tokens.metadata(of: token, for: credential.principal), now: Date()))
     }
 
     @Sendable func delete(_ request: Request, context: VaultRequestContext) async throws -> Response {
-        _ = try context.require(.tokensDelete)
+        let credential = try context.require(.tokensDelete)
         let token = try Token(validating: context.parameters.require("token"))
-        try await tokens.delete(token)
+        try await tokens.delete(token, by: credential.principal)
         return Response(status: .noContent)
     }
 }

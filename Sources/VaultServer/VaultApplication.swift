@@ -16,20 +16,27 @@ public struct ServerConfiguration: Sendable {
     public var publicPort: Int
     /// The detokenize listener: detokenize and audit routes only.
     public var detokenizePort: Int
-    /// Detokenize requests per second per credential (bursts up to the same number); `nil`
+    /// Tokens detokenized per second per credential (bursts up to the same number); `nil`
     /// for no limit.
     public var detokenizeRateLimit: Double?
+    /// Full PANs one credential may reveal per UTC day; `nil` for no limit.
+    public var detokenizePANDailyLimit: Int?
+    /// Cards tokenized per second per credential (bursts up to the same number); `nil` for no limit.
+    public var tokenizeRateLimit: Double?
     /// How long wallet Idempotency-Key outcomes are kept.
     public var idempotencyRetention: Duration
 
     public init(
         host: String = "127.0.0.1", publicPort: Int = 8080, detokenizePort: Int = 8081,
-        detokenizeRateLimit: Double? = 100, idempotencyRetention: Duration = .seconds(24 * 3600)
+        detokenizeRateLimit: Double? = 1000, detokenizePANDailyLimit: Int? = 100_000,
+        tokenizeRateLimit: Double? = 2000, idempotencyRetention: Duration = .seconds(24 * 3600)
     ) {
         self.host = host
         self.publicPort = publicPort
         self.detokenizePort = detokenizePort
         self.detokenizeRateLimit = detokenizeRateLimit
+        self.detokenizePANDailyLimit = detokenizePANDailyLimit
+        self.tokenizeRateLimit = tokenizeRateLimit
         self.idempotencyRetention = idempotencyRetention
     }
 }
@@ -38,9 +45,15 @@ public struct ServerConfiguration: Sendable {
 public enum VaultApplication {
     /// The public router: tokenize and metadata, and the wallet routes when `wallets` is given.
     /// It has no detokenize or audit route.
-    public static func publicRouter(vault: Vault, wallets: WalletService? = nil) -> Router<VaultRequestContext> {
+    /// - Parameter tokenizeRateLimit: cards per second per credential; `nil` for no limit.
+    public static func publicRouter(
+        vault: Vault, wallets: WalletService? = nil, tokenizeRateLimit: Double? = nil
+    ) -> Router<VaultRequestContext> {
         let router = baseRouter(vault: vault)
-        TokenController(tokens: vault.tokens).addRoutes(to: router)
+        TokenController(
+            tokens: vault.tokens,
+            rateLimiter: tokenizeRateLimit.map { RateLimiter(rate: $0) }
+        ).addRoutes(to: router)
         if let wallets {
             WalletController(wallets: wallets).addRoutes(to: router)
         }
@@ -58,13 +71,18 @@ public enum VaultApplication {
     }
 
     /// The detokenize router (its own listener and credentials): detokenize and audit only.
-    public static func detokenizeRouter(vault: Vault, rateLimit: Double?, logger: Logger) -> Router<VaultRequestContext>
-    {
+    /// - Parameters:
+    ///   - rateLimit: tokens per second per credential (bursts up to the same number).
+    ///   - panDailyLimit: full PANs per credential per UTC day.
+    public static func detokenizeRouter(
+        vault: Vault, rateLimit: Double?, panDailyLimit: Int? = nil, logger: Logger
+    ) -> Router<VaultRequestContext> {
         detokenizeRouter(
             vault: vault,
             detokenizer: Detokenizer(
-                tokens: vault.tokens, audit: vault.audit, rateLimiter: rateLimit.map { RateLimiter(rate: $0) },
-                logger: logger))
+                tokens: vault.tokens, audit: vault.audit,
+                rateLimiter: rateLimit.map { RateLimiter(rate: $0) },
+                panQuota: panDailyLimit.map(DailyQuota.init(limit:)), logger: logger))
     }
 
     /// The detokenize router around a given ``Detokenizer`` (tests use one whose audit log fails).
@@ -105,12 +123,16 @@ public enum VaultApplication {
                 services: [
                     .init(
                         service: application(
-                            "public", publicRouter(vault: vault, wallets: wallets), port: configuration.publicPort)),
+                            "public",
+                            publicRouter(
+                                vault: vault, wallets: wallets, tokenizeRateLimit: configuration.tokenizeRateLimit),
+                            port: configuration.publicPort)),
                     .init(
                         service: application(
                             "detokenize",
                             detokenizeRouter(
-                                vault: vault, rateLimit: configuration.detokenizeRateLimit, logger: logger),
+                                vault: vault, rateLimit: configuration.detokenizeRateLimit,
+                                panDailyLimit: configuration.detokenizePANDailyLimit, logger: logger),
                             port: configuration.detokenizePort)),
                     .init(service: VaultMaintenanceService(vault: vault, logger: logger)),
                 ] + (walletMaintenance.map { [$0] } ?? []),

@@ -6,9 +6,9 @@ import Wallet
 struct VaultCardDirectory: CardDirectory {
     let tokens: TokenVault
 
-    func metadata(of token: Token) async throws -> CardMetadata? {
+    func metadata(of token: Token, tenant: String) async throws -> CardMetadata? {
         do {
-            return try await tokens.metadata(of: token)
+            return try await tokens.metadata(of: token, for: .wallet(tenant: tenant))
         } catch let error as VaultError where error.code == .tokenNotFound {
             return nil
         }

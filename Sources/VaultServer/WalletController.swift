@@ -80,13 +80,14 @@ struct WalletController {
     @Sendable func createWallet(_ request: Request, context: VaultRequestContext) async throws -> Response {
         let key = try idempotencyKey(request, context)
         let body = try await JSONRequest.decode(CreateWalletBody.self, from: request, limit: Self.bodyLimit)
-        let wallet = try await wallets.createWallet(ownerRef: body.ownerRef, currency: body.currency, idempotency: key)
+        let wallet = try await wallets.createWallet(
+            ownerRef: body.ownerRef, currency: body.currency, idempotency: key, tenant: try tenant(context))
         return try JSONResponse.make(WalletResponse(wallet), status: .created)
     }
 
     @Sendable func wallet(_ request: Request, context: VaultRequestContext) async throws -> Response {
-        _ = try context.require(.wallet)
-        let wallet = try await wallets.wallet(try context.parameters.require("wallet"))
+        let tenant = try context.require(.wallet).tenant
+        let wallet = try await wallets.wallet(try context.parameters.require("wallet"), tenant: tenant)
         return try JSONResponse.make(WalletResponse(wallet))
     }
 
@@ -95,13 +96,14 @@ struct WalletController {
         let body = try await JSONRequest.decode(AddCardBody.self, from: request, limit: Self.bodyLimit)
         let token = try Token(validating: body.token)
         let saved = try await wallets.addCard(
-            walletID: try context.parameters.require("wallet"), token: token, idempotency: key)
+            walletID: try context.parameters.require("wallet"), token: token, idempotency: key,
+            tenant: try tenant(context))
         return try JSONResponse.make(CardResponse(saved.card), status: saved.created ? .created : .ok)
     }
 
     @Sendable func cards(_ request: Request, context: VaultRequestContext) async throws -> Response {
-        _ = try context.require(.wallet)
-        let cards = try await wallets.cards(of: try context.parameters.require("wallet"))
+        let tenant = try context.require(.wallet).tenant
+        let cards = try await wallets.cards(of: try context.parameters.require("wallet"), tenant: tenant)
         return try JSONResponse.make(CardList(cards: cards.map(CardResponse.init)))
     }
 
@@ -110,7 +112,7 @@ struct WalletController {
         let body = try await JSONRequest.decode(TopUpBody.self, from: request, limit: Self.bodyLimit)
         let topUp = try await wallets.topUp(
             walletID: try context.parameters.require("wallet"), cardID: body.cardID, amount: body.amount,
-            currency: body.currency, idempotency: key, origin: context.remoteAddress)
+            currency: body.currency, idempotency: key, tenant: try tenant(context), origin: context.remoteAddress)
         return try JSONResponse.make(TopUpResponse(topUp), status: .created)
     }
 
@@ -118,17 +120,23 @@ struct WalletController {
         let key = try idempotencyKey(request, context)
         let body = try await JSONRequest.decode(TransferBody.self, from: request, limit: Self.bodyLimit)
         let transfer = try await wallets.transfer(
-            from: body.fromWallet, to: body.toWallet, amount: body.amount, currency: body.currency, idempotency: key)
+            from: body.fromWallet, to: body.toWallet, amount: body.amount, currency: body.currency, idempotency: key,
+            tenant: try tenant(context))
         return try JSONResponse.make(TransferResponse(transfer), status: .created)
     }
 
     @Sendable func transactions(_ request: Request, context: VaultRequestContext) async throws -> Response {
-        _ = try context.require(.wallet)
+        let tenant = try context.require(.wallet).tenant
         let query = try PageQuery(request, after: "a next_after value")
         let page = try await wallets.transactions(
-            of: try context.parameters.require("wallet"), after: query.after, limit: query.limit)
+            of: try context.parameters.require("wallet"), after: query.after, limit: query.limit, tenant: tenant)
         return try JSONResponse.make(
             StatementPage(transactions: page.entries.map(StatementEntryResponse.init), nextAfter: page.nextAfter))
+    }
+
+    /// The caller's tenant: it sees only its tenant's wallets and tokens.
+    private func tenant(_ context: VaultRequestContext) throws -> String {
+        try context.require(.wallet).tenant
     }
 
     /// The caller's `Idempotency-Key`, scoped to its API key; checks the `wallet` scope first.

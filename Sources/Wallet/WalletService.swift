@@ -20,8 +20,8 @@ public final class WalletService: Sendable {
     private let numbering: VirtualAccountNumbering
     private let idempotency: IdempotencyStore
     private let clock: @Sendable () -> Date
-    /// Wallet id → currency. A wallet's currency never changes, so this cache cannot go stale.
-    private let currencies = Mutex<[String: Currency]>([:])
+    /// Wallet id → currency and tenant. Neither ever changes, so this cache cannot go stale.
+    private let currencies = Mutex<[String: (currency: Currency, tenant: String)]>([:])
 
     /// The ledger account a currency's approved top-ups are debited from.
     public static func receivableAccountID(_ currency: Currency) -> String { "acquirer_receivable:\(currency.code)" }
@@ -83,6 +83,11 @@ public final class WalletService: Sendable {
                     """)
         }
         IdempotencyStore.migrate(&migrator)
+        // A wallet belongs to the tenant of the API key that created it; keys of other tenants
+        // find no such wallet. Wallets from before belong to the default tenant.
+        migrator.registerMigration("wallet.tenants") { db in
+            try db.execute(sql: "ALTER TABLE wallets ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'")
+        }
         try migrator.migrate(ledger.pool)
         self.ledger = ledger
         self.cards = cards
@@ -98,7 +103,8 @@ public final class WalletService: Sendable {
     /// - Throws: `invalid_owner_ref` (also for one holding a card number), `unsupported_currency`,
     ///   `account_numbers_exhausted`, or an idempotency error.
     public func createWallet(
-        ownerRef: String, currency code: String, idempotency key: IdempotencyKey
+        ownerRef: String, currency code: String, idempotency key: IdempotencyKey,
+        tenant: String = Principal.defaultTenant
     ) async throws
         -> WalletSummary
     {
@@ -125,10 +131,10 @@ public final class WalletService: Sendable {
                 let iban = numbering.iban(sequence: sequence)
                 try db.execute(
                     sql: """
-                        INSERT INTO wallets (id, owner_ref, currency, account_number, created_at_ms)
-                        VALUES (?, ?, ?, ?, ?)
+                        INSERT INTO wallets (id, owner_ref, currency, account_number, created_at_ms, tenant)
+                        VALUES (?, ?, ?, ?, ?, ?)
                         """,
-                    arguments: [id, ownerRef, currency.code, iban.rawValue, now.milliseconds])
+                    arguments: [id, ownerRef, currency.code, iban.rawValue, now.milliseconds, tenant])
                 let account = try ledger.createAccount(
                     id: id, currency: currency, flags: .debitsMustNotExceedCredits, in: db, now: now)
                 _ = try ledger.createAccount(
@@ -139,18 +145,19 @@ public final class WalletService: Sendable {
                 try recorder.save(db, .success(wallet))
                 return wallet
             }
-            currencies.withLock { $0[id] = currency }
+            currencies.withLock { $0[id] = (currency, tenant) }
             return wallet
         }
     }
 
     /// The wallet `id` with its current balances.
     /// - Throws: `wallet_not_found`.
-    public func wallet(_ id: String) async throws -> WalletSummary {
+    public func wallet(_ id: String, tenant: String = Principal.defaultTenant) async throws -> WalletSummary {
         let found = try await ledger.pool.read { db -> WalletSummary? in
             guard
                 let row = try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT * FROM wallets WHERE id = ?"), arguments: [id]),
+                    db.cachedStatement(sql: "SELECT * FROM wallets WHERE id = ? AND tenant = ?"),
+                    arguments: [id, tenant]),
                 let account = try Ledger.account(db, id)
             else { return nil }
             return WalletSummary(
@@ -169,7 +176,7 @@ public final class WalletService: Sendable {
     /// the entry takes the new token and expiry.
     /// - Throws: `wallet_not_found`, `token_not_found` (unknown or deleted token), `card_expired`.
     public func addCard(
-        walletID: String, token: Token, idempotency key: IdempotencyKey
+        walletID: String, token: Token, idempotency key: IdempotencyKey, tenant: String = Principal.defaultTenant
     ) async throws
         -> (card: CardOnFile, created: Bool)
     {
@@ -177,8 +184,9 @@ public final class WalletService: Sendable {
         let now = clock()
         let saved = try await idempotency.run(key, request: request, now: now) {
             (recorder: IdempotencyStore.Recorder<SavedCard>) in
-            _ = try await walletCurrency(walletID)
-            guard let metadata = try await cards.metadata(of: token) else {
+            _ = try await walletCurrency(walletID, tenant: tenant)
+            // A token of another tenant is not found: a key can only save its own tenant's cards.
+            guard let metadata = try await cards.metadata(of: token, tenant: tenant) else {
                 throw WalletError(.tokenNotFound, "the vault holds no card for this token")
             }
             guard !Self.isExpired(month: metadata.expMonth, year: metadata.expYear, now: now) else {
@@ -189,7 +197,8 @@ public final class WalletService: Sendable {
                 last4: metadata.last4, brand: metadata.brand, expMonth: metadata.expMonth,
                 expYear: metadata.expYear, fingerprint: metadata.fingerprint,
                 createdAt: Date(milliseconds: now.milliseconds))
-            let deadToken = try await deadToken(of: walletID, fingerprint: metadata.fingerprint, other: metadata.token)
+            let deadToken = try await deadToken(
+                of: walletID, fingerprint: metadata.fingerprint, other: metadata.token, tenant: tenant)
             return try await ledger.pool.write { db in
                 // The card is saved under a token the vault has deleted: it takes the new one, or
                 // it could never be charged again.
@@ -233,14 +242,16 @@ public final class WalletService: Sendable {
 
     /// The token `walletID` holds the card `fingerprint` under, if it is not `other` and the
     /// vault no longer knows it.
-    private func deadToken(of walletID: String, fingerprint: String, other: Token) async throws -> String? {
+    private func deadToken(
+        of walletID: String, fingerprint: String, other: Token, tenant: String
+    ) async throws -> String? {
         let saved = try await ledger.pool.read { db in
             try String.fetchOne(
                 db, sql: "SELECT token FROM wallet_cards WHERE wallet_id = ? AND fingerprint = ?",
                 arguments: [walletID, fingerprint])
         }
         guard let saved, saved != other.rawValue else { return nil }
-        return try await cards.metadata(of: Token(unchecked: saved)) == nil ? saved : nil
+        return try await cards.metadata(of: Token(unchecked: saved), tenant: tenant) == nil ? saved : nil
     }
 
     struct SavedCard: Codable, Sendable {
@@ -250,8 +261,8 @@ public final class WalletService: Sendable {
 
     /// The cards saved to a wallet, oldest first.
     /// - Throws: `wallet_not_found`.
-    public func cards(of walletID: String) async throws -> [CardOnFile] {
-        _ = try await walletCurrency(walletID)
+    public func cards(of walletID: String, tenant: String = Principal.defaultTenant) async throws -> [CardOnFile] {
+        _ = try await walletCurrency(walletID, tenant: tenant)
         return try await ledger.pool.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT * FROM wallet_cards WHERE wallet_id = ? ORDER BY created_at_ms, id",
@@ -297,7 +308,7 @@ public final class WalletService: Sendable {
     ///   idempotent request: a retry may come from elsewhere).
     public func topUp(
         walletID: String, cardID: String, amount: Int64, currency code: String, idempotency key: IdempotencyKey,
-        origin: String? = nil
+        tenant: String = Principal.defaultTenant, origin: String? = nil
     ) async throws -> TopUp {
         let request = Self.describe("top_up", walletID, cardID, String(amount), code)
         let now = clock()
@@ -311,7 +322,7 @@ public final class WalletService: Sendable {
                 throw WalletError(.invalidAmount, "amount must be a positive number of minor units")
             }
             let currency = try Self.currency(code)
-            guard try await walletCurrency(walletID) == currency else {
+            guard try await walletCurrency(walletID, tenant: tenant) == currency else {
                 throw WalletError(.currencyMismatch, "wallet \(walletID) does not hold \(currency.code)")
             }
             let card = try await card(cardID, in: walletID)
@@ -326,7 +337,7 @@ public final class WalletService: Sendable {
                 outcome = try await authorizer.authorize(
                     AuthorizationRequest(
                         token: card.token, amount: amount, currency: currency.code, reference: topUpID,
-                        requestedBy: key.owner, origin: origin))
+                        requestedBy: key.owner, tenant: tenant, origin: origin))
             } catch let error as AuthorizationError {
                 switch error.code {
                 case .tokenNotFound:
@@ -461,7 +472,7 @@ public final class WalletService: Sendable {
     ///   `unsupported_currency`, `insufficient_funds`, `amount_overflow`, or an idempotency error.
     public func transfer(
         from source: String, to destination: String, amount: Int64, currency code: String,
-        idempotency key: IdempotencyKey
+        idempotency key: IdempotencyKey, tenant: String = Principal.defaultTenant
     ) async throws -> WalletTransfer {
         let request = Self.describe("transfer", source, destination, String(amount), code)
         let now = clock()
@@ -472,7 +483,7 @@ public final class WalletService: Sendable {
             }
             let currency = try Self.currency(code)
             guard source != destination else { throw WalletError(.sameWallet, "from_wallet and to_wallet must differ") }
-            for wallet in [source, destination] where try await walletCurrency(wallet) != currency {
+            for wallet in [source, destination] where try await walletCurrency(wallet, tenant: tenant) != currency {
                 throw WalletError(.currencyMismatch, "wallet \(wallet) does not hold \(currency.code)")
             }
             let transfer = WalletTransfer(
@@ -525,14 +536,14 @@ public final class WalletService: Sendable {
     /// cursor of the next page, `nil` on the last.
     /// - Throws: `wallet_not_found`, `invalid_cursor`.
     public func transactions(
-        of walletID: String, after: Int64 = 0, limit: Int = 100
+        of walletID: String, after: Int64 = 0, limit: Int = 100, tenant: String = Principal.defaultTenant
     ) async throws
         -> (entries: [StatementEntry], nextAfter: Int64?)
     {
         guard after >= 0, (1...1000).contains(limit) else {
             throw WalletError(.invalidCursor, "after must be ≥ 0 and limit 1 to 1000")
         }
-        _ = try await walletCurrency(walletID)
+        _ = try await walletCurrency(walletID, tenant: tenant)
         // Only money that moved is listed: single transfers and posted holds (a top-up's hold and
         // its void are not movements; a posted hold shows under the top-up's id). Ledger rows are
         // read in chunks until the page is full and one more entry shows that another follows.
@@ -569,21 +580,26 @@ public final class WalletService: Sendable {
 
     // MARK: Helpers
 
-    /// The currency of wallet `id`.
-    /// - Throws: `wallet_not_found`.
-    private func walletCurrency(_ id: String) async throws -> Currency {
-        if let cached = currencies.withLock({ $0[id] }) { return cached }
-        let code = try await ledger.pool.read { db in
-            try String.fetchOne(
-                db.cachedStatement(sql: "SELECT currency FROM wallets WHERE id = ?"), arguments: [id])
+    /// The currency of wallet `id`, which must belong to `tenant`.
+    /// - Throws: `wallet_not_found` (also for another tenant's wallet).
+    private func walletCurrency(_ id: String, tenant: String) async throws -> Currency {
+        var entry = currencies.withLock { $0[id] }
+        if entry == nil {
+            let row = try await ledger.pool.read { db in
+                try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT currency, tenant FROM wallets WHERE id = ?"), arguments: [id])
+            }
+            if let row {
+                let found = (currency: try Self.currency(row["currency"]), tenant: row["tenant"] as String)
+                currencies.withLock { cache in
+                    if cache.count >= 100_000 { cache.removeAll(keepingCapacity: true) }
+                    cache[id] = found
+                }
+                entry = found
+            }
         }
-        guard let code else { throw WalletError(.walletNotFound, "no wallet \(id)") }
-        let currency = try Self.currency(code)
-        currencies.withLock { cache in
-            if cache.count >= 100_000 { cache.removeAll(keepingCapacity: true) }
-            cache[id] = currency
-        }
-        return currency
+        guard let entry, entry.tenant == tenant else { throw WalletError(.walletNotFound, "no wallet \(id)") }
+        return entry.currency
     }
 
     private static func currency(_ code: String) throws(WalletError) -> Currency {

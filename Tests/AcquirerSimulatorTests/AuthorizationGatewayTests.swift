@@ -148,13 +148,13 @@ struct AuthorizationGatewayTests {
         try await withGateway(configuration: .init(slowDelay: .seconds(2))) { harness in
             let token = try await harness.tokenize(.visa.withCVV("737"))
             let gateway = try harness.gateway(timeout: .milliseconds(300))
-            let started = ContinuousClock.now
+            // The acquirer answers after 2 s; the error says the gateway gave up first (no
+            // wall-clock assertion: a loaded machine may take longer than the timeout to notice).
             let error = await authorizationError {
                 try await gateway.authorize(Self.request(token, amount: AcquirerConfiguration.slowAmount))
             }
             #expect(error?.code == .acquirerTimeout)
             #expect(error?.isRetryable == true)
-            #expect(ContinuousClock.now - started < .milliseconds(1500))
             #expect(try await Self.heldCVVs(harness.vault) == 0, "sent, so used")
         }
     }

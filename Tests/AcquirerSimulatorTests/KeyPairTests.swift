@@ -138,4 +138,28 @@ struct KeyPairTests {
             }
         }
     }
+
+    @Test("Finding 17: acquirer.pub writable by group or others is refused; a pinned key must match")
+    func thePublicKeyFileIsCheckedAndCanBePinned() async throws {
+        try await withTemporaryDirectory { root in
+            let keyPair = try AcquirerKeyPair.loadOrCreate(directory: root)
+            let path = root + "/acquirer.pub"
+            let hex = keyPair.publicKey.map { String(format: "%02x", $0) }.joined()
+            let pinned = try AcquirerEndpoint(baseURL: "http://127.0.0.1:8090", publicKeyFile: path, pin: hex)
+            #expect(pinned.publicKeyHex == hex)
+            _ = try AcquirerEndpoint(baseURL: "http://127.0.0.1:8090", publicKeyFile: path, pin: hex.uppercased())
+            let mismatch = try #require(throws: AcquirerEndpointError.self) {
+                try AcquirerEndpoint(
+                    baseURL: "http://127.0.0.1:8090", publicKeyFile: path, pin: String(repeating: "0", count: 64))
+            }
+            #expect(mismatch.code == .publicKeyPinMismatch)
+            for mode in [0o666, 0o646, 0o664, 0o622] {
+                try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+                let unsafe = try #require(throws: AcquirerEndpointError.self) {
+                    try AcquirerEndpoint(baseURL: "http://127.0.0.1:8090", publicKeyFile: path)
+                }
+                #expect(unsafe.code == .publicKeyUnsafe, "mode \(String(mode, radix: 8))")
+            }
+        }
+    }
 }

@@ -87,7 +87,7 @@ struct RefusalTests {
     func purposeNotAllowed() async throws {
         try await withHarness { harness in
             let tokens = try await harness.tokenize([.visa, .mastercard])
-            let settlement = try await harness.credential(purposes: ["settlement"])
+            let settlement = try await harness.credential(purposes: ["settlement:pan"])
             let none = try await harness.credential(purposes: [], name: "no-purposes")
             for (credential, purpose) in [
                 (settlement, "chargeback"), (settlement, "cardholder_reveal"), (none, "settlement"),
@@ -128,7 +128,10 @@ struct RefusalTests {
             }
             #expect(retryAfter >= 1)
             #expect(error?.code == "rate_limited")
-            Self.expectDenied(records, actor: credential.id, code: "rate_limited")
+            // Counted in tokens, so checked once the request is read: the refusal names them.
+            Self.expectDenied(
+                records, actor: credential.id, code: "rate_limited", purpose: "settlement", reference: "batch-1",
+                objects: tokens)
             let results = try await harness.detokenize(tokens, as: other)
             #expect(results.map(\.pan) == [TestCard.visa.pan])
         }

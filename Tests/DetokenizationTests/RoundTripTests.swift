@@ -130,7 +130,8 @@ struct RoundTripTests {
                 #expect(masked.map(\.maskedPan) == cards.map(\.masked), "\(stage)")
             }
             func versions() async throws -> [UInt32] {
-                let found = try await harness.vault.store.ciphertexts(of: all.map(Token.init(unchecked:)))
+                let found = try await harness.vault.store.ciphertexts(
+                    of: all.map(Token.init(unchecked:)), tenant: "default")
                 return all.map { found[Token(unchecked: $0)]!.keyVersion }
             }
 

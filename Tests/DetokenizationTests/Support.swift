@@ -32,7 +32,7 @@ struct Harness: Sendable {
 
     /// A key with `scopes` and `purposes`.
     func credential(
-        _ scopes: [Scope] = [.detokenize], purposes: [String] = ["settlement", "cardholder_reveal"],
+        _ scopes: [Scope] = [.detokenize], purposes: [String] = ["settlement:pan", "cardholder_reveal:pan"],
         name: String = "detokenizer"
     ) async throws -> Credential {
         try await vault.credentials.create(name: name, scopes: scopes, purposes: purposes).credential

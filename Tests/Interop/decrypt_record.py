@@ -25,6 +25,7 @@ Usage:
 
 Output (one JSON object on stdout):
   token mode:  {"token", "pan", "exp_month", "exp_year", "key_version", "fingerprint_ok",
+                "caller_fingerprint" (the fingerprint the token's creator sees, CRYPTO.md §8.1),
                 "format", "token_format_ok", "metadata_ok", "cvv_held", "cvv_ok"}
                cvv_ok: null without a CVV row; true if the row's envelope is a CVV envelope (format
                0x02, §7) naming the row's epoch, and neither the root key nor any data key opens it.
@@ -151,6 +152,7 @@ def unwrap(wrapped: bytes, label: bytes, version: int, master: bytes) -> bytes:
 
 SUBKEY_ID = 1
 CONTEXT_FINGERPRINT = b"CARDFPRT"
+CONTEXT_CALLER_FINGERPRINT = b"CALLERFP"
 CONTEXT_CREDENTIALS = b"APICREDS"
 CONTEXT_AUDIT = b"AUDITMAC"
 
@@ -293,8 +295,8 @@ class KeyRing:
 def decrypt_token(db: sqlite3.Connection, master: bytes, token: str, expect_cvv: str | None) -> tuple[dict, bool]:
     ring = KeyRing(db, master)
     card = db.execute(
-        "SELECT token, format, bin, last4, exp_month, exp_year, fingerprint, key_version, ciphertext "
-        "FROM cards WHERE token = ?",
+        "SELECT token, format, bin, last4, exp_month, exp_year, fingerprint, key_version, ciphertext, "
+        "tenant, created_by FROM cards WHERE token = ?",
         (token,),
     ).fetchone()
     if card is None:
@@ -304,6 +306,11 @@ def decrypt_token(db: sqlite3.Connection, master: bytes, token: str, expect_cvv:
     stored_fingerprint = card["fingerprint"]
     fingerprint = keyed_blake2b(ring.subkey(CONTEXT_FINGERPRINT), pan, 16)
     fingerprint_ok = isinstance(stored_fingerprint, bytes) and hmac.compare_digest(fingerprint, stored_fingerprint)
+    # §8.1: what the token's creator sees as its fingerprint (reader = creator).
+    creator = card["created_by"].encode()
+    tenant = card["tenant"].encode()
+    caller_message = bytes([len(tenant)]) + tenant + (bytes([len(creator)]) + creator) * 2 + fingerprint
+    caller_fingerprint = keyed_blake2b(ring.subkey(CONTEXT_CALLER_FINGERPRINT), caller_message, 16).hex()
 
     metadata_ok = (
         card["bin"] == pan[:6].decode()
@@ -319,6 +326,7 @@ def decrypt_token(db: sqlite3.Connection, master: bytes, token: str, expect_cvv:
         "exp_year": year,
         "key_version": version,
         "fingerprint_ok": fingerprint_ok,
+        "caller_fingerprint": caller_fingerprint,
         "format": card["format"],
         "token_format_ok": token_shape_ok(token, card["format"], pan),
         "metadata_ok": metadata_ok,

@@ -178,8 +178,13 @@ tokenize() {
     fi
     LAST_TOKEN="$(json_get "$body" token)"
     [[ -n "$LAST_TOKEN" ]] || fatal "POST /v1/tokens returned no token: $body"
-    check "tokenized ${pan:0:6}…${pan: -4} as $format: $LAST_TOKEN (API fingerprint matches the stored one)" \
-        test "$(json_get "$body" fingerprint)" = "$(sql 'SELECT fingerprint FROM cards WHERE token = ?' "$LAST_TOKEN")"
+    # The API shows the caller's fingerprint (CRYPTO.md §8.1), never the stored internal one;
+    # the independent decoder derives the same value from the master key.
+    local decoded
+    decoded="$(python3 "$DECRYPT" --master-key "$MASTER" --db "$DB" --token "$LAST_TOKEN" || true)"
+    check "tokenized ${pan:0:6}…${pan: -4} as $format: $LAST_TOKEN (API fingerprint is the caller's, not the stored one)" \
+        test "$(json_get "$body" fingerprint)" = "$(json_get "$decoded" caller_fingerprint)" \
+        -a "$(json_get "$body" fingerprint)" != "$(sql 'SELECT fingerprint FROM cards WHERE token = ?' "$LAST_TOKEN")"
 }
 
 tokenize 4111111111111111 12 2031 123 opaque

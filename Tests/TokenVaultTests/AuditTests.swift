@@ -48,7 +48,7 @@ struct AuditTests {
             #expect(retire.event.objects == ["data_key:1"])
             let create = try #require(records.first { $0.event.type == "credential.create" })
             #expect(create.event.objects.first?.hasPrefix("credential:") ?? false)
-            #expect(create.event.detail == "scopes=tokens:read purposes=")
+            #expect(create.event.detail == "scopes=tokens:read purposes= tenant=default")
 
             // Filters.
             #expect(try await vault.audit.records(limit: 2).map(\.sequence) == [1, 2])

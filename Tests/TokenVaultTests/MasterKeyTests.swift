@@ -37,6 +37,39 @@ struct MasterKeyTests {
         }
     }
 
+    @Test("Finding 17: a master key inside the data folder is refused (PCI DSS 3.6.1.2)")
+    func keysInsideTheDataFolderAreRefused() async throws {
+        try await withSandbox { sandbox in
+            let logger = TestLog.quiet()
+            let data = sandbox.path("data")
+            let cases = [
+                VaultPaths(dataDirectory: data, keysDirectory: data + "/keys"),
+                VaultPaths(dataDirectory: data, keysDirectory: data),
+                VaultPaths(dataDirectory: data + "/", keysDirectory: data + "/./Keys"),
+                VaultPaths(
+                    dataDirectory: data, keysDirectory: sandbox.path("Keys"), masterKeyPath: data + "/master.key"),
+            ]
+            for paths in cases {
+                let error = try await #require(throws: VaultError.self, "\(paths)") {
+                    try await Vault.initialize(paths: paths, logger: logger)
+                }
+                #expect(error.code == .invalidArgument)
+                #expect(error.message.contains("PCI DSS 3.6.1.2"))
+            }
+            #expect(!FileManager.default.fileExists(atPath: data + "/vault.db"))
+            // Beside each other is fine, and so is a name that only starts like the data folder's.
+            let apart = VaultPaths(dataDirectory: data, keysDirectory: sandbox.path("data-keys"))
+            _ = try await Vault.initialize(paths: apart, logger: logger)
+            _ = try await Vault.open(paths: apart, logger: logger)
+            await #expect(throws: VaultError.self) {
+                try await Vault.open(
+                    paths: VaultPaths(
+                        dataDirectory: data, keysDirectory: sandbox.path("data-keys"),
+                        masterKeyPath: data + "/master.key"), logger: logger)
+            }
+        }
+    }
+
     @Test func initializeWithAKeyRingButNoMasterKeyRefuses() async throws {
         try await withSandbox { sandbox in
             _ = try await Vault.initialize(paths: sandbox.paths, logger: TestLog.quiet())

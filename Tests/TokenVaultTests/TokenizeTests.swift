@@ -56,7 +56,10 @@ struct TokenizeTests {
                 #expect(stored.keyVersion == 1, context)
                 #expect(Records.headerVersion(stored.ciphertext) == 1, context)
                 #expect(stored.metadata.bin == card.bin && stored.metadata.last4 == card.last4, context)
-                #expect(stored.metadata.fingerprint == metadata.fingerprint, context)
+                // The stored fingerprint is the internal one; callers see one derived from it.
+                #expect(stored.metadata.fingerprint.isEmpty, context)
+                #expect(stored.fingerprint.count == 16, context)
+                #expect(Hex.encode(stored.fingerprint) != metadata.fingerprint, context)
                 let record = try Records.open(stored.ciphertext, kind: .card, token: token, keyRing: vault.keyRing)
                 #expect(
                     record
@@ -91,6 +94,19 @@ struct TokenizeTests {
             #expect(read.fingerprint == result.metadata.fingerprint)
             #expect(abs(read.createdAt.timeIntervalSince(result.metadata.createdAt)) < 0.002)
             #expect(read.cvvExpiresAt == nil && !read.cvvHeld())
+        }
+    }
+
+    @Test("Finding 17: the largest card plaintext (opaque token, 19-digit PAN) is 60 bytes, as CRYPTO.md §7 says")
+    func largestPlaintextFits() async throws {
+        try await withVault { vault, _ in
+            let card = TestCard(pan: "4111111111111111110", brand: .visa)
+            let result = try await tokenize(card, in: vault.tokens)
+            let stored = try #require(try await vault.store.card(result.metadata.token, now: Date()))
+            // Envelope: header 5 + nonce 24 + MAC 16 + plaintext.
+            #expect(stored.ciphertext.count - 45 == 60)
+            #expect(60 <= RecordEnvelope.maximumPlaintextByteCount)
+            try await vault.tokens.verifyRecord(result.metadata.token)
         }
     }
 

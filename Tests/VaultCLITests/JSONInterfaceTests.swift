@@ -78,7 +78,10 @@ struct JSONInterfaceTests {
             #expect(entries.compactMap { $0["id"] as? String } == created.map(\.id), "\(list)")
             #expect(entries.compactMap { $0["name"] as? String } == ["frontend", "reader"])
             for entry in entries {
-                #expect(Set(entry.keys).isSubset(of: ["id", "name", "scopes", "purposes", "created_at", "revoked_at"]))
+                #expect(
+                    Set(entry.keys).isSubset(of: [
+                        "id", "name", "tenant", "scopes", "purposes", "created_at", "revoked_at",
+                    ]))
             }
             for credential in created {
                 let secretPart = String(credential.secret.split(separator: "_", maxSplits: 2).last ?? "")

@@ -189,8 +189,9 @@ struct DetokenizeRouteTests {
             let id = server.detokenizeCredential.id
             let forged = "vk_\(id)_" + String(repeating: "A", count: 43)
             let attempts: [(Auth, String)] = [
-                (.none, "anonymous"), (.bearer("garbage"), "anonymous"), (.header("Basic dXNlcjpwYXNz"), "anonymous"),
-                (.bearer(forged), "unknown:\(id)"), (.bearer(server.detokenizeKey + "x"), "anonymous"),
+                (.none, "anonymous"), (.bearer("garbage"), "unknown:malformed"),
+                (.header("Basic dXNlcjpwYXNz"), "anonymous"), (.bearer(forged), "unknown:\(id)"),
+                (.bearer(server.detokenizeKey + "x"), "unknown:malformed"),
             ]
             for (auth, actor) in attempts {
                 let (reply, records) = try await server.newAuditRecords {
@@ -273,7 +274,9 @@ struct DetokenizeRouteTests {
             let retryAfter = try #require(reply.headers[.retryAfter].flatMap { Int($0) }, "\(reply.headers)")
             #expect(retryAfter >= 1)
             #expect(!reply.contains(TestCard.visa.digits))
-            Self.expectDenied(records, actor: server.detokenizeCredential.id, code: "rate_limited")
+            Self.expectDenied(
+                records, actor: server.detokenizeCredential.id, code: "rate_limited", purpose: "settlement",
+                reference: "batch-1")
             // The audit route is not rate limited.
             #expect(try await server.auditPage().status == .ok)
         }

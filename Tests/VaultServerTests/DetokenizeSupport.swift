@@ -152,7 +152,7 @@ func withDetokenizeServer<R: Sendable>(
     let (_, tokenizeKey) = try await vault.credentials.create(
         name: "tokenizer", scopes: [.tokenize, .tokensRead, .tokensDelete], purposes: [])
     let (detokenizeCredential, detokenizeKey) = try await vault.credentials.create(
-        name: "detokenizer", scopes: [.detokenize], purposes: DetokenizeServer.purposes)
+        name: "detokenizer", scopes: [.detokenize], purposes: DetokenizeServer.purposes.map { $0 + ":pan" })
     let (auditCredential, auditKey) = try await vault.credentials.create(
         name: "auditor", scopes: [.auditRead], purposes: [])
     let detokenizeRouter =

@@ -146,7 +146,10 @@ struct OpenAPITests {
             #expect(!found.isEmpty, "no codes in \(path)")
             codes.formUnion(found)
         }
-        for code in [VaultError.Code.tokenNotFound, .tokenSpaceExhausted, .invalidArgument] {
+        for code in [
+            VaultError.Code.tokenNotFound, .tokenSpaceExhausted, .invalidArgument, .dedupeExpiryMismatch,
+            .similarCardsLimit,
+        ] {
             codes.insert(code.rawValue)
         }
         var files = [URL]()
@@ -197,7 +200,7 @@ struct OpenAPITests {
     ) async throws -> R {
         try await withServer(wallets: WalletSetup()) { server in
             let (_, secret) = try await server.vault.credentials.create(
-                name: "back-office", scopes: [.detokenize, .auditRead], purposes: ["settlement"])
+                name: "back-office", scopes: [.detokenize, .auditRead], purposes: ["settlement:pan"])
             let (logger, _) = TestLog.capturing(level: .warning)
             let router = VaultApplication.detokenizeRouter(vault: server.vault, rateLimit: nil, logger: logger)
             return try await Application(router: router, logger: logger).test(.router) { client in

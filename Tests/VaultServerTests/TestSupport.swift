@@ -147,9 +147,10 @@ struct WalletSetup: Sendable {
 ///   - cvvTimeToLive: how long the vault holds a CVV.
 ///   - wallets: with a value, the public router also serves the wallet routes, and the
 ///     server has ``TestServer/wallets`` and a ``TestServer/walletKey``.
+///   - tokenizeRateLimit: cards per second per key (`nil`, the default here: no limit).
 func withServer<R: Sendable>(
     transport: Transport = .router, cvvTimeToLive: TimeInterval = 3600, wallets walletSetup: WalletSetup? = nil,
-    _ body: @Sendable (TestServer) async throws -> R
+    tokenizeRateLimit: Double? = nil, _ body: @Sendable (TestServer) async throws -> R
 ) async throws -> R {
     let root = FileManager.default.temporaryDirectory
         .appendingPathComponent("vault-server-tests-\(UUID().uuidString)").path
@@ -167,7 +168,7 @@ func withServer<R: Sendable>(
         wallets = try VaultApplication.walletService(vault: vault, authorizer: walletSetup.authorizer)
         walletKey = try await vault.credentials.create(name: "wallet", scopes: [.wallet, .tokenize], purposes: []).1
     }
-    let router = VaultApplication.publicRouter(vault: vault, wallets: wallets)
+    let router = VaultApplication.publicRouter(vault: vault, wallets: wallets, tokenizeRateLimit: tokenizeRateLimit)
     switch transport {
     case .router:
         let app = Application(router: router, logger: logger)

@@ -165,18 +165,19 @@ enum TestCards {
 
 /// Tokens to metadata, as the vault's adapter would answer; a deleted token is unknown.
 final class InMemoryCardDirectory: CardDirectory {
-    private let entries = Mutex<[Token: CardMetadata]>([:])
+    private let entries = Mutex<[Token: (metadata: CardMetadata, tenant: String)]>([:])
 
-    func put(_ metadata: CardMetadata) {
-        entries.withLock { $0[metadata.token] = metadata }
+    func put(_ metadata: CardMetadata, tenant: String = Principal.defaultTenant) {
+        entries.withLock { $0[metadata.token] = (metadata, tenant) }
     }
 
     func delete(_ token: Token) {
         _ = entries.withLock { $0.removeValue(forKey: token) }
     }
 
-    func metadata(of token: Token) async throws -> CardMetadata? {
-        entries.withLock { $0[token] }
+    /// Another tenant's token is unknown, as the vault answers it.
+    func metadata(of token: Token, tenant: String) async throws -> CardMetadata? {
+        entries.withLock { entry in entry[token].flatMap { $0.tenant == tenant ? $0.metadata : nil } }
     }
 }
 
@@ -231,7 +232,7 @@ final class FakeAuthorizer: CardAuthorizing {
             return (behaviour, state.gate)
         }
         if let gate { await gate.wait() }
-        guard (try? await directory.metadata(of: request.token)) != nil else {
+        guard (try? await directory.metadata(of: request.token, tenant: request.tenant)) != nil else {
             throw AuthorizationError(.tokenNotFound, "no such token")
         }
         switch behaviour {

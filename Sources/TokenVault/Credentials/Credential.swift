@@ -1,3 +1,4 @@
+public import CardTokens
 public import Foundation
 
 /// What a credential may do. Scopes are checked per route; see README "Credentials".
@@ -26,17 +27,37 @@ public struct Credential: Sendable, Hashable, Codable {
     public var scopes: [Scope]
     /// The purposes a `detokenize` key may name.
     public var purposes: [String]
+    /// The purposes under which it may reveal a full PAN; under the others, masked only.
+    public var panPurposes: [String]
+    /// The tenant its tokens belong to; it sees no other tenant's tokens.
+    public var tenant: String
     public var createdAt: Date
     public var revokedAt: Date?
 
-    public init(id: String, name: String, scopes: [Scope], purposes: [String], createdAt: Date, revokedAt: Date?) {
+    public init(
+        id: String, name: String, scopes: [Scope], purposes: [String], panPurposes: [String] = [],
+        tenant: String = Principal.defaultTenant, createdAt: Date, revokedAt: Date?
+    ) {
         self.id = id
         self.name = name
         self.scopes = scopes
         self.purposes = purposes
+        self.panPurposes = panPurposes
+        self.tenant = tenant
         self.createdAt = createdAt
         self.revokedAt = revokedAt
     }
 
     public func allows(_ scope: Scope) -> Bool { revokedAt == nil && scopes.contains(scope) }
+
+    /// Whether it may reveal full PANs under `purpose`.
+    public func mayRevealPAN(for purpose: String) -> Bool { panPurposes.contains(purpose) }
+
+    /// Who this key is to the vault: its tokens, dedupe and fingerprints.
+    public var principal: Principal { .apiKey(id, tenant: tenant) }
+
+    /// The purposes as stored and as the CLI shows them: `settlement:pan`, `chargeback:masked`.
+    public var purposeGrants: [String] {
+        purposes.map { "\($0):\(panPurposes.contains($0) ? "pan" : "masked")" }
+    }
 }

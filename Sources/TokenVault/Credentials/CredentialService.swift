@@ -1,4 +1,5 @@
 public import Audit
+public import CardTokens
 import Foundation
 import GRDB
 import Synchronization
@@ -24,8 +25,13 @@ public final class CredentialService: Sendable {
 
     /// Creates a credential and returns it with its secret, which is not stored and cannot be
     /// shown again.
+    /// - Parameters:
+    ///   - purposes: what a `detokenize` key may name, each `name` or `name:masked` (masked PANs
+    ///     only) or `name:pan` (full PANs too).
+    ///   - tenant: the tenant its tokens belong to.
     public func create(
-        name: String, scopes: [Scope], purposes: [String], by actor: KeyManager.Actor = .cli
+        name: String, scopes: [Scope], purposes: [String], tenant: String = Principal.defaultTenant,
+        by actor: KeyManager.Actor = .cli
     ) async throws -> (credential: Credential, secret: String) {
         let name = name.trimmingCharacters(in: .whitespaces)
         guard !name.isEmpty, name.count <= 200 else {
@@ -37,10 +43,12 @@ public final class CredentialService: Sendable {
                 .invalidArgument,
                 "unknown scope '\(unknown)'; known scopes: \(Scope.all.map(\.rawValue).joined(separator: ", "))")
         }
-        let purposePattern = /^[a-z][a-z0-9_]{0,63}$/
-        if let bad = purposes.first(where: { $0.wholeMatch(of: purposePattern) == nil }) {
-            throw VaultError(.invalidArgument, "purpose '\(bad)' must be lower-case letters, digits and _")
+        guard Principal.isValidTenant(tenant) else {
+            throw VaultError(.invalidArgument, "tenant must be 1 to 64 of a-z 0-9 _ -, starting with a letter")
         }
+        let grants = try purposes.map(Self.grant)
+        let purposes = grants.map(\.purpose)
+        let panPurposes = grants.filter(\.pan).map(\.purpose)
         if !purposes.isEmpty && !scopes.contains(.detokenize) {
             throw VaultError(.invalidArgument, "--purpose only applies to credentials with scope detokenize")
         }
@@ -48,23 +56,26 @@ public final class CredentialService: Sendable {
         let secret = "vk_\(id)_" + SecureRandom.bytes(32).withUnsafeBytes { TokenGenerator.base64URL($0) }
         let credential = Credential(
             id: id, name: name, scopes: Array(Set(scopes)).sorted { $0.rawValue < $1.rawValue },
-            purposes: Array(Set(purposes)).sorted(), createdAt: Date(), revokedAt: nil)
+            purposes: Array(Set(purposes)).sorted(), panPurposes: Array(Set(panPurposes)).sorted(), tenant: tenant,
+            createdAt: Date(), revokedAt: nil)
         let hash = KeyedHash.hash(Array(secret.utf8), key: hashKey)
         let event = AuditEvent(
             actor: actor.name, type: "credential.create", outcome: .success, origin: actor.origin,
             objects: ["credential:\(id)"],
             detail:
-                "scopes=\(credential.scopes.map(\.rawValue).joined(separator: ",")) purposes=\(credential.purposes.joined(separator: ","))"
+                "scopes=\(credential.scopes.map(\.rawValue).joined(separator: ",")) "
+                + "purposes=\(credential.purposeGrants.joined(separator: ",")) tenant=\(tenant)"
         )
         try await pool.write { [audit] db in
             try db.execute(
                 sql: """
-                    INSERT INTO credentials (id, name, scopes, purposes, secret_hash, created_at_ms)
-                    VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO credentials (id, name, scopes, purposes, secret_hash, created_at_ms, tenant)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     id, name, credential.scopes.map(\.rawValue).joined(separator: " "),
-                    credential.purposes.joined(separator: " "), Data(hash), credential.createdAt.milliseconds,
+                    credential.purposeGrants.joined(separator: " "), Data(hash), credential.createdAt.milliseconds,
+                    tenant,
                 ])
             try audit.append([event], in: db)
         }
@@ -129,19 +140,49 @@ public final class CredentialService: Sendable {
         let purposes: String = row["purposes"]
         let revoked: Int64? = row["revoked_at_ms"]
         let hash: Data = row["secret_hash"]
+        // Stored as `name:pan` / `name:masked`; anything else grants masked only.
+        let grants = purposes.split(separator: " ").map { $0.split(separator: ":", maxSplits: 1) }
         let credential = Credential(
             id: row["id"], name: row["name"], scopes: scopes.split(separator: " ").map { Scope(rawValue: String($0)) },
-            purposes: purposes.split(separator: " ").map(String.init),
-            createdAt: Date(milliseconds: row["created_at_ms"]),
+            purposes: grants.map { String($0[0]) },
+            panPurposes: grants.filter { $0.count == 2 && $0[1] == "pan" }.map { String($0[0]) },
+            tenant: row["tenant"], createdAt: Date(milliseconds: row["created_at_ms"]),
             revokedAt: revoked.map(Date.init(milliseconds:)))
         return (credential, [UInt8](hash))
     }
 
-    /// The id part of `vk_<id>_<secret>`, if the string has that shape.
+    /// Parses `name`, `name:masked` or `name:pan`.
+    private static func grant(_ text: String) throws -> (purpose: String, pan: Bool) {
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let purposePattern = /^[a-z][a-z0-9_]{0,63}$/
+        guard parts[0].wholeMatch(of: purposePattern) != nil, parts.count == 1 || ["pan", "masked"].contains(parts[1])
+        else {
+            throw VaultError(
+                .invalidArgument,
+                "purpose must be lower-case letters, digits and _, optionally followed by :masked or :pan")
+        }
+        return (parts[0], parts.count == 2 && parts[1] == "pan")
+    }
+
+    /// The id part of `vk_<id>_<secret>`, if the string has exactly that shape: `vk_`, 16 of
+    /// `a-z 0-9`, `_`, 43 of base64url. Counted in bytes, not characters (a combining mark makes
+    /// one character of any length), and nothing else passes: the id of a refused key goes into
+    /// the audit log.
     public static func id(ofSecret secret: String) -> String? {
-        let parts = secret.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "vk", parts[1].count == 16, parts[2].count == 43 else { return nil }
-        return String(parts[1])
+        let bytes = Array(secret.utf8)
+        guard bytes.count == 63, bytes[0..<3] == Array("vk_".utf8)[...], bytes[19] == UInt8(ascii: "_"),
+            bytes[3..<19].allSatisfy({ (97...122).contains($0) || (48...57).contains($0) }),
+            bytes[20...].allSatisfy({
+                (97...122).contains($0) || (65...90).contains($0) || (48...57).contains($0) || $0 == 45 || $0 == 95
+            })
+        else { return nil }
+        return String(decoding: bytes[3..<19], as: UTF8.self)
+    }
+
+    /// Whether a credential id could be a card number (16 digits that pass the Luhn check):
+    /// such an id of an unknown key is not recorded as sent.
+    public static func mayBeCardNumber(_ id: String) -> Bool {
+        CardNumberDetector.containsLuhnValidRun(id)
     }
 
     private static func randomAlphanumeric(_ count: Int) -> String {
