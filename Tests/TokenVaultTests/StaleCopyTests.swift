@@ -167,3 +167,35 @@ extension TestCard {
         return card
     }
 }
+
+/// Upgrading a vault whose CVVs were sealed under data keys.
+@Suite("CVV epoch migration")
+struct CVVEpochMigrationTests {
+    @Test("Finding 3: the upgrade deletes CVVs sealed under a data key and scrubs them from the WAL")
+    func finding3MigrationDropsDataKeyCVVs() async throws {
+        try await withSandbox { sandbox in
+            let database = try VaultDatabase.open(directory: sandbox.paths.dataDirectory, create: true)
+            try VaultDatabase.migrator.migrate(database.pool, upTo: "vault.tenants")
+            try await database.pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO cards (token, format, bin, last4, brand, exp_month, exp_year, fingerprint,
+                            fingerprint_prefix, key_version, ciphertext, created_at_ms)
+                        VALUES ('tok_A', 'opaque', '411111', '1111', 'visa', 12, 2031, x'00', 0, 1, x'01', 0);
+                        INSERT INTO cvvs (token, key_version, ciphertext, expires_at_ms)
+                        VALUES ('tok_A', 1, x'0100000001', 9999999999999);
+                        """)
+            }
+            try database.migrate()
+            let (cvvs, columns) = try await database.pool.read { db in
+                (
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM cvvs") ?? -1,
+                    try db.columns(in: "cvvs").map(\.name)
+                )
+            }
+            #expect(cvvs == 0)
+            #expect(columns.contains("epoch") && !columns.contains("key_version"))
+            #expect(await database.scrubIfNeeded(), "the deleted rows' WAL copies are truncated")
+        }
+    }
+}
