@@ -147,38 +147,9 @@ public final class Detokenizer: Sendable {
         }
         let parsed = request.tokens.map { try? Token(validating: $0) }
         let valid = parsed.compactMap { $0 }
-        guard credential.purposes.contains(request.purpose) else {
+        if let refusal = refusal(of: request, credential: credential, tokens: valid) {
             throw await refuse(
-                caller,
-                error: .init(
-                    .forbidden, code: "purpose_not_allowed",
-                    message: "this API key may not detokenize for purpose \(request.purpose)"),
-                purpose: request.purpose, reference: request.reference, tokens: valid)
-        }
-        if request.reveal == .pan && !credential.mayRevealPAN(for: request.purpose) {
-            throw await refuse(
-                caller,
-                error: .init(
-                    .forbidden, code: "reveal_not_allowed",
-                    message: "this API key may reveal masked PANs only for purpose \(request.purpose)"),
-                purpose: request.purpose, reference: request.reference, tokens: valid)
-        }
-        // Limits count tokens, not requests: one request may name 1,000.
-        if let rateLimiter, let wait = rateLimiter.acquire(credential.id, cost: request.tokens.count) {
-            throw await refuse(
-                caller,
-                error: .init(
-                    .rateLimited(retryAfterSeconds: wait), code: "rate_limited",
-                    message: "too many tokens detokenized by this API key; retry after \(wait) s"),
-                purpose: request.purpose, reference: request.reference, tokens: valid)
-        }
-        if request.reveal == .pan, let panQuota, let wait = panQuota.take(credential.id, count: valid.count) {
-            throw await refuse(
-                caller,
-                error: .init(
-                    .rateLimited(retryAfterSeconds: wait), code: "daily_limit_reached",
-                    message: "this API key has revealed its \(panQuota.limit) full PANs for today (UTC)"),
-                purpose: request.purpose, reference: request.reference, tokens: valid)
+                caller, error: refusal, purpose: request.purpose, reference: request.reference, tokens: valid)
         }
         let positions = parsed.indices.filter { parsed[$0] != nil }
         var results = [DetokenizeResult?](repeating: nil, count: parsed.count)
@@ -223,6 +194,35 @@ public final class Detokenizer: Sendable {
             throw DetokenizationError(.internalFailure, code: "internal_error", message: "detokenization failed")
         }
         return results.map { $0! }
+    }
+
+    /// Why `credential` may not have this request answered, if it may not: a purpose it lacks, a
+    /// full PAN under a purpose granted masked only, or a limit. The limits count tokens, not
+    /// requests (one request may name 1,000), and are taken only when everything else passed.
+    private func refusal(
+        of request: DetokenizeRequest, credential: Credential, tokens valid: [Token]
+    ) -> DetokenizationError? {
+        guard credential.purposes.contains(request.purpose) else {
+            return .init(
+                .forbidden, code: "purpose_not_allowed",
+                message: "this API key may not detokenize for purpose \(request.purpose)")
+        }
+        if request.reveal == .pan && !credential.mayRevealPAN(for: request.purpose) {
+            return .init(
+                .forbidden, code: "reveal_not_allowed",
+                message: "this API key may reveal masked PANs only for purpose \(request.purpose)")
+        }
+        if let rateLimiter, let wait = rateLimiter.acquire(credential.id, cost: request.tokens.count) {
+            return .init(
+                .rateLimited(retryAfterSeconds: wait), code: "rate_limited",
+                message: "too many tokens detokenized by this API key; retry after \(wait) s")
+        }
+        if request.reveal == .pan, let panQuota, let wait = panQuota.take(credential.id, count: valid.count) {
+            return .init(
+                .rateLimited(retryAfterSeconds: wait), code: "daily_limit_reached",
+                message: "this API key has revealed its \(panQuota.limit) full PANs for today (UTC)")
+        }
+        return nil
     }
 
     /// BIN and last four, the rest `*`.

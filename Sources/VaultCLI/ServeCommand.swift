@@ -161,6 +161,7 @@ struct ServeCommand: AsyncParsableCommand {
             let wallets = try VaultApplication.walletService(vault: vault, authorizer: gateway, numbering: numbering)
             // The ledger checks its invariants in every commit from that commit's changes; a full
             // recount at start also catches a wallet.db altered behind its back.
+            try await wallets.rescopeCardFingerprints()
             do {
                 try await wallets.ledger.verifyInvariants()
             } catch let error as LedgerError {

@@ -88,6 +88,15 @@ public final class WalletService: Sendable {
         migrator.registerMigration("wallet.tenants") { db in
             try db.execute(sql: "ALTER TABLE wallets ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'")
         }
+        // Cards saved before hold the vault's old global fingerprint; they are marked 0 and
+        // re-read by `rescopeCardFingerprints()`. New rows are scoped to the wallet side (1).
+        migrator.registerMigration("wallet.fingerprint-scope") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE wallet_cards ADD COLUMN fingerprint_scope INTEGER NOT NULL DEFAULT 1;
+                    UPDATE wallet_cards SET fingerprint_scope = 0;
+                    """)
+        }
         try migrator.migrate(ledger.pool)
         self.ledger = ledger
         self.cards = cards
@@ -252,6 +261,36 @@ public final class WalletService: Sendable {
         }
         guard let saved, saved != other.rawValue else { return nil }
         return try await cards.metadata(of: Token(unchecked: saved), tenant: tenant) == nil ? saved : nil
+    }
+
+    /// Replaces the fingerprints of cards saved before fingerprints were scoped to the wallet
+    /// side (docs/CRYPTO.md §8.1) with the ones the vault now gives, so that the same card saved
+    /// again is still recognised. A card whose token the vault no longer holds gets a value that
+    /// matches nothing. Idempotent; `vault serve` runs it at start, before it serves.
+    /// - Returns: how many cards were updated.
+    @discardableResult
+    public func rescopeCardFingerprints() async throws -> Int {
+        let stale = try await ledger.pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT wallet_cards.id, wallet_cards.token, wallets.tenant FROM wallet_cards
+                    JOIN wallets ON wallets.id = wallet_cards.wallet_id WHERE wallet_cards.fingerprint_scope = 0
+                    """
+            ).map { (id: $0["id"] as String, token: $0["token"] as String, tenant: $0["tenant"] as String) }
+        }
+        for card in stale {
+            let metadata = try await cards.metadata(of: Token(unchecked: card.token), tenant: card.tenant)
+            try await ledger.pool.write { db in
+                let update = "UPDATE OR IGNORE wallet_cards SET fingerprint = ?, fingerprint_scope = 1 WHERE id = ?"
+                try db.execute(sql: update, arguments: [metadata?.fingerprint ?? "gone:\(card.id)", card.id])
+                if db.changesCount == 0 {
+                    // The wallet saved the card again meanwhile under its new fingerprint.
+                    try db.execute(sql: update, arguments: ["duplicate:\(card.id)", card.id])
+                }
+            }
+        }
+        return stale.count
     }
 
     struct SavedCard: Codable, Sendable {

@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Testing
 import TokenVault
+import VaultTestSupport
 
 /// Issue 8, finding 1: the tokenize API must not be a PAN-recovery oracle. An attacker who knows
 /// a card's BIN and last four tokenizes every candidate for the middle digits, with `dedupe`,
@@ -23,23 +24,10 @@ struct TokenizeOracleTests {
         while found.count < count {
             let digits = String(middle)
             let pan = bin + String(repeating: "0", count: middleDigits - digits.count) + digits + last4
-            if pan != excluded && Self.isLuhnValid(pan) { found.append(pan) }
+            if pan != excluded && TestLuhn.passes(pan) { found.append(pan) }
             middle += 1
         }
         return found
-    }
-
-    static func isLuhnValid(_ pan: String) -> Bool {
-        var sum = 0
-        for (position, character) in pan.reversed().enumerated() {
-            var digit = character.wholeNumberValue!
-            if position % 2 == 1 {
-                digit *= 2
-                if digit > 9 { digit -= 9 }
-            }
-            sum += digit
-        }
-        return sum % 10 == 0
     }
 
     /// The victim's card tokenized (with dedupe) by the standard key and saved to a wallet; returns

@@ -1,5 +1,7 @@
 import CardTokens
 import Foundation
+import GRDB
+import Ledger
 import Testing
 import VaultTestSupport
 import Wallet
@@ -195,6 +197,47 @@ struct CardOnFileTests {
             #expect(listed == added)
             #expect(listed.map(\.last4) == ["0000", "0001", "0002", "0003", "0004", "0005"])
             #expect(try await sandbox.service.cards(of: other.id).map(\.last4) == ["4242"])
+        }
+    }
+}
+
+@Suite("Cards on file saved before fingerprints were scoped")
+struct FingerprintRescopeTests {
+    @Test("Issue 8, finding 1: old fingerprints are replaced by the wallet-scoped ones, once")
+    func oldFingerprintsAreRescoped() async throws {
+        try await withWallet { sandbox async throws in
+            let wallet = try await sandbox.createWallet()
+            let kept = TestCards.visa()
+            let gone = TestCards.otherVisa()
+            sandbox.cards.put(kept)
+            sandbox.cards.put(gone)
+            let first = try await sandbox.service.addCard(
+                walletID: wallet.id, token: kept.token, idempotency: sandbox.key("add-1"))
+            let second = try await sandbox.service.addCard(
+                walletID: wallet.id, token: gone.token, idempotency: sandbox.key("add-2"))
+            #expect(try await sandbox.service.rescopeCardFingerprints() == 0)
+            // As a wallet.db from before would hold them: the old global fingerprint, unscoped.
+            try await sandbox.ledger.pool.write { db in
+                try db.execute(sql: "UPDATE wallet_cards SET fingerprint = 'old-' || id, fingerprint_scope = 0")
+            }
+            var rescoped = kept
+            rescoped.fingerprint = "scoped-4111"
+            sandbox.cards.put(rescoped)
+            sandbox.cards.delete(gone.token)
+
+            #expect(try await sandbox.service.rescopeCardFingerprints() == 2)
+            let cards = try await sandbox.service.cards(of: wallet.id)
+            #expect(cards.first { $0.id == first.card.id }?.fingerprint == "scoped-4111")
+            #expect(cards.first { $0.id == second.card.id }?.fingerprint == "gone:\(second.card.id)")
+            #expect(try await sandbox.service.rescopeCardFingerprints() == 0)
+            // The card is recognised under its new fingerprint.
+            let again = TestCards.visa()
+            var againScoped = again
+            againScoped.fingerprint = "scoped-4111"
+            sandbox.cards.put(againScoped)
+            let saved = try await sandbox.service.addCard(
+                walletID: wallet.id, token: again.token, idempotency: sandbox.key("add-3"))
+            #expect(!saved.created && saved.card.id == first.card.id)
         }
     }
 }
