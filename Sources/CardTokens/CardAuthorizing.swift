@@ -10,18 +10,22 @@ public struct AuthorizationRequest: Sendable, Hashable {
     public var reference: String
     /// Who asked (a credential id), for the audit record; never a secret.
     public var requestedBy: String
+    /// Where the request came from (the remote address of the HTTP caller), for the audit
+    /// record's origin (PCI DSS 10.2.2); `nil` when there is no such caller.
+    public var origin: String?
     /// The tenant the token must belong to (the caller's): another tenant's token is not found.
     public var tenant: String
 
     public init(
         token: Token, amount: Int64, currency: String, reference: String, requestedBy: String,
-        tenant: String = Principal.defaultTenant
+        tenant: String = Principal.defaultTenant, origin: String? = nil
     ) {
         self.token = token
         self.amount = amount
         self.currency = currency
         self.reference = reference
         self.requestedBy = requestedBy
+        self.origin = origin
         self.tenant = tenant
     }
 }

@@ -3,9 +3,10 @@
 ///
 /// A card number here is 13 to 19 ASCII digits that pass the Luhn check and start with a known
 /// network's IIN, written either as one run of digits anywhere in the text (`ref4111111111111111`)
-/// or as a whole word printed in the groups cards use, separated by single spaces or by single
-/// dashes: fours with a shorter last group (`4111 1111 1111 1111`) or 4-6-5 / 4-6-4 (American
-/// Express, Diners Club). Runs of more than 19 digits are ids, not card numbers, and grouped
+/// or as a whole word printed in the groups cards use, separated by single spaces, dashes, dots,
+/// slashes or underscores (one kind per number): fours with a shorter last group
+/// (`4111 1111 1111 1111`, `4111.1111.1111.1111`) or 4-6-5 / 4-6-4 (American Express, Diners
+/// Club). Runs of more than 19 digits are ids, not card numbers, and grouped
 /// digits inside a longer word, such as the middle of a UUID, are not either: a UUID is never
 /// refused. A random 16-digit id that starts with a network's digit still is, one time in ten
 /// (its last digit passes the Luhn check by chance).
@@ -29,7 +30,10 @@ public enum CardNumberDetector {
                 }
                 current.append(byte)
             case UInt8(ascii: " ") where !current.isEmpty && pendingSeparator == nil,
-                UInt8(ascii: "-") where !current.isEmpty && pendingSeparator == nil:
+                UInt8(ascii: "-") where !current.isEmpty && pendingSeparator == nil,
+                UInt8(ascii: ".") where !current.isEmpty && pendingSeparator == nil,
+                UInt8(ascii: "/") where !current.isEmpty && pendingSeparator == nil,
+                UInt8(ascii: "_") where !current.isEmpty && pendingSeparator == nil:
                 pendingSeparator = byte
             default:
                 if !current.isEmpty {
@@ -81,25 +85,54 @@ public enum CardNumberDetector {
         }
     }
 
-    /// The stricter rule for text that goes into the audit log: any maximal run of digits as long
-    /// as a PAN the vault accepts (``CardInput/panLengths``, 12 to 19) that passes the Luhn check,
-    /// whatever its prefix. It refuses more ordinary numbers, and misses grouped ones (the fields
-    /// it guards allow no spaces).
+    /// The stricter rule for text that goes into the audit log: digits as many as a PAN the vault
+    /// accepts (``CardInput/panLengths``, 12 to 19) that pass the Luhn check, whatever their
+    /// prefix, either as one maximal run or as consecutive whole groups of digits joined by single
+    /// non-alphanumeric characters (`4111-1111-1111-1111`, `4111.1111.1111.1111`,
+    /// `4111/1111/1111/1111`, `ref:4111 11111111 1111`): the separators are dropped before the
+    /// check, so no grouping or punctuation gets a card number past it. It refuses more ordinary
+    /// numbers: a reference whose digit groups add up to 12–19 digits (`2026-11-21-000123`) is
+    /// refused one time in ten. Digits split by letters are not joined.
     public static func containsLuhnValidRun(_ text: some StringProtocol) -> Bool {
         let bytes = Array(text.utf8)
-        var start = 0
-        while start < bytes.count {
-            guard (48...57).contains(bytes[start]) else {
-                start += 1
+        // The digit groups of the current chain, as ranges of `bytes`.
+        var groups = [Range<Int>]()
+        var index = 0
+        while index < bytes.count {
+            guard isDigit(bytes[index]) else {
+                index += 1
                 continue
             }
-            var end = start
-            while end < bytes.count, (48...57).contains(bytes[end]) { end += 1 }
-            if CardInput.panLengths.contains(end - start), Luhn.isValid(digits: bytes[start..<end]) { return true }
-            start = end
+            var end = index
+            while end < bytes.count, isDigit(bytes[end]) { end += 1 }
+            groups.append(index..<end)
+            index = end
+            // One separator followed by a digit continues the chain.
+            if index + 1 < bytes.count, !isAlphanumeric(bytes[index]), bytes[index] < 0x80, isDigit(bytes[index + 1]) {
+                index += 1
+                continue
+            }
+            if holdsLuhnValidDigits(groups, of: bytes) { return true }
+            groups.removeAll(keepingCapacity: true)
         }
         return false
     }
+
+    /// Whether some consecutive groups hold 12 to 19 digits in all that pass the Luhn check.
+    private static func holdsLuhnValidDigits(_ groups: [Range<Int>], of bytes: [UInt8]) -> Bool {
+        var digits = [UInt8]()
+        for first in groups.indices {
+            digits.removeAll(keepingCapacity: true)
+            for group in groups[first...] {
+                digits += bytes[group]
+                if digits.count > CardInput.panLengths.upperBound { break }
+                if CardInput.panLengths.contains(digits.count), Luhn.isValid(digits: digits) { return true }
+            }
+        }
+        return false
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { (48...57).contains(byte) }
 
     private static func isCardNumber(_ digits: [UInt8]) -> Bool {
         (13...19).contains(digits.count) && CardBrand(panDigits: digits) != .unknown && Luhn.isValid(digits: digits)

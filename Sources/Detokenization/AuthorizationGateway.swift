@@ -48,7 +48,8 @@ public final class AuthorizationGateway: CardAuthorizing {
     /// - Parameters:
     ///   - acquirer: where to send authorizations; `nil` refuses every request with
     ///     `acquirer_not_configured`.
-    ///   - origin: the audit records' origin (the caller is in-process: the wallet).
+    ///   - origin: the audit records' origin when a request names none (`AuthorizationRequest.origin`,
+    ///     the HTTP caller's address, is used when given).
     public init(
         tokens: TokenVault, audit: any AuditLog, acquirer: AcquirerEndpoint?, logger: Logger,
         origin: String = "wallet"
@@ -128,7 +129,8 @@ public final class AuthorizationGateway: CardAuthorizing {
                     }
                     // Audit before reveal: durably committed before anything is decrypted.
                     let event = AuditEvent(
-                        actor: request.requestedBy, type: Self.eventType, outcome: .success, origin: origin,
+                        actor: request.requestedBy, type: Self.eventType, outcome: .success,
+                        origin: origin(of: request),
                         objects: [token.rawValue], purpose: Self.purpose, reference: request.reference,
                         detail: "use=acquirer_authorization amount=\(request.amount) currency=\(request.currency)")
                     do {
@@ -172,7 +174,8 @@ public final class AuthorizationGateway: CardAuthorizing {
     private func refuse(_ request: AuthorizationRequest, token: Token?, error: AuthorizationError) async {
         let event = AuditEvent(
             actor: Self.isSafeText(request.requestedBy, maximumLength: 128) ? request.requestedBy : "invalid",
-            type: Self.eventType, outcome: .denied, origin: origin, objects: token.map { [$0.rawValue] } ?? [],
+            type: Self.eventType, outcome: .denied, origin: origin(of: request),
+            objects: token.map { [$0.rawValue] } ?? [],
             purpose: Self.purpose,
             reference: Self.isSafeText(request.reference, maximumLength: Self.maximumReferenceLength)
                 ? request.reference : nil,
@@ -182,6 +185,13 @@ public final class AuthorizationGateway: CardAuthorizing {
         } catch {
             logger.error("audit append failed for a refused card authorization")
         }
+    }
+
+    /// The caller's address when the request carries a well-formed one, else the configured
+    /// origin: the text goes into the audit log, so it is checked like the other fields.
+    private func origin(of request: AuthorizationRequest) -> String {
+        guard let caller = request.origin, Self.isSafeText(caller, maximumLength: 128) else { return origin }
+        return caller
     }
 
     // MARK: - HTTP

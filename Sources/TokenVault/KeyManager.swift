@@ -8,7 +8,7 @@ public struct DataKeyStatus: Sendable, Hashable, Codable {
     public var version: UInt32
     public var state: DataKeyState
     public var createdAt: Date
-    /// Card records and CVVs encrypted under this version.
+    /// Card records encrypted under this version (CVVs are under in-memory epoch keys).
     public var records: Int
 }
 
@@ -99,8 +99,10 @@ public struct KeyManager: Sendable {
         }
     }
 
-    /// Re-encrypts every record not under the active key, `batchSize` per transaction, while
-    /// the server keeps serving. Resumable: the state is in the records themselves.
+    /// Re-encrypts every card record not under the active key, `batchSize` per transaction,
+    /// while the server keeps serving. Resumable: the state is in the records themselves. At
+    /// the end the WAL is truncated (``VaultDatabase/truncateWAL(attempts:)``), so the old
+    /// envelopes survive nowhere but in records a retired key no longer opens.
     /// - Parameter progress: called after each batch with (done, total).
     /// - Returns: how many records were re-encrypted.
     public func rewrap(
@@ -108,8 +110,6 @@ public struct KeyManager: Sendable {
     ) async throws -> Int {
         guard batchSize > 0 else { throw VaultError(.invalidArgument, "batch size must be positive") }
         try await refresh()
-        // Expired CVVs are due for deletion, not re-encryption.
-        _ = try await store.purgeExpiredCVVs(now: clock())
         var (version, key) = keyRing.active
         let total = try await store.recordsNotUnder(version: version)
         progress(0, total)
@@ -136,6 +136,9 @@ public struct KeyManager: Sendable {
             AuditEvent(
                 actor: actor.name, type: "keys.rewrap", time: clock(), outcome: .success, origin: actor.origin,
                 objects: ["data_key:\(version)"], detail: "rewrapped=\(done)"))
+        if done > 0, !(await store.scrub(attempts: Self.scrubAttempts)) {
+            logger.warning("the WAL could not be truncated after rewrap; readers kept it busy")
+        }
         logger.notice("records rewrapped", metadata: ["count": "\(done)", "active_version": "\(version)"])
         return done
     }
@@ -146,9 +149,8 @@ public struct KeyManager: Sendable {
         let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
         var pool = RandomPool(byteCount: SecretBox.nonceByteCount * max(items.count, 1))
         return try items.map { item in
-            let kind: RecordEnvelope.Kind = item.table == .cards ? .card : .cvv
             let count = try TokenVault.open(
-                item.ciphertext, kind: kind, token: item.token, keyRing: keyRing, into: scratch)
+                item.ciphertext, kind: .card, token: item.token, keyRing: keyRing, into: scratch)
             return scratch.withUnsafeBytes { plaintext in
                 pool.take(SecretBox.nonceByteCount) { nonce in
                     RecordEnvelope.seal(
@@ -160,8 +162,16 @@ public struct KeyManager: Sendable {
         }
     }
 
-    /// Destroys data key `version`. Refuses while any record uses it, and for the active key.
-    public func retire(version: UInt32, by actor: Actor = .cli) async throws {
+    /// How often a synchronous WAL truncation is tried while readers block it.
+    static let scrubAttempts = 25
+
+    /// Retires data key `version`: deletes its wrapped key from `vault.db` (zeroed there by
+    /// `secure_delete`), then truncates the WAL so no copy of it is left in `vault.db-wal`.
+    /// Refuses while any card record uses it, and for the active key.
+    /// - Returns: whether the WAL was truncated too; `false` if readers kept blocking it (a copy
+    ///   of the wrapped key then stays in `vault.db-wal` until the next checkpoint).
+    @discardableResult
+    public func retire(version: UInt32, by actor: Actor = .cli) async throws -> Bool {
         try await locked {
             try await store.retire(
                 version: version, at: clock(),
@@ -170,7 +180,9 @@ public struct KeyManager: Sendable {
                     objects: ["data_key:\(version)"]))
             try await refresh()
         }
-        logger.notice("data key retired", metadata: ["version": "\(version)"])
+        let scrubbed = await store.scrub(attempts: Self.scrubAttempts)
+        logger.notice("data key retired", metadata: ["version": "\(version)", "wal_truncated": "\(scrubbed)"])
+        return scrubbed
     }
 
     /// Versions, states, ages and record counts.
@@ -207,6 +219,8 @@ public struct KeyManager: Sendable {
                 actor: actor.name, type: "keys.rotate_master", time: now, outcome: .success, origin: actor.origin,
                 objects: versions.map { "data_key:\($0)" } + ["root_key"])
         }
+        // The keys wrapped under the old master stay in the WAL until it is truncated.
+        _ = await store.scrub(attempts: Self.scrubAttempts)
         guard let reloaded = try await store.keyRing() else { return }
         try reload(reloaded.dataKeys, master: newMaster)
     }

@@ -8,7 +8,8 @@ public enum DataKeyState: String, Sendable, Codable {
     case active
     /// An older version: decrypts, never encrypts (PCI DSS 3.7.5).
     case decryptOnly = "decrypt_only"
-    /// Destroyed: its wrapped key is gone; allowed only once no record used it.
+    /// Retired: its wrapped key is deleted from `vault.db` and its WAL (docs/CRYPTO.md §13.5);
+    /// allowed only once no card record used it.
     case retired
 }
 

@@ -3,7 +3,9 @@ import VaultCrypto
 
 /// The encrypted form of a card record or a CVV, bound to its token.
 ///
-/// Envelope: `0x01 ‖ u32 BE key version ‖ nonce (24) ‖ MAC (16) ‖ ciphertext`.
+/// Card envelope: `0x01 ‖ u32 BE key version ‖ nonce (24) ‖ MAC (16) ‖ ciphertext`, under a data key.
+/// CVV envelope: `0x02 ‖ u64 BE epoch ‖ nonce (24) ‖ MAC (16) ‖ ciphertext`, under an epoch key
+/// held only in memory (``CVVEpochKeys``), so no key in `vault.db` opens it.
 /// Plaintext: `0x01 ‖ kind ‖ u8 token length ‖ token ‖ u8 data length ‖ data ‖ extra`, where
 /// kind is `P` (card: data = PAN digits, extra = u8 exp month ‖ u16 BE exp year) or `C`
 /// (CVV digits, no extra). Opening checks the kind and that the token inside equals the row's
@@ -16,6 +18,9 @@ enum RecordEnvelope {
 
     static let formatByte: UInt8 = 0x01
     static let headerByteCount = 5
+    /// Byte 0 of a CVV envelope: sealed under an epoch key, not a data key.
+    static let cvvFormatByte: UInt8 = 0x02
+    static let cvvHeaderByteCount = 9
 
     /// The largest plaintext: header (3) + token (34 for an opaque one, at most 19 for a numeric
     /// one) + length (1) + PAN (≤ 19) + expiry (3) = 60; 64 leaves room.
@@ -26,6 +31,13 @@ enum RecordEnvelope {
         guard envelope.count >= headerByteCount + SecretBox.overhead else { throw VaultCryptoError.truncatedInput }
         guard envelope[0] == formatByte else { throw VaultCryptoError.unsupportedFormat }
         return UInt32(envelope[1]) << 24 | UInt32(envelope[2]) << 16 | UInt32(envelope[3]) << 8 | UInt32(envelope[4])
+    }
+
+    /// The epoch a CVV envelope names.
+    static func cvvEpoch(of envelope: UnsafeRawBufferPointer) throws -> UInt64 {
+        guard envelope.count >= cvvHeaderByteCount + SecretBox.overhead else { throw VaultCryptoError.truncatedInput }
+        guard envelope[0] == cvvFormatByte else { throw VaultCryptoError.unsupportedFormat }
+        return envelope[1...8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
     }
 
     /// Builds the plaintext into `scratch` and returns its length.
@@ -57,17 +69,29 @@ enum RecordEnvelope {
     static func seal(
         _ plaintext: UnsafeRawBufferPointer, version: UInt32, key: SecretBytes, nonce: UnsafeRawBufferPointer
     ) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: headerByteCount + SecretBox.boxByteCount(plaintextCount: plaintext.count))
-        {
+        seal(plaintext, header: [formatByte] + bigEndian(UInt64(version), count: 4), key: key, nonce: nonce)
+    }
+
+    /// Seals a CVV plaintext under the key of `epoch`.
+    static func sealCVV(
+        _ plaintext: UnsafeRawBufferPointer, epoch: UInt64, key: SecretBytes, nonce: UnsafeRawBufferPointer
+    ) -> [UInt8] {
+        seal(plaintext, header: [cvvFormatByte] + bigEndian(epoch, count: 8), key: key, nonce: nonce)
+    }
+
+    private static func bigEndian(_ value: UInt64, count: Int) -> [UInt8] {
+        (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64(count - 1 - $0))) }
+    }
+
+    private static func seal(
+        _ plaintext: UnsafeRawBufferPointer, header: [UInt8], key: SecretBytes, nonce: UnsafeRawBufferPointer
+    ) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: header.count + SecretBox.boxByteCount(plaintextCount: plaintext.count)) {
             buffer, initialized in
-            buffer[0] = formatByte
-            buffer[1] = UInt8(version >> 24)
-            buffer[2] = UInt8((version >> 16) & 0xFF)
-            buffer[3] = UInt8((version >> 8) & 0xFF)
-            buffer[4] = UInt8(version & 0xFF)
+            for (index, byte) in header.enumerated() { buffer[index] = byte }
             SecretBox.seal(
                 plaintext, key: key, nonce: nonce,
-                into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[headerByteCount...])))
+                into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[header.count...])))
             initialized = buffer.count
         }
     }
@@ -80,7 +104,11 @@ enum RecordEnvelope {
         _ envelope: UnsafeRawBufferPointer, kind: Kind, token: String, key: SecretBytes,
         into scratch: UnsafeMutableRawBufferPointer
     ) throws -> Int {
-        let box = UnsafeRawBufferPointer(rebasing: envelope[headerByteCount...])
+        let header = envelope.first == cvvFormatByte ? cvvHeaderByteCount : headerByteCount
+        guard envelope.count >= header else {
+            throw VaultError(.recordCorrupt, "ciphertext for token \(token) is malformed")
+        }
+        let box = UnsafeRawBufferPointer(rebasing: envelope[header...])
         let count: Int
         do {
             count = try SecretBox.plaintextByteCount(boxCount: box.count)

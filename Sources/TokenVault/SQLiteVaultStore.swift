@@ -7,6 +7,7 @@ public import VaultCrypto
 /// ``VaultStore`` on SQLite (GRDB), in `vault.db`.
 public struct SQLiteVaultStore: VaultStore {
     private let pool: DatabasePool
+    private let database: VaultDatabase
     private let audit: SQLiteAuditLog?
     private let rowMAC: RowMAC?
 
@@ -16,6 +17,7 @@ public struct SQLiteVaultStore: VaultStore {
     ///     store can read the key ring but not change it.
     public init(database: VaultDatabase, audit: SQLiteAuditLog?, rowMACKey: SecretBytes? = nil) {
         self.pool = database.pool
+        self.database = database
         self.audit = audit
         self.rowMAC = rowMACKey.map(RowMAC.init(key:))
     }
@@ -122,8 +124,8 @@ public struct SQLiteVaultStore: VaultStore {
             let upsertCVV = try RawStatement(
                 db.cachedStatement(
                     sql: """
-                        INSERT INTO cvvs (token, key_version, ciphertext, expires_at_ms) VALUES (?, ?, ?, ?)
-                        ON CONFLICT(token) DO UPDATE SET key_version = excluded.key_version,
+                        INSERT INTO cvvs (token, epoch, ciphertext, expires_at_ms) VALUES (?, ?, ?, ?)
+                        ON CONFLICT(token) DO UPDATE SET epoch = excluded.epoch,
                             ciphertext = excluded.ciphertext, expires_at_ms = excluded.expires_at_ms
                         """), in: db)
             // Checked inside the write transaction, which serialises with rotate and retire: a
@@ -177,7 +179,7 @@ public struct SQLiteVaultStore: VaultStore {
                 }
                 if let cvv = write.cvv {
                     try upsertCVV.bind(1, metadata.token.rawValue)
-                    try upsertCVV.bind(2, Int64(cvv.keyVersion))
+                    try upsertCVV.bind(2, Int64(bitPattern: cvv.epoch))
                     try upsertCVV.bind(3, cvv.ciphertext)
                     try upsertCVV.bind(4, cvv.expiresAt.milliseconds)
                     _ = try upsertCVV.run()
@@ -200,7 +202,7 @@ public struct SQLiteVaultStore: VaultStore {
     private static let cardColumns = """
         cards.token, cards.format, cards.bin, cards.last4, cards.brand, cards.exp_month, cards.exp_year,
         cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms, cards.tenant, cards.created_by,
-        cvvs.expires_at_ms AS cvv_expires_at_ms
+        cvvs.expires_at_ms AS cvv_expires_at_ms, cvvs.epoch AS cvv_epoch
         """
 
     /// The first 8 bytes of a fingerprint as a signed big-endian integer: the dedupe index holds
@@ -231,6 +233,7 @@ public struct SQLiteVaultStore: VaultStore {
         let fingerprint: Data = row["fingerprint"]
         let ciphertext: Data = row["ciphertext"]
         let cvvExpiry: Int64? = row["cvv_expires_at_ms"]
+        let cvvEpoch: Int64? = row["cvv_epoch"]
         let metadata = CardMetadata(
             token: Token(unchecked: row["token"]), format: TokenFormat(rawValue: row["format"]) ?? .opaque,
             bin: row["bin"], last4: row["last4"], brand: CardBrand(rawValue: row["brand"]) ?? .unknown,
@@ -238,7 +241,8 @@ public struct SQLiteVaultStore: VaultStore {
             createdAt: Date(milliseconds: row["created_at_ms"]), cvvExpiresAt: cvvExpiry.map(Date.init(milliseconds:)))
         return StoredCard(
             metadata: metadata, keyVersion: row["key_version"], ciphertext: [UInt8](ciphertext),
-            fingerprint: [UInt8](fingerprint), tenant: row["tenant"], createdBy: row["created_by"])
+            fingerprint: [UInt8](fingerprint), tenant: row["tenant"], createdBy: row["created_by"],
+            cvvEpoch: cvvEpoch.map { UInt64(bitPattern: $0) })
     }
 
     public func card(_ token: Token, now: Date) async throws -> StoredCard? {
@@ -256,7 +260,7 @@ public struct SQLiteVaultStore: VaultStore {
                     sql: """
                         SELECT cards.token, cards.format, cards.bin, cards.last4, cards.brand, cards.exp_month,
                             cards.exp_year, cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms,
-                            cvvs.expires_at_ms, cards.tenant, cards.created_by
+                            cvvs.expires_at_ms, cards.tenant, cards.created_by, cvvs.epoch
                         FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ?
                         WHERE cards.token = ?
                         """), in: db)
@@ -273,7 +277,8 @@ public struct SQLiteVaultStore: VaultStore {
                 cvvExpiresAt: select.isNull(11) ? nil : Date(milliseconds: select.int64(11)))
             return StoredCard(
                 metadata: metadata, keyVersion: UInt32(select.int64(8)), ciphertext: select.bytes(9),
-                fingerprint: select.bytes(7), tenant: select.string(12), createdBy: select.string(13))
+                fingerprint: select.bytes(7), tenant: select.string(12), createdBy: select.string(13),
+                cvvEpoch: select.isNull(14) ? nil : UInt64(bitPattern: select.int64(14)))
         }
     }
 
@@ -313,7 +318,7 @@ public struct SQLiteVaultStore: VaultStore {
     }
 
     public func delete(_ token: Token, tenant: String, at date: Date) async throws -> Bool {
-        try await pool.write { db in
+        let deleted = try await pool.write { db in
             guard
                 try Bool.fetchOne(
                     db, sql: "SELECT EXISTS (SELECT 1 FROM cards WHERE token = ? AND tenant = ?)",
@@ -326,30 +331,37 @@ public struct SQLiteVaultStore: VaultStore {
                 arguments: [token.rawValue, date.milliseconds])
             return true
         }
+        // The PAN's envelope is still in the WAL: the next coalesced checkpoint removes it.
+        if deleted { database.needsScrub() }
+        return deleted
     }
 
-    public func takeCVV(of token: Token, now: Date) async throws -> (keyVersion: UInt32, ciphertext: [UInt8])? {
-        try await pool.write { db in
+    public func takeCVV(of token: Token, now: Date) async throws -> (epoch: UInt64, ciphertext: [UInt8])? {
+        defer { database.needsScrub() }
+        return try await pool.write { db in
             // The read and the delete share the write transaction: SQLite has one writer at a
             // time, so a concurrent take finds the row already gone. `secure_delete` overwrites it.
             guard
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT key_version, ciphertext, expires_at_ms FROM cvvs WHERE token = ?",
+                    db, sql: "SELECT epoch, ciphertext, expires_at_ms FROM cvvs WHERE token = ?",
                     arguments: [token.rawValue])
             else { return nil }
             try db.execute(sql: "DELETE FROM cvvs WHERE token = ?", arguments: [token.rawValue])
             let expiresAt: Int64 = row["expires_at_ms"]
             guard expiresAt > now.milliseconds else { return nil }
             let ciphertext: Data = row["ciphertext"]
-            return (row["key_version"], [UInt8](ciphertext))
+            let epoch: Int64 = row["epoch"]
+            return (UInt64(bitPattern: epoch), [UInt8](ciphertext))
         }
     }
 
     public func purgeExpiredCVVs(now: Date) async throws -> Int {
-        try await pool.write { db in
+        let purged = try await pool.write { db in
             try db.execute(sql: "DELETE FROM cvvs WHERE expires_at_ms <= ?", arguments: [now.milliseconds])
             return db.changesCount
         }
+        if purged > 0 { database.needsScrub() }
+        return purged
     }
 
     public func rotate(
@@ -376,12 +388,8 @@ public struct SQLiteVaultStore: VaultStore {
     public func recordCounts() async throws -> [UInt32: Int] {
         try await pool.read { db in
             var counts = [UInt32: Int]()
-            for table in ["cards", "cvvs"] {
-                for row in try Row.fetchAll(
-                    db, sql: "SELECT key_version, count(*) AS n FROM \(table) GROUP BY key_version")
-                {
-                    counts[row["key_version"], default: 0] += row["n"] as Int
-                }
+            for row in try Row.fetchAll(db, sql: "SELECT key_version, count(*) AS n FROM cards GROUP BY key_version") {
+                counts[row["key_version"], default: 0] += row["n"] as Int
             }
             return counts
         }
@@ -389,11 +397,7 @@ public struct SQLiteVaultStore: VaultStore {
 
     public func recordsNotUnder(version: UInt32) async throws -> Int {
         try await pool.read { db in
-            let cards = try Int.fetchOne(
-                db, sql: "SELECT count(*) FROM cards WHERE key_version < ?", arguments: [version])
-            let cvvs = try Int.fetchOne(
-                db, sql: "SELECT count(*) FROM cvvs WHERE key_version < ?", arguments: [version])
-            return (cards ?? 0) + (cvvs ?? 0)
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM cards WHERE key_version < ?", arguments: [version]) ?? 0
         }
     }
 
@@ -411,33 +415,29 @@ public struct SQLiteVaultStore: VaultStore {
             // Records are only ever under the active version or older (lower) ones, so
             // `key_version < version` is exactly "not under the active key", and the
             // key_version index makes each batch a range scan instead of a table scan.
-            var done = 0
-            for (table, name) in [(RewrapItem.Table.cards, "cards"), (.cvvs, "cvvs")] where done < limit {
-                let select = try RawStatement(
-                    db.cachedStatement(sql: "SELECT id, token, ciphertext FROM \(name) WHERE key_version < ? LIMIT ?"),
-                    in: db)
-                try select.bind(1, Int64(version))
-                try select.bind(2, Int64(limit - done))
-                var ids = [Int64]()
-                var items = [RewrapItem]()
-                while try select.next() {
-                    ids.append(select.int64(0))
-                    items.append(RewrapItem(table: table, token: select.string(1), ciphertext: select.bytes(2)))
-                }
-                select.reset()
-                guard !items.isEmpty else { continue }
-                let resealed = try reseal(items)
-                let update = try RawStatement(
-                    db.cachedStatement(sql: "UPDATE \(name) SET key_version = ?, ciphertext = ? WHERE id = ?"), in: db)
-                for (id, ciphertext) in zip(ids, resealed) {
-                    try update.bind(1, Int64(version))
-                    try update.bind(2, ciphertext)
-                    try update.bind(3, id)
-                    _ = try update.run()
-                }
-                done += items.count
+            let select = try RawStatement(
+                db.cachedStatement(sql: "SELECT id, token, ciphertext FROM cards WHERE key_version < ? LIMIT ?"), in: db
+            )
+            try select.bind(1, Int64(version))
+            try select.bind(2, Int64(limit))
+            var ids = [Int64]()
+            var items = [RewrapItem]()
+            while try select.next() {
+                ids.append(select.int64(0))
+                items.append(RewrapItem(token: select.string(1), ciphertext: select.bytes(2)))
             }
-            return done
+            select.reset()
+            guard !items.isEmpty else { return 0 }
+            let resealed = try reseal(items)
+            let update = try RawStatement(
+                db.cachedStatement(sql: "UPDATE cards SET key_version = ?, ciphertext = ? WHERE id = ?"), in: db)
+            for (id, ciphertext) in zip(ids, resealed) {
+                try update.bind(1, Int64(version))
+                try update.bind(2, ciphertext)
+                try update.bind(3, id)
+                _ = try update.run()
+            }
+            return items.count
         }
     }
 
@@ -456,11 +456,9 @@ public struct SQLiteVaultStore: VaultStore {
             default:
                 break
             }
+            // CVVs are under epoch keys, never data keys: only card records can use a version.
             let inUse =
-                (try Int.fetchOne(db, sql: "SELECT count(*) FROM cards WHERE key_version = ?", arguments: [version])
-                    ?? 0)
-                + (try Int.fetchOne(db, sql: "SELECT count(*) FROM cvvs WHERE key_version = ?", arguments: [version])
-                    ?? 0)
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM cards WHERE key_version = ?", arguments: [version]) ?? 0
             guard inUse == 0 else {
                 throw VaultError(
                     .keyVersionInUse,
@@ -474,6 +472,10 @@ public struct SQLiteVaultStore: VaultStore {
                 arguments: [date.milliseconds, version])
             try audit?.append([event], in: db)
         }
+    }
+
+    public func scrub(attempts: Int) async -> Bool {
+        await database.truncateWAL(attempts: attempts)
     }
 
     public func appendAudit(_ event: AuditEvent) async throws {

@@ -74,8 +74,9 @@ extension TokenVault {
     ///
     /// The CVV row is read and deleted in one write transaction before anything is decrypted, so
     /// of two concurrent calls only one gets the CVV, and once taken it is gone from `vault.db`
-    /// (`secure_delete` overwrites the row), whatever `body` then does with it. The digits live in
-    /// a scratch buffer that is wiped before this returns. Expiry is judged at `now`.
+    /// (`secure_delete` overwrites the row; the WAL copy goes at the next coalesced checkpoint and
+    /// stops opening when its epoch key is destroyed), whatever `body` then does with it. The
+    /// digits live in a scratch buffer that is wiped before this returns. Expiry is judged at `now`.
     ///
     /// Behind the `Detokenization` SPI like ``withRevealedCards(_:beforeReveal:_:)``: the caller
     /// writes its audit record before calling this.
@@ -84,11 +85,19 @@ extension TokenVault {
         of token: Token, now: Date = Date(), _ body: (_ cvvDigits: UnsafeBufferPointer<UInt8>?) throws -> R
     ) async throws -> R {
         guard let record = try await store.takeCVV(of: token, now: now) else { return try body(nil) }
+        // Sealed by an earlier process (before a restart) or under a destroyed epoch key: it can
+        // never open again, so it is not held.
+        guard let key = try Self.cvvEpochKey(of: record.ciphertext, token: token, keys: cvvKeys, now: now) else {
+            return try body(nil)
+        }
         let scratch = SecretBytes(
             zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
         defer { scratch.wipe() }
-        let count = try Self.open(
-            record.ciphertext, kind: .cvv, token: token.rawValue, keyRing: keyRing, into: scratch)
+        let count = try record.ciphertext.withUnsafeBytes { envelope in
+            try scratch.withUnsafeMutableBytes { buffer in
+                try RecordEnvelope.open(envelope, kind: .cvv, token: token.rawValue, key: key, into: buffer)
+            }
+        }
         return try scratch.withUnsafeBytes { plaintext in
             // Layout (RecordEnvelope): 01 ‖ kind ‖ token length ‖ token ‖ CVV length ‖ CVV digits.
             let cvvStart = 3 + Int(plaintext[2]) + 1
@@ -99,5 +108,22 @@ extension TokenVault {
             return try body(
                 UnsafeBufferPointer(rebasing: plaintext.bindMemory(to: UInt8.self)[cvvStart..<cvvStart + cvvLength]))
         }
+    }
+}
+
+extension TokenVault {
+    /// The in-memory key of the epoch a CVV envelope names, or `nil` if this process does not
+    /// hold it.
+    /// - Throws: ``VaultError`` `record_corrupt` for an envelope that is not a CVV envelope.
+    static func cvvEpochKey(
+        of envelope: [UInt8], token: Token, keys: CVVEpochKeys, now: Date
+    ) throws -> SecretBytes? {
+        let epoch: UInt64
+        do {
+            epoch = try envelope.withUnsafeBytes { try RecordEnvelope.cvvEpoch(of: $0) }
+        } catch {
+            throw VaultError(.recordCorrupt, "CVV ciphertext for token \(token) is malformed")
+        }
+        return keys.key(for: epoch, at: now)
     }
 }

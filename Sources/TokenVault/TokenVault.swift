@@ -21,14 +21,30 @@ public final class TokenVault: Tokenizing {
     /// many collisions in a row the request fails instead of looping.
     static let maximumTokenAttempts = 32
 
-    public init(
+    /// The in-memory keys that seal held CVVs (crypto-shredding; see ``CVVEpochKeys``).
+    let cvvKeys: CVVEpochKeys
+
+    /// - Parameter cvvTimeToLive: how long a CVV is held. CVVs are sealed under keys that live
+    ///   only in this object's memory, so they do not outlive it (nor a restart).
+    public convenience init(
         store: any VaultStore, keyRing: KeyRing, cvvTimeToLive: TimeInterval = 3600,
         similarCards: SimilarCardGuard = SimilarCardGuard(), logger: Logger,
         clock: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.init(
+            store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive, cvvEpochLength: nil,
+            similarCards: similarCards, logger: logger, clock: clock)
+    }
+
+    /// - Parameter cvvEpochLength: how long one CVV key seals (a quarter of the TTL if `nil`).
+    init(
+        store: any VaultStore, keyRing: KeyRing, cvvTimeToLive: TimeInterval, cvvEpochLength: TimeInterval?,
+        similarCards: SimilarCardGuard = SimilarCardGuard(), logger: Logger, clock: @escaping @Sendable () -> Date
+    ) {
         self.store = store
         self.keyRing = keyRing
         self.cvvTimeToLive = cvvTimeToLive
+        self.cvvKeys = CVVEpochKeys(timeToLive: cvvTimeToLive, epochLength: cvvEpochLength)
         self.similarCards = similarCards
         self.clock = clock
         self.logger = logger
@@ -164,6 +180,9 @@ public final class TokenVault: Tokenizing {
     func callerMetadata(_ card: StoredCard, for principal: Principal) -> CardMetadata {
         var metadata = card.metadata
         metadata.fingerprint = callerFingerprint(card.fingerprint, createdBy: card.createdBy, for: principal)
+        // A CVV row whose epoch key this process does not hold (sealed before a restart, or by
+        // another process) can never be used, so it is not shown as held.
+        if let epoch = card.cvvEpoch, !cvvKeys.holds(epoch, at: clock()) { metadata.cvvExpiresAt = nil }
         return metadata
     }
 
@@ -227,16 +246,18 @@ public final class TokenVault: Tokenizing {
                 }
                 let cvv = card.withCVVDigits { digits -> CVVWrite? in
                     guard let digits else { return nil }
+                    // Under an epoch key held only in memory, not a data key: see CVVEpochKeys.
+                    let (epoch, cvvKey) = cvvKeys.sealingKey(at: now)
                     let sealed = scratch.withUnsafeMutableBytes { buffer in
                         let count = RecordEnvelope.writePlaintext(
                             kind: .cvv, token: token.rawValue, data: digits, into: buffer)
                         return pool.take(SecretBox.nonceByteCount) { nonce in
-                            RecordEnvelope.seal(
-                                UnsafeRawBufferPointer(rebasing: buffer[0..<count]), version: version, key: key,
+                            RecordEnvelope.sealCVV(
+                                UnsafeRawBufferPointer(rebasing: buffer[0..<count]), epoch: epoch, key: cvvKey,
                                 nonce: nonce)
                         }
                     }
-                    return CVVWrite(keyVersion: version, ciphertext: sealed, expiresAt: now + cvvTimeToLive)
+                    return CVVWrite(epoch: epoch, ciphertext: sealed, expiresAt: now + cvvTimeToLive)
                 }
                 let metadata = CardMetadata(
                     token: token, format: request.format, bin: card.bin, last4: card.last4, brand: card.brand,
@@ -269,7 +290,9 @@ public final class TokenVault: Tokenizing {
         return callerMetadata(card, for: principal)
     }
 
-    /// Deletes `token` if it belongs to `principal`'s tenant.
+    /// Deletes `token` if it belongs to `principal`'s tenant. The rows are zeroed in `vault.db`
+    /// (`secure_delete`); the copies in `vault.db-wal` go at the next coalesced checkpoint
+    /// (``VaultDatabase/scrubIfNeeded()``).
     public func delete(_ token: Token, by principal: Principal = .system) async throws {
         guard try await store.delete(token, tenant: principal.tenant, at: clock()) else {
             throw VaultError(.tokenNotFound, "no such token")
@@ -277,11 +300,16 @@ public final class TokenVault: Tokenizing {
         logger.info("token deleted", metadata: ["token": "\(token)"])
     }
 
-    /// Deletes CVVs past their time (PCI DSS 3.3.1.2); returns how many.
+    /// Deletes CVVs past their time (PCI DSS 3.3.1.2) and destroys the CVV keys whose CVVs have
+    /// all expired, so that no copy of those CVVs opens any more; returns how many rows went.
     @discardableResult
     public func purgeExpiredCVVs() async throws -> Int {
-        let purged = try await store.purgeExpiredCVVs(now: clock())
-        if purged > 0 { logger.info("expired CVVs purged", metadata: ["count": "\(purged)"]) }
+        let now = clock()
+        let purged = try await store.purgeExpiredCVVs(now: now)
+        let destroyed = cvvKeys.destroyExpired(at: now)
+        if purged > 0 || destroyed > 0 {
+            logger.info("expired CVVs purged", metadata: ["count": "\(purged)", "keys_destroyed": "\(destroyed)"])
+        }
         return purged
     }
 

@@ -158,6 +158,7 @@ public final class Vault: Sendable {
         let database = try VaultDatabase.open(directory: paths.dataDirectory, create: false)
         try database.migrate(rowMACKey: keyRing.rowMACKey)
         try checkNoRecordIsNewerThanTheActiveKey(database, active: keyRing.active.version)
+        await database.scrubIfNeeded()
         return Vault(
             paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive,
             similarCardLimit: similarCardLimit)
@@ -165,12 +166,11 @@ public final class Vault: Sendable {
 
     /// Records are only ever sealed under the active version, which is the newest: one under a
     /// newer version means the key ring was rolled back to an earlier, genuine state (old rows put
-    /// back, newer ones deleted), which row MACs alone cannot see. Two index lookups.
+    /// back, newer ones deleted), which row MACs alone cannot see. One index lookup.
     private static func checkNoRecordIsNewerThanTheActiveKey(_ database: VaultDatabase, active: UInt32) throws {
+        // Only card records are under data keys (CVVs are under in-memory epoch keys).
         let newest = try database.pool.read { db in
-            try ["cards", "cvvs"].compactMap { table in
-                try Int64.fetchOne(db, sql: "SELECT max(key_version) FROM \(table)")
-            }.max()
+            try Int64.fetchOne(db, sql: "SELECT max(key_version) FROM cards")
         }
         if let newest, newest > Int64(active) {
             throw VaultError(

@@ -1,17 +1,33 @@
 import Audit
 import Foundation
 public import GRDB
+import Synchronization
 public import VaultCrypto
 
 /// The cardholder-data database (`vault.db`): key ring, card records, CVVs, credentials and
 /// the audit log. SQLite in WAL mode with `synchronous = FULL` (a commit is on disk before it
-/// is acknowledged) and `secure_delete` (deleted rows leave no bytes behind).
+/// is acknowledged) and `secure_delete` (deleted rows are zeroed in `vault.db`).
+///
+/// `secure_delete` does not reach `vault.db-wal`: the frames written before a delete or an
+/// update still hold the old row until a checkpoint copies the newest pages back and the WAL
+/// is emptied. So destructive operations scrub it: ``truncateWAL(attempts:)`` synchronously
+/// (retire, rewrap, master-key rotation), or, for per-request deletes, ``needsScrub()`` and the
+/// server's maintenance task calling ``scrubIfNeeded()`` once a second, so a request never
+/// pays for a checkpoint.
 public final class VaultDatabase: Sendable {
     /// The file name inside the data folder.
     public static let fileName = "vault.db"
+    /// The WAL is cut back to this size whenever it restarts (`journal_size_limit`), so stale
+    /// frames beyond it do not linger in a file that once grew large.
+    static let journalSizeLimit = 4 * 1024 * 1024
+    /// The busy timeout the connections run with, and the shorter one a checkpoint waits for
+    /// readers with (it holds the writer meanwhile).
+    static let busyTimeoutMilliseconds = 30_000
+    static let checkpointBusyTimeoutMilliseconds = 100
 
     public let pool: DatabasePool
     public let path: String
+    private let scrubPending = Atomic<Bool>(false)
 
     private init(pool: DatabasePool, path: String) {
         self.pool = pool
@@ -31,7 +47,7 @@ public final class VaultDatabase: Sendable {
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         var configuration = Configuration()
-        configuration.busyMode = .timeout(30)
+        configuration.busyMode = .timeout(Double(busyTimeoutMilliseconds) / 1000)
         configuration.label = "vault"
         configuration.prepareDatabase { db in
             // cache_size/mmap_size: the token and fingerprint indexes take random inserts; keeping
@@ -40,7 +56,8 @@ public final class VaultDatabase: Sendable {
             try db.execute(
                 sql: """
                     PRAGMA secure_delete = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -131072;
-                    PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = 8000
+                    PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = 8000;
+                    PRAGMA journal_size_limit = \(journalSizeLimit)
                     """)
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
@@ -50,6 +67,47 @@ public final class VaultDatabase: Sendable {
         // Owner-only, like the data folder; SQLite gives the -wal and -shm files the same mode.
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
         return VaultDatabase(pool: pool, path: path)
+    }
+
+    /// Notes that a row was deleted whose old copy may be in the WAL; ``scrubIfNeeded()`` then
+    /// truncates it. Cheap: the request path only sets a flag.
+    public func needsScrub() {
+        scrubPending.store(true, ordering: .relaxed)
+    }
+
+    /// Truncates the WAL if a delete asked for it since the last time (one attempt; if readers
+    /// block it, the flag stays set for the next call). The server's maintenance task calls
+    /// this once a second.
+    /// - Returns: whether the WAL was truncated.
+    @discardableResult
+    public func scrubIfNeeded() async -> Bool {
+        guard scrubPending.exchange(false, ordering: .relaxed) else { return false }
+        let done = await truncateWAL(attempts: 1)
+        if !done { needsScrub() }
+        return done
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`: copies every WAL frame into `vault.db` (where
+    /// `secure_delete` has zeroed deleted rows) and truncates `vault.db-wal` to zero bytes, so
+    /// no deleted row or replaced key survives in it. A reader still on an older snapshot (in
+    /// this or another process) blocks it; each attempt waits for readers at most
+    /// `checkpointBusyTimeoutMilliseconds` while holding the writer, then lets writes through
+    /// for a moment before the next.
+    /// - Returns: whether the WAL was emptied within `attempts` tries (errors count as failures).
+    @discardableResult
+    public func truncateWAL(attempts: Int = 20) async -> Bool {
+        for attempt in 0..<max(attempts, 1) {
+            if attempt > 0 { try? await Task.sleep(for: .milliseconds(20)) }
+            let done = try? await pool.writeWithoutTransaction { db -> Bool in
+                try db.execute(sql: "PRAGMA busy_timeout = \(Self.checkpointBusyTimeoutMilliseconds)")
+                defer { try? db.execute(sql: "PRAGMA busy_timeout = \(Self.busyTimeoutMilliseconds)") }
+                // One row: (busy, WAL frames, frames checkpointed); busy = 1 if blocked.
+                let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+                return row.map { ($0[0] as Int?) == 0 } ?? false
+            }
+            if done == true { return true }
+        }
+        return false
     }
 
     /// Whether the schema has been created.
@@ -65,17 +123,24 @@ public final class VaultDatabase: Sendable {
     ///   - target: stop after this migration (default: all).
     public func migrate(rowMACKey: SecretBytes? = nil, upTo target: String? = nil) throws {
         let migrator = Self.migrator(rowMAC: rowMACKey.map(RowMAC.init(key:)))
+        let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
         if let target {
             // GRDB stops the process when asked to migrate up to a migration already passed.
-            guard try !pool.read({ try migrator.completedMigrations($0) }).contains(target) else { return }
+            guard !applied.contains(target) else { return }
             try migrator.migrate(pool, upTo: target)
         } else {
             try migrator.migrate(pool)
+        }
+        if !applied.isEmpty, !applied.contains(Self.cvvEpochsMigration) {
+            // The CVVs just deleted were under data keys: take their WAL copies out too.
+            needsScrub()
         }
     }
 
     /// The migration that adds the row MACs.
     static let rowMACMigration = "vault.v2"
+    /// Moves held CVVs from data keys to in-memory epoch keys (docs/CRYPTO.md §7).
+    static let cvvEpochsMigration = "vault.cvv-epochs"
 
     static func migrator(rowMAC: RowMAC?) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -178,6 +243,17 @@ public final class VaultDatabase: Sendable {
                     sql: "UPDATE credentials SET purposes = ?, mac = ? WHERE id = ?",
                     arguments: [row.purposes, row.mac.map { Data($0) }, row.id])
             }
+        }
+        migrator.registerMigration(cvvEpochsMigration) { db in
+            // CVVs sealed under a data key would open with the master key and vault.db, and no
+            // process holds an epoch key for them: they are dropped (held CVVs never survive a
+            // restart). `cvvs.epoch` names the in-memory key that seals a CVV from now on.
+            try db.execute(
+                sql: """
+                    DELETE FROM cvvs;
+                    DROP INDEX cvvs_key_version;
+                    ALTER TABLE cvvs RENAME COLUMN key_version TO epoch;
+                    """)
         }
         return migrator
     }

@@ -16,10 +16,13 @@ public struct StoredCard: Sendable, Hashable {
     /// The tenant the token belongs to, and the principal that created it.
     public var tenant: String
     public var createdBy: String
+    /// The epoch of the unexpired CVV row, if any: the CVV is held only while this process
+    /// holds that epoch's key.
+    public var cvvEpoch: UInt64?
 
     public init(
         metadata: CardMetadata, keyVersion: UInt32, ciphertext: [UInt8], fingerprint: [UInt8], tenant: String,
-        createdBy: String
+        createdBy: String, cvvEpoch: UInt64? = nil
     ) {
         self.metadata = metadata
         self.keyVersion = keyVersion
@@ -27,12 +30,15 @@ public struct StoredCard: Sendable, Hashable {
         self.fingerprint = fingerprint
         self.tenant = tenant
         self.createdBy = createdBy
+        self.cvvEpoch = cvvEpoch
     }
 }
 
-/// A held CVV: encrypted, bound to its token, and gone at `expiresAt` (PCI DSS 3.3.2).
+/// A held CVV: encrypted under an in-memory epoch key, bound to its token, and gone at
+/// `expiresAt` (PCI DSS 3.3.2).
 public struct CVVWrite: Sendable, Hashable {
-    public var keyVersion: UInt32
+    /// The epoch whose key sealed it (see `CVVEpochKeys`); stored in `cvvs.epoch`.
+    public var epoch: UInt64
     public var ciphertext: [UInt8]
     public var expiresAt: Date
 }
@@ -69,10 +75,8 @@ public enum CardWriteOutcome: Sendable {
     case staleKey
 }
 
-/// A record to re-encrypt under the active key.
+/// A card record to re-encrypt under the active key (CVVs are under epoch keys, not data keys).
 public struct RewrapItem: Sendable {
-    public enum Table: Sendable { case cards, cvvs }
-    public var table: Table
     public var token: String
     public var ciphertext: [UInt8]
 }
@@ -96,7 +100,7 @@ public protocol VaultStore: Sendable {
     /// Takes `token`'s held CVV: reads and deletes its row in one write transaction, so of two
     /// concurrent calls only one gets it (PCI DSS 3.3.1.2: used at most once). `nil` if none is
     /// held or its time is up at `now` (an expired one is deleted too).
-    func takeCVV(of token: Token, now: Date) async throws -> (keyVersion: UInt32, ciphertext: [UInt8])?
+    func takeCVV(of token: Token, now: Date) async throws -> (epoch: UInt64, ciphertext: [UInt8])?
     /// Deletes `token`'s record and CVV and remembers the token as used; `false` if unknown in
     /// `tenant`.
     func delete(_ token: Token, tenant: String, at: Date) async throws -> Bool
@@ -108,18 +112,22 @@ public protocol VaultStore: Sendable {
     func rotate(
         at: Date, master: SecretBytes, newKey: SecretBytes, audit: @Sendable (UInt32) -> AuditEvent
     ) async throws -> UInt32
-    /// Records (cards and CVVs) per key version.
+    /// Card records per key version (CVVs are under epoch keys, not data keys).
     func recordCounts() async throws -> [UInt32: Int]
-    /// Records under a version older than `version` (invariant: the active version is the
+    /// Card records under a version older than `version` (invariant: the active version is the
     /// highest, and every record is under it or an older one).
     func recordsNotUnder(version: UInt32) async throws -> Int
-    /// Re-encrypts up to `limit` records under versions older than `version` in one
+    /// Re-encrypts up to `limit` card records under versions older than `version` in one
     /// transaction; returns how many.
     func rewrap(
         to version: UInt32, limit: Int, reseal: @Sendable ([RewrapItem]) throws -> [[UInt8]]
     ) async throws -> Int
-    /// Destroys data key `version` if no record uses it.
+    /// Deletes data key `version` if no card record uses it.
     func retire(version: UInt32, at: Date, audit: AuditEvent) async throws
+    /// Removes the copies that deleted or replaced rows leave in the store's files (SQLite: the
+    /// WAL is checkpointed into `vault.db`, where `secure_delete` has zeroed them, and truncated
+    /// to zero bytes). Tries up to `attempts` times while readers block it; `true` once done.
+    func scrub(attempts: Int) async -> Bool
     /// Appends an audit event on its own.
     func appendAudit(_ event: AuditEvent) async throws
     /// Re-wraps the root key and every non-retired data key from `master` to `newMaster`, reading,

@@ -62,10 +62,12 @@ struct KeysCommand: AsyncParsableCommand {
 
     struct Rewrap: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Re-encrypt every record still under an older data key with the active one.",
+            abstract: "Re-encrypt every card record still under an older data key with the active one.",
             discussion: """
                 Runs online in batches (the server keeps serving); safe to interrupt and run again. Plaintext never \
-                leaves this process. Shows a progress bar on a terminal.
+                leaves this process. Shows a progress bar on a terminal. Held CVVs are not under data keys (they are \
+                sealed under short-lived keys the server holds in memory only) and are left alone. At the end the \
+                WAL (vault.db-wal) is checkpointed and truncated, so the old ciphertexts are not left in it.
                 """)
 
         @OptionGroup var storage: StorageOptions
@@ -151,16 +153,31 @@ struct KeysCommand: AsyncParsableCommand {
 
     struct Retire: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Destroy an old data key version.",
-            discussion: "Refuses (exit 1) while any record is encrypted under it, and for the active version.")
+            abstract: "Retire an old data key version: delete its wrapped key so it never decrypts again.",
+            discussion: """
+                Refuses (exit 1) while any card record is encrypted under it, and for the active version. The wrapped \
+                key is deleted from vault.db (zeroed there by secure_delete) and the WAL (vault.db-wal) is then \
+                checkpointed and truncated, so no copy is left in the vault's files. Copies made before (backups, \
+                snapshots) and blocks the file system has not reused are outside the vault's reach: with the master \
+                key they still open the retired key. See docs/CRYPTO.md §13.5.
+                """)
 
         @OptionGroup var storage: StorageOptions
-        @Option(help: "The data key version to destroy.") var version: UInt32
+        @Option(help: "The data key version to retire.") var version: UInt32
 
         func run() async throws {
             try await CLI.run {
-                try await CLI.opened(storage, logger: CLI.logger()).keys.retire(version: version)
-                print("Data key v\(version) is retired: its wrapped key is destroyed.")
+                let truncated = try await CLI.opened(storage, logger: CLI.logger()).keys.retire(version: version)
+                if truncated {
+                    print(
+                        "Data key v\(version) is retired: its wrapped key is deleted from vault.db and its WAL. "
+                            + "Backups made before still hold it.")
+                } else {
+                    print(
+                        "Data key v\(version) is retired: its wrapped key is deleted from vault.db, but readers kept "
+                            + "the WAL busy and a copy remains in vault.db-wal until the next checkpoint "
+                            + "(a running server truncates it within 30 seconds).")
+                }
             }
         }
     }

@@ -166,14 +166,13 @@ struct DetokenizeController {
         let records = try await audit.records(
             since: since, actor: query.get("actor"), token: query.get("token"), after: paging.after, limit: paging.limit
         )
-        // One record per reading, on its first page: recording every page would add a record
-        // per page and keep a paging reader one record behind for ever.
-        if paging.after == 0 {
-            try await audit.append(
-                AuditEvent(
-                    actor: credential.id, type: "audit.read", outcome: .success, origin: context.remoteAddress,
-                    detail: "records=\(records.count)"))
-        }
+        // Every page is a read of the log (PCI DSS 10.2.1.3), `after` > 0 included: otherwise
+        // `after=1` would read it all unrecorded. The record lands after the page it describes,
+        // so a reader paging through an unfiltered log gains limit − 1 records per page.
+        try await audit.append(
+            AuditEvent(
+                actor: credential.id, type: "audit.read", outcome: .success, origin: context.remoteAddress,
+                detail: "after=\(paging.after) records=\(records.count)"))
         let page = AuditPage(
             records: records.map { record in
                 AuditPage.Record(

@@ -4,8 +4,11 @@ public import TokenVault
 
 /// Background upkeep of a running server: reloads the key ring and credentials every second
 /// (so a `vault keys rotate`, `rotate-master` or `credentials revoke` from the CLI takes effect
-/// within seconds, without a restart) and purges expired CVVs. Each task fails on its own: a
-/// key-ring problem never stops revocations or the CVV purge.
+/// within seconds, without a restart), truncates `vault.db-wal` within a second of a delete or
+/// a CVV use (coalesced, so requests never wait for a checkpoint), and every purge interval
+/// purges expired CVVs, destroys the CVV keys past their time and truncates the WAL whatever
+/// happened (a CLI command whose own truncation readers blocked). Each task fails on its own: a
+/// key-ring problem never stops revocations, the CVV purge or the WAL truncation.
 public struct VaultMaintenanceService: Service {
     let vault: Vault
     let refreshInterval: Duration
@@ -39,7 +42,9 @@ public struct VaultMaintenanceService: Service {
             if sincePurge >= purgeInterval {
                 sincePurge = .zero
                 await attempt("CVV purge") { _ = try await vault.tokens.purgeExpiredCVVs() }
+                vault.database.needsScrub()
             }
+            await vault.database.scrubIfNeeded()
             do {
                 try await Task.sleep(for: refreshInterval)
             } catch {

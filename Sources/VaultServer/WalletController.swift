@@ -112,7 +112,7 @@ struct WalletController {
         let body = try await JSONRequest.decode(TopUpBody.self, from: request, limit: Self.bodyLimit)
         let topUp = try await wallets.topUp(
             walletID: try context.parameters.require("wallet"), cardID: body.cardID, amount: body.amount,
-            currency: body.currency, idempotency: key, tenant: try tenant(context))
+            currency: body.currency, idempotency: key, tenant: try tenant(context), origin: context.remoteAddress)
         return try JSONResponse.make(TopUpResponse(topUp), status: .created)
     }
 

@@ -343,9 +343,11 @@ public final class WalletService: Sendable {
     /// - Throws: `wallet_not_found`, `card_not_found`, `currency_mismatch`, `invalid_amount`,
     ///   `unsupported_currency`, `amount_overflow` (before any charge), `token_not_found`,
     ///   `acquirer_*`, or an idempotency error.
+    /// - Parameter origin: the caller's address, for the gateway's audit record (not part of the
+    ///   idempotent request: a retry may come from elsewhere).
     public func topUp(
         walletID: String, cardID: String, amount: Int64, currency code: String, idempotency key: IdempotencyKey,
-        tenant: String = Principal.defaultTenant
+        tenant: String = Principal.defaultTenant, origin: String? = nil
     ) async throws -> TopUp {
         let request = Self.describe("top_up", walletID, cardID, String(amount), code)
         let now = clock()
@@ -374,7 +376,7 @@ public final class WalletService: Sendable {
                 outcome = try await authorizer.authorize(
                     AuthorizationRequest(
                         token: card.token, amount: amount, currency: currency.code, reference: topUpID,
-                        requestedBy: key.owner, tenant: tenant))
+                        requestedBy: key.owner, tenant: tenant, origin: origin))
             } catch let error as AuthorizationError {
                 switch error.code {
                 case .tokenNotFound:

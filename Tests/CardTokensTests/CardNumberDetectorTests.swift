@@ -77,7 +77,44 @@ import Testing
         for text in ["4111111111111111", "ref-9111111111111110", "x378282246310005y", "a123456789015", "000000000000"] {
             #expect(CardNumberDetector.containsLuhnValidRun(text), "\(text)")
         }
-        for text in ["", "4111111111111112", "12345678903", "41111111111111111111111", "4111 1111 1111 1111", "abc"] {
+        for text in ["", "4111111111111112", "12345678903", "41111111111111111111111", "abc"] {
+            #expect(!CardNumberDetector.containsLuhnValidRun(text), "\(text)")
+        }
+    }
+
+    /// Security review, issue 8, finding 10: a grouped card number passed the detokenize
+    /// `reference` check (`4111-1111-1111-1111`, or with `.` or `/`) and landed in the audit log.
+    @Test("Finding 10: grouped card numbers are found whatever the separator and the grouping")
+    func finding10GroupedNumbersAreFound() {
+        for pan in CardNumberDetectorTests.published + ["000000000000"] {
+            let digits = Array(pan)
+            let fours = stride(from: 0, to: digits.count, by: 4).map { String(digits[$0..<min($0 + 4, digits.count)]) }
+            for separator in [" ", "-", ".", "/", "_", ":"] {
+                for text in [
+                    fours.joined(separator: separator), "order" + separator + fours.joined(separator: separator),
+                    "ref-2026-" + fours.joined(separator: separator), fours.joined(separator: separator) + "/retry",
+                ] {
+                    #expect(CardNumberDetector.containsLuhnValidRun(text), "\(text)")
+                }
+            }
+        }
+        for text in ["3782-822463-10005", "4111-11111111-1111", "4111111-111111111", "41/11/11/11/11/11/11/11"] {
+            #expect(CardNumberDetector.containsLuhnValidRun(text), "\(text)")
+        }
+        // The wallet's rule (printed groupings only) takes dots, slashes and underscores too.
+        for separator in [".", "/", "_"] {
+            #expect(
+                CardNumberDetector.containsCardNumber(["4111", "1111", "1111", "1111"].joined(separator: separator)))
+            #expect(
+                CardNumberDetector.containsCardNumber(
+                    "owner " + ["3782", "822463", "10005"].joined(separator: separator)))
+        }
+        // Not joined: failing checks, too few or too many digits, digits split by letters or by
+        // two separators.
+        for text in [
+            "4111-1111-1111-1112", "batch-2026-01-01", "4111x1111x1111x1111", "4111--1111--1111--1111",
+            "v1.2.3-build.45",
+        ] {
             #expect(!CardNumberDetector.containsLuhnValidRun(text), "\(text)")
         }
     }

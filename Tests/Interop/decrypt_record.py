@@ -13,7 +13,9 @@
 #  purpose. Outside the interop test it would be a detokenization path that
 #  bypasses the vault's scope checks and audit log, so never run it against
 #  a vault that holds real cardholder data (PCI DSS 3.3, 3.5, 7.2, 10.2).
-#  It never prints a CVV: a held CVV is only checked (see --expect-cvv).
+#  It never prints a CVV, and cannot decrypt one: a held CVV is sealed under
+#  an epoch key that lives only in the server's memory (CRYPTO.md §7). The tool
+#  checks exactly that: no key the master key and vault.db give opens it.
 # =============================================================================
 """Decrypt a test card record, or verify the audit chain, of a vault.db.
 
@@ -25,6 +27,8 @@ Output (one JSON object on stdout):
   token mode:  {"token", "pan", "exp_month", "exp_year", "key_version", "fingerprint_ok",
                 "caller_fingerprint" (the fingerprint the token's creator sees, CRYPTO.md §8.1),
                 "format", "token_format_ok", "metadata_ok", "cvv_held", "cvv_ok"}
+               cvv_ok: null without a CVV row; true if the row's envelope is a CVV envelope (format
+               0x02, §7) naming the row's epoch, and neither the root key nor any data key opens it.
   audit mode:  {"ok", "records"} plus "first_bad_record" and "reason" when not ok. The head file
                is audit.head in the database's folder unless --audit-head names another.
 Exit status: 0 when every check passed, 1 when a check failed or a record does not open,
@@ -175,10 +179,20 @@ def row_mac(key: bytes, table: str, fields: list) -> bytes:
 # --- §7: record envelopes ----------------------------------------------------------------
 
 ENVELOPE_FORMAT = 0x01
+CVV_ENVELOPE_FORMAT = 0x02  # sealed under an in-memory epoch key, never a data key
+CVV_HEADER_BYTES = 9
 PLAINTEXT_FORMAT = 0x01
 KIND_CARD = 0x50  # 'P'
 KIND_CVV = 0x43  # 'C'
 HEADER_BYTES = 5
+
+
+def cvv_envelope_epoch(envelope: bytes) -> int:
+    if len(envelope) < CVV_HEADER_BYTES + NONCE_BYTES + MAC_BYTES:
+        raise FormatError("CVV envelope shorter than header + nonce + MAC")
+    if envelope[0] != CVV_ENVELOPE_FORMAT:
+        raise FormatError(f"CVV envelope format byte is 0x{envelope[0]:02x}, not 0x{CVV_ENVELOPE_FORMAT:02x}")
+    return struct.unpack(">Q", envelope[1:9])[0]
 
 
 def envelope_version(envelope: bytes) -> int:
@@ -276,6 +290,13 @@ class KeyRing:
         self.root = unwrap(bytes(row["wrapped_key"]), LABEL_ROOT, 0, master)
         self._data_keys: dict[int, bytes] = {}
 
+    def every_key(self) -> list[bytes]:
+        """The root key and every data key still wrapped in vault.db: all a holder of the master key gets."""
+        keys = [self.root]
+        for row in self.db.execute("SELECT version FROM data_keys WHERE wrapped_key IS NOT NULL"):
+            keys.append(self.data_key(row["version"]))
+        return keys
+
     def subkey(self, context: bytes) -> bytes:
         return kdf(self.root, SUBKEY_ID, context)
 
@@ -337,14 +358,24 @@ def decrypt_token(db: sqlite3.Connection, master: bytes, token: str, expect_cvv:
         "metadata_ok": metadata_ok,
     }
 
-    cvv_row = db.execute("SELECT key_version, ciphertext, expires_at_ms FROM cvvs WHERE token = ?", (token,)).fetchone()
+    # §7: a CVV row names an epoch whose key only the server process held, in memory. The check
+    # is that the envelope is in that format and that nothing the master key gives opens it.
+    cvv_row = db.execute("SELECT epoch, ciphertext, expires_at_ms FROM cvvs WHERE token = ?", (token,)).fetchone()
     result["cvv_held"] = cvv_row is not None and cvv_row["expires_at_ms"] > int(time.time() * 1000)
     cvv_ok = None
     if cvv_row is not None:
+        envelope = bytes(cvv_row["ciphertext"])
         try:
-            cvv_version, cvv, _, _ = open_envelope(bytes(cvv_row["ciphertext"]), KIND_CVV, token, ring.data_key)
-            cvv_ok = (cvv_version == cvv_row["key_version"] and len(cvv) in (3, 4)
-                      and (expect_cvv is None or hmac.compare_digest(cvv, expect_cvv.encode())))
+            cvv_ok = cvv_envelope_epoch(envelope) == cvv_row["epoch"]
+            for key in ring.every_key():
+                try:
+                    plaintext = secretbox_open(key, envelope[CVV_HEADER_BYTES:])
+                except FormatError:
+                    continue
+                cvv, _, _ = parse_plaintext(plaintext, KIND_CVV, token)
+                sys.stderr.write(f"CVV of {token}: opens with a key from the master key and vault.db"
+                                 f"{' (and matches --expect-cvv)' if expect_cvv and hmac.compare_digest(cvv, expect_cvv.encode()) else ''}\n")
+                cvv_ok = False
         except FormatError as error:
             sys.stderr.write(f"CVV of {token}: {error}\n")
             cvv_ok = False
@@ -517,7 +548,8 @@ def main(argv: list[str]) -> int:
                       help="recompute the audit MAC chain and check both heads (audit_head and the head file)")
     parser.add_argument("--audit-head", metavar="PATH",
                         help="with --verify-audit: the head file (default: audit.head beside the database)")
-    parser.add_argument("--expect-cvv", help="with --token: check that the held CVV equals this (never printed)")
+    parser.add_argument("--expect-cvv", help="with --token: a CVV must be held, and it must not decrypt "
+                        "(with the key ring) to these digits or any others (never printed)")
     args = parser.parse_args(argv)
     if args.audit_head is not None and not args.verify_audit:
         parser.error("--audit-head only applies to --verify-audit")

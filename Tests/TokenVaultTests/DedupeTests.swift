@@ -88,14 +88,14 @@ struct DedupeTests {
 
             let token = first.metadata.token.rawValue
             let sealed = try #require(try DB.ciphertext(vault, table: "cvvs", token: token))
-            let opened = try Records.open(sealed, kind: .cvv, token: token, keyRing: vault.keyRing)
+            let opened = try Records.openCVV(sealed, token: token, tokens: vault.tokens)
             #expect(opened.data == "737" && opened.token == token)
 
             // A later CVV replaces the held one.
             withCVV.cvv = "123"
             _ = try await tokenize(withCVV, in: vault.tokens, dedupe: true)
             let resealed = try #require(try DB.ciphertext(vault, table: "cvvs", token: token))
-            #expect(try Records.open(resealed, kind: .cvv, token: token, keyRing: vault.keyRing).data == "123")
+            #expect(try Records.openCVV(resealed, token: token, tokens: vault.tokens).data == "123")
             #expect(try DB.count(vault, "SELECT count(*) FROM cvvs") == 1)
         }
     }

@@ -21,7 +21,7 @@ struct KeyLifecycleTests {
             .map { try $0.get().metadata.token }
     }
 
-    /// Opens every card and CVV record with the vault's current ring.
+    /// Opens every card record with the vault's current ring, and every CVV with its epoch key.
     static func openEverything(_ vault: Vault) async throws {
         let rows = try await vault.database.pool.read { db in
             try Row.fetchAll(
@@ -33,8 +33,10 @@ struct KeyLifecycleTests {
             let table: String = row["t"]
             let token: String = row["token"]
             let ciphertext = [UInt8](row["ciphertext"] as Data)
-            let opened = try Records.open(
-                ciphertext, kind: table == "cards" ? .card : .cvv, token: token, keyRing: vault.keyRing)
+            let opened =
+                table == "cards"
+                ? try Records.open(ciphertext, kind: .card, token: token, keyRing: vault.keyRing)
+                : try Records.openCVV(ciphertext, token: token, tokens: vault.tokens)
             #expect(opened.token == token)
         }
     }
@@ -49,7 +51,8 @@ struct KeyLifecycleTests {
             // A key seconds old is past a cryptoperiod of zero days.
             #expect(try await vault.keys.status(cryptoperiodDays: 0).cryptoperiodOverdue)
 
-            let old = try await Self.seed(vault, count: 30)  // 30 cards + 15 CVVs under v1
+            // 30 cards under v1, 15 CVVs under epoch keys (not counted: data keys never seal a CVV)
+            let old = try await Self.seed(vault, count: 30)
             #expect(try await vault.store.card(old[0], now: Date())?.keyVersion == 1)
 
             let version = try await vault.keys.rotate()
@@ -64,7 +67,7 @@ struct KeyLifecycleTests {
             let rotated = try await vault.keys.status()
             #expect(rotated.activeVersion == 2)
             #expect(rotated.versions.map(\.state) == [.decryptOnly, .active])
-            #expect(rotated.versions.map(\.records) == [45, 1])
+            #expect(rotated.versions.map(\.records) == [30, 1])
 
             let inUse = await #expect(throws: VaultError.self) { try await vault.keys.retire(version: 1) }
             #expect(inUse?.code == .keyVersionInUse)
@@ -73,18 +76,18 @@ struct KeyLifecycleTests {
             let rewrapped = try await vault.keys.rewrap(batchSize: 7) { done, total in
                 calls.withLock { $0.append((done, total)) }
             }
-            #expect(rewrapped == 45)
+            #expect(rewrapped == 30)
             let progress = calls.withLock { $0 }
-            #expect(progress.first.map { $0 == (0, 45) } ?? false)
-            #expect(progress.last.map { $0 == (45, 45) } ?? false)
-            #expect(progress.count == 1 + 7)  // the start, then one call per batch of 7
-            #expect(zip(progress, progress.dropFirst()).allSatisfy { $0.0 <= $1.0 && $1.1 == 45 })
+            #expect(progress.first.map { $0 == (0, 30) } ?? false)
+            #expect(progress.last.map { $0 == (30, 30) } ?? false)
+            #expect(progress.count == 1 + 5)  // the start, then one call per batch of 7
+            #expect(zip(progress, progress.dropFirst()).allSatisfy { $0.0 <= $1.0 && $1.1 == 30 })
 
             let after = try await vault.keys.status()
-            #expect(after.versions.map(\.records) == [0, 46])
+            #expect(after.versions.map(\.records) == [0, 31])
             #expect(try await vault.store.recordsNotUnder(version: 2) == 0)
             #expect(try DB.count(vault, "SELECT count(*) FROM cards WHERE key_version != 2") == 0)
-            #expect(try DB.count(vault, "SELECT count(*) FROM cvvs WHERE key_version != 2") == 0)
+            #expect(try DB.count(vault, "SELECT count(*) FROM cvvs") == 15)
 
             try await vault.keys.retire(version: 1)
             let wrapped = try await vault.database.pool.read { db in
@@ -133,9 +136,9 @@ struct KeyLifecycleTests {
 
     @Test func rewrapIsResumable() async throws {
         try await withVault { vault, _ in
-            let tokens = try await Self.seed(vault, count: 25)  // 25 cards + 13 CVVs
+            let tokens = try await Self.seed(vault, count: 25)  // 25 cards (and 13 CVVs, not under data keys)
             let version = try await vault.keys.rotate()
-            #expect(try await vault.store.recordsNotUnder(version: version) == 38)
+            #expect(try await vault.store.recordsNotUnder(version: version) == 25)
 
             // An interrupted run: one batch of 10, then the process stops.
             let keyRing = vault.keyRing
@@ -143,16 +146,16 @@ struct KeyLifecycleTests {
                 try KeyManager.reseal(items, to: keyRing.active, keyRing: keyRing)
             }
             #expect(first == 10)
-            #expect(try await vault.store.recordsNotUnder(version: version) == 28)
-            #expect(try await vault.keys.status().versions.map(\.records) == [28, 10])
+            #expect(try await vault.store.recordsNotUnder(version: version) == 15)
+            #expect(try await vault.keys.status().versions.map(\.records) == [15, 10])
 
             let calls = Mutex<[(Int, Int)]>([])
             let rest = try await vault.keys.rewrap(batchSize: 4) { done, total in
                 calls.withLock { $0.append((done, total)) }
             }
-            #expect(rest == 28)
-            #expect(first + rest == 38)
-            #expect(calls.withLock { $0.last.map { $0 == (28, 28) } ?? false })
+            #expect(rest == 15)
+            #expect(first + rest == 25)
+            #expect(calls.withLock { $0.last.map { $0 == (15, 15) } ?? false })
             #expect(try await vault.store.recordsNotUnder(version: version) == 0)
             for token in tokens { try await vault.tokens.verifyRecord(token) }
             try await Self.openEverything(vault)
@@ -194,8 +197,8 @@ struct KeyLifecycleTests {
             _ = try await first.keys.rotate()
             // `second` still believes version 1 is active; its rewrap must refresh and use v2.
             #expect(second.keyRing.active.version == 1)
-            #expect(try await second.keys.rewrap() == 9)
-            #expect(try await first.keys.status().versions.map(\.records) == [0, 9])
+            #expect(try await second.keys.rewrap() == 6)
+            #expect(try await first.keys.status().versions.map(\.records) == [0, 6])
             for token in tokens { try await first.tokens.verifyRecord(token) }
         }
     }

@@ -187,6 +187,22 @@ enum Records {
         }
     }
 
+    /// Opens a CVV envelope with the in-memory epoch key of `tokens` that sealed it (no key in
+    /// the key ring opens a CVV).
+    static func openCVV(_ ciphertext: [UInt8], token: String, tokens: TokenVault) throws -> OpenedRecord {
+        guard
+            let key = try TokenVault.cvvEpochKey(
+                of: ciphertext, token: Token(unchecked: token), keys: tokens.cvvKeys, now: Date())
+        else { throw LayoutError(description: "no epoch key for this CVV") }
+        let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount)
+        let count = try ciphertext.withUnsafeBytes { envelope in
+            try scratch.withUnsafeMutableBytes { buffer in
+                try RecordEnvelope.open(envelope, kind: .cvv, token: token, key: key, into: buffer)
+            }
+        }
+        return try parse(scratch.withUnsafeBytes { Array($0.prefix(count)) }, kind: .cvv)
+    }
+
     /// The key version in an envelope's header.
     static func headerVersion(_ ciphertext: [UInt8]) -> UInt32? {
         guard ciphertext.count >= 5, ciphertext[0] == RecordEnvelope.formatByte else { return nil }

@@ -71,7 +71,7 @@ struct TokenizeTests {
                 let cvvCiphertext = try DB.ciphertext(vault, table: "cvvs", token: token)
                 if let cvv = card.cvv {
                     let sealed = try #require(cvvCiphertext, context)
-                    let opened = try Records.open(sealed, kind: .cvv, token: token, keyRing: vault.keyRing)
+                    let opened = try Records.openCVV(sealed, token: token, tokens: vault.tokens)
                     #expect(opened == OpenedRecord(kind: 0x43, token: token, data: cvv), context)
                 } else {
                     #expect(cvvCiphertext == nil, context)

@@ -33,6 +33,11 @@ struct VaultDatabaseTests {
                 try Int.fetchOne(db, sql: "PRAGMA secure_delete")
             }
             #expect(readerSecureDelete == 1)
+            // Finding 3: a WAL that restarts is cut back, so stale frames do not linger at its end.
+            let journalSizeLimit = try await vault.database.pool.write { db in
+                try Int.fetchOne(db, sql: "PRAGMA journal_size_limit")
+            }
+            #expect(journalSizeLimit == 4 * 1024 * 1024)
         }
     }
 
