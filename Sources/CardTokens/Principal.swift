@@ -4,10 +4,10 @@
 ///   finds no such token (not for metadata, delete, wallets or detokenize).
 /// - `dedupe: true` returns an existing token only to the `name` that created it, never to
 ///   another key, so it cannot tell a caller whether someone else tokenized a PAN.
-/// - The `fingerprint` a caller sees is derived for its `name` and `tenant` from the vault's
-///   internal fingerprint (docs/CRYPTO.md §8): equal for equal PANs as one caller sees them,
-///   unrelated across callers, so a value read by one party cannot be matched against the
-///   fingerprints of PANs another party chose.
+/// - The `fingerprint` a caller sees is derived from the vault's internal fingerprint for the
+///   reader and for the token's creator (docs/CRYPTO.md §8.1): equal for the same PAN tokenized
+///   by the same key, as one reader sees it; unrelated otherwise, so nothing a key gets for a
+///   PAN of its choice can be matched against anyone else's token.
 public struct Principal: Sendable, Hashable, CustomStringConvertible {
     /// The tenant tokens of this principal belong to (an API key's `--tenant`).
     public var tenant: String
