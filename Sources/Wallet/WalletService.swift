@@ -158,7 +158,7 @@ public final class WalletService: Sendable {
                 accountNumber: try IBAN(validating: row["account_number"]), balances: account.balances,
                 createdAt: Date(milliseconds: row["created_at_ms"]))
         }
-        guard let found else { throw WalletError(.walletNotFound, "no wallet \(id)") }
+        guard let found else { throw WalletError.walletNotFound }
         return found
     }
 
@@ -266,7 +266,7 @@ public final class WalletService: Sendable {
                 db, sql: "SELECT * FROM wallet_cards WHERE id = ? AND wallet_id = ?", arguments: [cardID, walletID]
             ).map(Self.card)
         }
-        guard let card else { throw WalletError(.cardNotFound, "wallet \(walletID) has no card \(cardID)") }
+        guard let card else { throw WalletError(.cardNotFound, "the wallet has no card with this card_id") }
         return card
     }
 
@@ -309,7 +309,7 @@ public final class WalletService: Sendable {
             }
             let currency = try Self.currency(code)
             guard try await walletCurrency(walletID) == currency else {
-                throw WalletError(.currencyMismatch, "wallet \(walletID) does not hold \(currency.code)")
+                throw WalletError(.currencyMismatch, "the wallet does not hold this currency")
             }
             let card = try await card(cardID, in: walletID)
             guard let authorizer else {
@@ -470,7 +470,7 @@ public final class WalletService: Sendable {
             let currency = try Self.currency(code)
             guard source != destination else { throw WalletError(.sameWallet, "from_wallet and to_wallet must differ") }
             for wallet in [source, destination] where try await walletCurrency(wallet) != currency {
-                throw WalletError(.currencyMismatch, "wallet \(wallet) does not hold \(currency.code)")
+                throw WalletError(.currencyMismatch, "a wallet of the transfer does not hold this currency")
             }
             let transfer = WalletTransfer(
                 id: RandomID.make("tr", now: now), fromWallet: source, toWallet: destination, amount: amount,
@@ -509,7 +509,7 @@ public final class WalletService: Sendable {
         switch error.code {
         case .insufficientFunds: WalletError(.insufficientFunds, "the source wallet has insufficient funds")
         case .overflow: WalletError(.amountOverflow, "the amount would overflow a balance")
-        case .accountNotFound: WalletError(.walletNotFound, error.message)
+        case .accountNotFound: WalletError.walletNotFound
         case .currencyMismatch: WalletError(.currencyMismatch, "the wallets hold different currencies")
         case .invalidAmount: WalletError(.invalidAmount, "amount must be a positive number of minor units")
         default: WalletError(.internalFailure, "the ledger refused the transfer (\(error.code))")
@@ -574,7 +574,7 @@ public final class WalletService: Sendable {
             try String.fetchOne(
                 db.cachedStatement(sql: "SELECT currency FROM wallets WHERE id = ?"), arguments: [id])
         }
-        guard let code else { throw WalletError(.walletNotFound, "no wallet \(id)") }
+        guard let code else { throw WalletError.walletNotFound }
         let currency = try Self.currency(code)
         currencies.withLock { cache in
             if cache.count >= 100_000 { cache.removeAll(keepingCapacity: true) }
