@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "AcquirerSimulator",
             dependencies: [
-                "VaultCrypto", "CardTokens",
+                "VaultCrypto", "CardTokens", "HTTPListener",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -74,6 +74,15 @@ let package = Package(
         // MARK: Shared vocabulary and utilities (no CDE dependency)
         .target(name: "CardTokens", swiftSettings: swiftSettings),
         .target(name: "GroupCommit", swiftSettings: swiftSettings),
+        // Connection limits and HTTP/1 edge cases for every listener (vault and acquirer-sim).
+        .target(
+            name: "HTTPListener",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Outside the CDE: the wallet side sees tokens only
         .target(
@@ -94,7 +103,7 @@ let package = Package(
         .target(
             name: "VaultServer",
             dependencies: [
-                "TokenVault", "CardTokens", "Audit", "Detokenization", "Ledger", "Wallet",
+                "TokenVault", "CardTokens", "Audit", "Detokenization", "Ledger", "Wallet", "HTTPListener",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -106,7 +115,7 @@ let package = Package(
             name: "VaultCLI",
             dependencies: [
                 "VaultServer", "TokenVault", "Audit", "CardTokens", "VaultCrypto", "Ledger", "Wallet",
-                "AcquirerSimulator", "Detokenization",
+                "AcquirerSimulator", "Detokenization", "HTTPListener",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -144,7 +153,7 @@ let package = Package(
             name: "AcquirerSimulatorTests",
             dependencies: [
                 "VaultTestSupport", "AcquirerSimulator", "Detokenization", "TokenVault", "VaultCrypto", "Audit",
-                "CardTokens",
+                "CardTokens", "HTTPListener",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -167,7 +176,7 @@ let package = Package(
             dependencies: [
                 "VaultTestSupport",
                 "VaultServer", "TokenVault", "CardTokens", "Detokenization", "Audit", "Wallet", "Ledger",
-                "AcquirerSimulator",
+                "AcquirerSimulator", "HTTPListener",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],

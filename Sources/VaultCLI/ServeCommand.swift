@@ -30,6 +30,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port of the detokenize API (detokenize and audit routes, audited, own credentials).")
     var detokenizePort: Int = 8081
 
+    @OptionGroup(title: "Connections (each listener on its own)") var connections: ListenerOptions
+
     @Option(help: "Detokenize requests per second per API key (bursts up to the same number); 0 for no limit.")
     var detokenizeRateLimit: Double = 100
 
@@ -93,13 +95,14 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        CLI.harden()
         try await CLI.run {
             let logger = CLI.logger(level: Logger.Level(rawValue: logLevel) ?? .info)
             let vault = try await Vault.open(paths: storage.paths, logger: logger, cvvTimeToLive: TimeInterval(cvvTtl))
             let configuration = ServerConfiguration(
                 host: host, publicPort: publicPort, detokenizePort: detokenizePort,
                 detokenizeRateLimit: detokenizeRateLimit > 0 ? detokenizeRateLimit : nil,
-                idempotencyRetention: .seconds(idempotencyRetentionHours * 3600))
+                idempotencyRetention: .seconds(idempotencyRetentionHours * 3600), limits: connections.limits)
             let numbering = try VirtualAccountNumbering(country: ibanCountry, bankCode: ibanBankCode)
             let acquirer: AcquirerEndpoint?
             do {

@@ -22,8 +22,9 @@ enum JSONResponse {
 
 enum JSONRequest {
     /// Reads at most `limit` bytes of body and decodes `T` from them.
-    /// - Throws: ``APIError`` 413 `body_too_large`, or 400 `invalid_json` / `invalid_request`
-    ///   with the offending field's name (never its value).
+    /// - Throws: ``APIError`` 413 `body_too_large`, 408 `request_timeout` when the connection ends
+    ///   first, or 400 `invalid_json` / `invalid_request` with the offending field's name (never
+    ///   its value).
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
         var request = request
         let buffer: ByteBuffer
@@ -31,6 +32,10 @@ enum JSONRequest {
             buffer = try await request.collectBody(upTo: limit)
         } catch is NIOTooManyBytesError {
             throw APIError.bodyTooLarge
+        } catch {
+            // The connection ended (request or idle timeout, client gone) before the body was
+            // complete: the client's doing, not a fault to log as one.
+            throw APIError.bodyIncomplete
         }
         return try decode(type, from: Data(buffer.readableBytesView))
     }

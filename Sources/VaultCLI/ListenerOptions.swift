@@ -1,0 +1,37 @@
+import ArgumentParser
+import HTTPListener
+
+/// `--idle-timeout`, `--request-timeout` and `--max-connections`, shared by `serve` (for each
+/// of its listeners) and `acquirer-sim`; the defaults live in ``ListenerLimits``.
+struct ListenerOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a connection may send nothing (before, between or inside requests) before it is closed.",
+            discussion: "A request's headers must arrive within this time."))
+    var idleTimeout: Int = ListenerLimits.defaultIdleTimeoutSeconds
+
+    @Option(help: "Seconds a request's body may take to arrive after its headers; then 408 and the connection closes.")
+    var requestTimeout: Int = ListenerLimits.defaultRequestTimeoutSeconds
+
+    @Option(
+        help: ArgumentHelp(
+            "Open connections per listener; a connection over this gets 503 too_many_connections and is closed.",
+            discussion: "Keep it well under the file-descriptor limit (ulimit -n)."))
+    var maxConnections: Int = ListenerLimits.defaultMaxConnections
+
+    func validate() throws {
+        guard (1...3600).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be 1 to 3600") }
+        guard (1...3600).contains(requestTimeout) else {
+            throw ValidationError("--request-timeout must be 1 to 3600")
+        }
+        guard (1...1_000_000).contains(maxConnections) else {
+            throw ValidationError("--max-connections must be 1 to 1000000")
+        }
+    }
+
+    var limits: ListenerLimits {
+        ListenerLimits(
+            idleTimeout: .seconds(idleTimeout), requestTimeout: .seconds(requestTimeout),
+            maxConnections: maxConnections)
+    }
+}
