@@ -55,6 +55,19 @@ enum JSONRequest {
 }
 
 extension KeyedDecodingContainer {
+    /// An optional field that may be left out but not be `null` (finding 20). The document calls
+    /// these fields non-nullable, and a `null` is more likely a client's bug (a CVV variable that
+    /// was never set) than a wish to leave the field out, so it is refused as `invalid_field`
+    /// rather than read as absent.
+    func decodeIfPresentNotNull<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        guard contains(key) else { return nil }
+        if try decodeNil(forKey: key) {
+            throw DecodingError.valueNotFound(
+                T.self, .init(codingPath: codingPath + [key], debugDescription: "null for an optional field"))
+        }
+        return try decode(T.self, forKey: key)
+    }
+
     /// An integer field. For a number that is no `T` (`12.5`, `1e30`) Foundation's decoder
     /// throws its internal `JSONError` (whose description holds the number), not a
     /// `DecodingError`; uncaught it became `invalid_json` for the whole body (and failed a whole

@@ -25,7 +25,7 @@ struct AcquirerListenerTests {
 
     @Test("Finding 18: a silent connection is closed after the idle timeout; over the cap one gets 503")
     func finding18Limits() async throws {
-        let limits = ListenerLimits(idleTimeout: .seconds(2), requestTimeout: .seconds(1), maxConnections: 1)
+        let limits = ListenerLimits(idleTimeout: .seconds(5), requestTimeout: .seconds(1), maxConnections: 1)
         try await Self.withListener(limits: limits) { server in
             // The cap is 1; this connection holds it (answered, so certainly counted) until it
             // has been idle for the idle timeout.
