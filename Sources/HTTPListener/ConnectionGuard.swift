@@ -22,14 +22,20 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let connections: ConnectionCounter
     private let maxConnections: Int
     private let lingerTimeout: TimeAmount
+    private let writeTimeout: TimeAmount
     private var counted = false
     private var ending = false
     private var lingerTask: Scheduled<Void>?
+    private var writeTimeoutTask: Scheduled<Void>?
 
-    init(connections: ConnectionCounter, maxConnections: Int, lingerTimeout: TimeAmount) {
+    /// - Parameter writeTimeout: how long the socket may stay unwritable (the client reads
+    ///   nothing of its responses) before the connection is closed; Hummingbird's idle timeout
+    ///   stops counting while a response is being written.
+    init(connections: ConnectionCounter, maxConnections: Int, lingerTimeout: TimeAmount, writeTimeout: TimeAmount) {
         self.connections = connections
         self.maxConnections = maxConnections
         self.lingerTimeout = lingerTimeout
+        self.writeTimeout = writeTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -60,7 +66,21 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         lingerTask?.cancel()
         lingerTask = nil
+        writeTimeoutTask?.cancel()
+        writeTimeoutTask = nil
         context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            writeTimeoutTask?.cancel()
+            writeTimeoutTask = nil
+        } else if writeTimeoutTask == nil {
+            writeTimeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: writeTimeout) {
+                context.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -136,5 +156,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         lingerTask?.cancel()
         lingerTask = nil
+        writeTimeoutTask?.cancel()
+        writeTimeoutTask = nil
     }
 }

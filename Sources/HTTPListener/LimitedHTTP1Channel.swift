@@ -28,7 +28,7 @@ public struct LimitedHTTP1Channel: ServerChildChannel {
             try channel.pipeline.syncOperations.addHandler(
                 ConnectionGuard(
                     connections: connections, maxConnections: limits.maxConnections,
-                    lingerTimeout: TimeAmount(limits.lingerTimeout)),
+                    lingerTimeout: TimeAmount(limits.lingerTimeout), writeTimeout: TimeAmount(limits.idleTimeout)),
                 position: .first)
         } catch {
             return channel.eventLoop.makeFailedFuture(error)

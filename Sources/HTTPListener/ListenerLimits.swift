@@ -3,7 +3,8 @@
 ///
 /// - An idle connection (nothing received before a request, between requests, or in the middle
 ///   of one) is closed after ``idleTimeout``. A request's headers produce nothing until they are
-///   complete, so they must arrive within it.
+///   complete, so they must arrive within it. So is one whose client leaves a response unread
+///   for that long (the socket stays full: a slow read).
 /// - A request's body must arrive within ``requestTimeout`` of its headers, however it trickles
 ///   in; otherwise the client gets `408 request_timeout` and the connection is closed.
 /// - Over ``maxConnections`` open connections, a new one gets `503 too_many_connections` and is

@@ -7,7 +7,8 @@ struct ListenerOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "Seconds a connection may send nothing (before, between or inside requests) before it is closed.",
-            discussion: "A request's headers must arrive within this time."))
+            discussion:
+                "A request's headers must arrive within it; a client leaving a response unread as long is closed too."))
     var idleTimeout: Int = ListenerLimits.defaultIdleTimeoutSeconds
 
     @Option(help: "Seconds a request's body may take to arrive after its headers; then 408 and the connection closes.")
