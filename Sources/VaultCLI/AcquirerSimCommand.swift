@@ -68,6 +68,7 @@ struct AcquirerSimCommand: AsyncParsableCommand {
 
     func run() async throws {
         CLI.harden()
+        connections.ensureFileDescriptors(listeners: 1, command: "acquirer-sim")
         var logger = Logger(label: "acquirer-sim") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let simulator: AcquirerSimulator

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import HTTPListener
 
 /// `--idle-timeout`, `--request-timeout` and `--max-connections`, shared by `serve` (for each
@@ -34,5 +35,18 @@ struct ListenerOptions: ParsableArguments {
         ListenerLimits(
             idleTimeout: .seconds(idleTimeout), requestTimeout: .seconds(requestTimeout),
             maxConnections: maxConnections)
+    }
+
+    /// Makes room for `listeners` listeners at the cap (raising the soft `ulimit -n` where the
+    /// hard limit allows); warns on standard error when even that is too low.
+    func ensureFileDescriptors(listeners: Int, command: String) {
+        let needed = UInt64(listeners * maxConnections) + FileDescriptorLimit.reserve
+        let limit = FileDescriptorLimit.raise(to: needed)
+        if limit < needed {
+            FileHandle.standardError.write(
+                Data(
+                    ("\(command): warning: --max-connections \(maxConnections) needs about \(needed) open files, "
+                        + "but the limit is \(limit) (ulimit -n); lower --max-connections or raise the limit\n").utf8))
+        }
     }
 }

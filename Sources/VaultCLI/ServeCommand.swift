@@ -96,6 +96,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         CLI.harden()
+        connections.ensureFileDescriptors(listeners: 2, command: "vault")
         try await CLI.run {
             let logger = CLI.logger(level: Logger.Level(rawValue: logLevel) ?? .info)
             let vault = try await Vault.open(paths: storage.paths, logger: logger, cvvTimeToLive: TimeInterval(cvvTtl))

@@ -47,4 +47,26 @@ struct ProcessHardeningTests {
             #expect(ProcessHardening.isDumpable == false)
         #endif
     }
+
+    /// `vault acquirer-sim --max-connections 1000` under `ulimits`, failing right after the checks
+    /// on a state folder it cannot create.
+    static func acquirerSim(ulimits: String) async throws -> CommandResult {
+        try await runProcess(
+            "/bin/sh",
+            [
+                "-c", "\(ulimits) && exec \"$0\" acquirer-sim --state-dir /dev/null/none --max-connections 1000",
+                try VaultBinary.require(),
+            ],
+            cwd: FileManager.default.temporaryDirectory.path)
+    }
+
+    @Test("Finding 18: the open-file limit is raised to fit the connection cap, with a warning where it cannot be")
+    func fileDescriptorsForTheCap() async throws {
+        let raised = try await Self.acquirerSim(ulimits: "ulimit -Sn 300")
+        #expect(!raised.stderr.contains("--max-connections"), "\(raised)")
+        #expect(raised.stderr.contains("cannot create the state folder"), "it got past the check: \(raised)")
+        let capped = try await Self.acquirerSim(ulimits: "ulimit -n 300")
+        #expect(capped.stderr.contains("--max-connections 1000 needs about 1064 open files"), "\(capped)")
+        #expect(capped.stderr.contains("the limit is 300"), "\(capped)")
+    }
 }
