@@ -66,6 +66,8 @@ DETOKENIZE_PORT="$(port_of detokenize)"
 
 run() { # LISTENER PORT KEY PATH-REGEX
     echo "schemathesis: $1 listener" >&2
+    # From the temporary folder: schemathesis keeps a cache (.schemathesis/) in its working folder.
+    cd "$WORK"
     "$VENV/bin/schemathesis" run "$ROOT/docs/openapi.yaml" --url "http://127.0.0.1:$2" \
         -H "Authorization: Bearer $3" --include-path-regex "$4" \
         --checks all --exclude-checks positive_data_acceptance \
