@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
@@ -65,7 +66,7 @@ let package = Package(
         .target(
             name: "AcquirerSimulator",
             dependencies: [
-                "VaultCrypto", "CardTokens",
+                "VaultCrypto", "CardTokens", "HTTPListener",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -76,6 +77,15 @@ let package = Package(
         // MARK: Shared vocabulary and utilities (no CDE dependency)
         .target(name: "CardTokens", swiftSettings: swiftSettings),
         .target(name: "GroupCommit", swiftSettings: swiftSettings),
+        // Connection limits and HTTP/1 edge cases for every listener (vault and acquirer-sim).
+        .target(
+            name: "HTTPListener",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Outside the CDE: the wallet side sees tokens only
         .target(
@@ -96,7 +106,7 @@ let package = Package(
         .target(
             name: "VaultServer",
             dependencies: [
-                "TokenVault", "CardTokens", "Audit", "Detokenization", "Ledger", "Wallet",
+                "TokenVault", "CardTokens", "Audit", "Detokenization", "Ledger", "Wallet", "HTTPListener",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -108,7 +118,7 @@ let package = Package(
             name: "VaultCLI",
             dependencies: [
                 "VaultServer", "TokenVault", "Audit", "CardTokens", "VaultCrypto", "Ledger", "Wallet",
-                "AcquirerSimulator", "Detokenization",
+                "AcquirerSimulator", "Detokenization", "HTTPListener",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -129,6 +139,14 @@ let package = Package(
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "CardTokensTests", dependencies: ["CardTokens"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "HTTPListenerTests",
+            dependencies: [
+                "HTTPListener", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "LedgerTests",
             dependencies: [
                 "VaultTestSupport", "Ledger", .product(name: "GRDB", package: "GRDB.swift"),
@@ -146,7 +164,7 @@ let package = Package(
             name: "AcquirerSimulatorTests",
             dependencies: [
                 "VaultTestSupport", "AcquirerSimulator", "Detokenization", "TokenVault", "VaultCrypto", "Audit",
-                "CardTokens",
+                "CardTokens", "HTTPListener",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -169,7 +187,7 @@ let package = Package(
             dependencies: [
                 "VaultTestSupport",
                 "VaultServer", "TokenVault", "CardTokens", "Detokenization", "Audit", "Wallet", "Ledger",
-                "AcquirerSimulator",
+                "AcquirerSimulator", "HTTPListener",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],

@@ -1,4 +1,5 @@
 import Foundation
+public import HTTPListener
 public import Hummingbird
 public import Logging
 import NIOCore
@@ -50,17 +51,18 @@ public enum AcquirerServer {
             guard AcquirerSimulator.isValidReference(reference) else { throw AcquirerError.notFound }
             return try json(Answer(try await simulator.authorization(reference: reference)))
         }
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
         return router
     }
 
     /// Serves `simulator` on `host:port` until SIGINT or SIGTERM (the `vault acquirer-sim` command).
     /// - Parameter onListening: called with the bound port once the server accepts connections.
     public static func run(
-        simulator: AcquirerSimulator, host: String, port: Int, logger: Logger,
-        onListening: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
+        simulator: AcquirerSimulator, host: String, port: Int, limits: ListenerLimits = ListenerLimits(),
+        logger: Logger, onListening: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
     ) async throws {
         let application = Application(
-            router: router(simulator: simulator),
+            router: router(simulator: simulator), server: .limitedHTTP1(limits),
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
             logger: logger)
@@ -70,11 +72,12 @@ public enum AcquirerServer {
     /// Starts serving `simulator` in this process, in a task of its own, and returns once it
     /// accepts connections (port 0: a free port). Stop it with ``RunningAcquirer/stop()``.
     public static func start(
-        simulator: AcquirerSimulator, host: String = "127.0.0.1", port: Int = 0, logger: Logger
+        simulator: AcquirerSimulator, host: String = "127.0.0.1", port: Int = 0,
+        limits: ListenerLimits = ListenerLimits(), logger: Logger
     ) async throws -> RunningAcquirer {
         let (events, continuation) = AsyncStream<Result<Int, any Error>>.makeStream()
         let application = Application(
-            router: router(simulator: simulator),
+            router: router(simulator: simulator), server: .limitedHTTP1(limits),
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in continuation.yield(.success(channel.localAddress?.port ?? port)) },
             logger: logger)
@@ -147,7 +150,7 @@ public enum AcquirerServer {
     }
 }
 
-/// A simulator serving in this process (from ``AcquirerServer/start(simulator:host:port:logger:)``).
+/// A simulator serving in this process (from ``AcquirerServer/start(simulator:host:port:limits:logger:)``).
 public final class RunningAcquirer: Sendable {
     public let host: String
     /// The bound port.

@@ -54,6 +54,8 @@ struct AcquirerSimCommand: AsyncParsableCommand {
     @Option(help: "Seconds the magic amount 40800 waits before it is answered.")
     var slowDelay: Double = 10
 
+    @OptionGroup(title: "Connections") var connections: ListenerOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -65,6 +67,8 @@ struct AcquirerSimCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        CLI.harden()
+        connections.ensureFileDescriptors(listeners: 1, command: "acquirer-sim")
         var logger = Logger(label: "acquirer-sim") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let simulator: AcquirerSimulator
@@ -81,7 +85,9 @@ struct AcquirerSimCommand: AsyncParsableCommand {
         }
         let host = self.host
         let publicKeyPath = (stateDir as NSString).appendingPathComponent(AcquirerKeyPair.publicKeyFileName)
-        try await AcquirerServer.run(simulator: simulator, host: host, port: port, logger: logger) { port in
+        try await AcquirerServer.run(
+            simulator: simulator, host: host, port: port, limits: connections.limits, logger: logger
+        ) { port in
             print("acquirer-sim: listening on http://\(host):\(port)")
             print("acquirer-sim: public key \(publicKeyPath); records in \(simulator.databasePath)")
             fflush(nil)

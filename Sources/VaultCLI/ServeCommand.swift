@@ -30,6 +30,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port of the detokenize API (detokenize and audit routes, audited, own credentials).")
     var detokenizePort: Int = 8081
 
+    @OptionGroup(title: "Connections (each listener on its own)") var connections: ListenerOptions
+
     @Option(
         help: ArgumentHelp(
             "Tokens detokenized per second per API key (a request of n tokens counts n; bursts up to the same number); 0 for no limit.",
@@ -134,6 +136,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        CLI.harden()
+        connections.ensureFileDescriptors(listeners: 2, command: "vault")
         try await CLI.run {
             let logger = CLI.logger(level: Logger.Level(rawValue: logLevel) ?? .info)
             let vault = try await Vault.open(
@@ -144,7 +148,7 @@ struct ServeCommand: AsyncParsableCommand {
                 detokenizeRateLimit: detokenizeRateLimit > 0 ? detokenizeRateLimit : nil,
                 detokenizePANDailyLimit: detokenizePanDailyLimit > 0 ? detokenizePanDailyLimit : nil,
                 tokenizeRateLimit: tokenizeRateLimit > 0 ? tokenizeRateLimit : nil,
-                idempotencyRetention: .seconds(idempotencyRetentionHours * 3600))
+                idempotencyRetention: .seconds(idempotencyRetentionHours * 3600), limits: connections.limits)
             let numbering = try VirtualAccountNumbering(country: ibanCountry, bankCode: ibanBankCode)
             let acquirer: AcquirerEndpoint?
             do {

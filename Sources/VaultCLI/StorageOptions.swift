@@ -49,6 +49,16 @@ enum CLI {
         }
     }
 
+    /// ``ProcessHardening/apply()`` for a long-running command that holds keys or card data;
+    /// exits when the process cannot be hardened rather than run without it.
+    static func harden() {
+        do {
+            try ProcessHardening.apply()
+        } catch {
+            fail("cannot disable core dumps and tracing: \(error)")
+        }
+    }
+
     static func fail(_ message: String) -> Never {
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
         Foundation.exit(1)

@@ -1,4 +1,5 @@
 import CardTokens
+import HTTPListener
 public import Hummingbird
 import NIOCore
 import TokenVault
@@ -47,6 +48,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         APIError(.forbidden, code: "forbidden", message: "this API key lacks scope \(scope)")
     }
     static let bodyTooLarge = APIError(.contentTooLarge, code: "body_too_large", message: "request body is too large")
+    static let bodyIncomplete = APIError(
+        .requestTimeout, code: "request_timeout", message: "the request body did not arrive in full")
     static let internalError = APIError(.internalServerError, code: "internal_error", message: "internal error")
 
     /// The status of each wallet refusal: 400 malformed, 404 unknown resource, 409 a request
@@ -94,6 +97,10 @@ public struct APIError: Error, HTTPResponseError, Sendable {
             return apiError
         case is NIOTooManyBytesError:
             return bodyTooLarge
+        case let error as MethodNotAllowedError:
+            var apiError = APIError(error.status, code: error.code, message: error.message)
+            apiError.headers[.allow] = error.allowedHeader
+            return apiError
         case let error as HTTPError:
             let code =
                 switch error.status {

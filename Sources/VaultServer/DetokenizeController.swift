@@ -21,6 +21,16 @@ struct DetokenizeController {
         var purpose: String
         var reference: String
         var reveal: String?
+
+        enum CodingKeys: String, CodingKey { case tokens, purpose, reference, reveal }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            tokens = try container.decode([String].self, forKey: .tokens)
+            purpose = try container.decode(String.self, forKey: .purpose)
+            reference = try container.decode(String.self, forKey: .reference)
+            reveal = try container.decodeIfPresentNotNull(String.self, forKey: .reveal)
+        }
     }
 
     struct ResultBody: Encodable {

@@ -22,8 +22,9 @@ enum JSONResponse {
 
 enum JSONRequest {
     /// Reads at most `limit` bytes of body and decodes `T` from them.
-    /// - Throws: ``APIError`` 413 `body_too_large`, or 400 `invalid_json` / `invalid_request`
-    ///   with the offending field's name (never its value).
+    /// - Throws: ``APIError`` 413 `body_too_large`, 408 `request_timeout` when the connection ends
+    ///   first, or 400 `invalid_json` / `invalid_request` with the offending field's name (never
+    ///   its value).
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
         var request = request
         let buffer: ByteBuffer
@@ -31,6 +32,10 @@ enum JSONRequest {
             buffer = try await request.collectBody(upTo: limit)
         } catch is NIOTooManyBytesError {
             throw APIError.bodyTooLarge
+        } catch {
+            // The connection ended (request or idle timeout, client gone) before the body was
+            // complete: the client's doing, not a fault to log as one.
+            throw APIError.bodyIncomplete
         }
         return try decode(type, from: Data(buffer.readableBytesView))
     }
@@ -50,6 +55,19 @@ enum JSONRequest {
 }
 
 extension KeyedDecodingContainer {
+    /// An optional field that may be left out but not be `null` (finding 20). The document calls
+    /// these fields non-nullable, and a `null` is more likely a client's bug (a CVV variable that
+    /// was never set) than a wish to leave the field out, so it is refused as `invalid_field`
+    /// rather than read as absent.
+    func decodeIfPresentNotNull<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        guard contains(key) else { return nil }
+        if try decodeNil(forKey: key) {
+            throw DecodingError.valueNotFound(
+                T.self, .init(codingPath: codingPath + [key], debugDescription: "null for an optional field"))
+        }
+        return try decode(T.self, forKey: key)
+    }
+
     /// An integer field. For a number that is no `T` (`12.5`, `1e30`) Foundation's decoder
     /// throws its internal `JSONError` (whose description holds the number), not a
     /// `DecodingError`; uncaught it became `invalid_json` for the whole body (and failed a whole

@@ -40,9 +40,9 @@ struct TokenController {
             pan = try container.decode(String.self, forKey: .pan)
             expMonth = try container.decodeInteger(Int.self, forKey: .expMonth)
             expYear = try container.decodeInteger(Int.self, forKey: .expYear)
-            cvv = try container.decodeIfPresent(String.self, forKey: .cvv)
-            format = try container.decodeIfPresent(String.self, forKey: .format)
-            dedupe = try container.decodeIfPresent(Bool.self, forKey: .dedupe)
+            cvv = try container.decodeIfPresentNotNull(String.self, forKey: .cvv)
+            format = try container.decodeIfPresentNotNull(String.self, forKey: .format)
+            dedupe = try container.decodeIfPresentNotNull(Bool.self, forKey: .dedupe)
         }
 
         func request(now: Date) throws -> TokenizeRequest {

@@ -1,10 +1,11 @@
 import Audit
 public import CardTokens
 public import Detokenization
+public import HTTPListener
 public import Hummingbird
 import Ledger
 public import Logging
-import ServiceLifecycle
+public import ServiceLifecycle
 public import TokenVault
 import UnixSignals
 public import Wallet
@@ -25,11 +26,14 @@ public struct ServerConfiguration: Sendable {
     public var tokenizeRateLimit: Double?
     /// How long wallet Idempotency-Key outcomes are kept.
     public var idempotencyRetention: Duration
+    /// Timeouts and the connection cap, for each listener on its own.
+    public var limits: ListenerLimits
 
     public init(
         host: String = "127.0.0.1", publicPort: Int = 8080, detokenizePort: Int = 8081,
         detokenizeRateLimit: Double? = 1000, detokenizePANDailyLimit: Int? = 100_000,
-        tokenizeRateLimit: Double? = 2000, idempotencyRetention: Duration = .seconds(24 * 3600)
+        tokenizeRateLimit: Double? = 2000, idempotencyRetention: Duration = .seconds(24 * 3600),
+        limits: ListenerLimits = ListenerLimits()
     ) {
         self.host = host
         self.publicPort = publicPort
@@ -38,6 +42,7 @@ public struct ServerConfiguration: Sendable {
         self.detokenizePANDailyLimit = detokenizePANDailyLimit
         self.tokenizeRateLimit = tokenizeRateLimit
         self.idempotencyRetention = idempotencyRetention
+        self.limits = limits
     }
 }
 
@@ -49,15 +54,13 @@ public enum VaultApplication {
     public static func publicRouter(
         vault: Vault, wallets: WalletService? = nil, tokenizeRateLimit: Double? = nil
     ) -> Router<VaultRequestContext> {
-        let router = baseRouter(vault: vault)
-        TokenController(
-            tokens: vault.tokens,
-            rateLimiter: tokenizeRateLimit.map { RateLimiter(rate: $0) }
-        ).addRoutes(to: router)
-        if let wallets {
-            WalletController(wallets: wallets).addRoutes(to: router)
+        router(vault: vault) { router in
+            TokenController(tokens: vault.tokens, rateLimiter: tokenizeRateLimit.map { RateLimiter(rate: $0) })
+                .addRoutes(to: router)
+            if let wallets {
+                WalletController(wallets: wallets).addRoutes(to: router)
+            }
         }
-        return router
     }
 
     /// The wallet side over `wallet.db` in the vault's data folder. It reaches the vault only
@@ -87,17 +90,37 @@ public enum VaultApplication {
 
     /// The detokenize router around a given ``Detokenizer`` (tests use one whose audit log fails).
     public static func detokenizeRouter(vault: Vault, detokenizer: Detokenizer) -> Router<VaultRequestContext> {
-        let router = baseRouter(vault: vault)
-        DetokenizeController(detokenizer: detokenizer, audit: vault.audit).addRoutes(to: router)
-        return router
+        router(vault: vault) { router in
+            DetokenizeController(detokenizer: detokenizer, audit: vault.audit).addRoutes(to: router)
+        }
     }
 
-    private static func baseRouter(vault: Vault) -> Router<VaultRequestContext> {
+    /// A router with the error envelope, authentication, `/healthz`, the routes `addRoutes`
+    /// adds, and `405 method_not_allowed` for a known path under another method.
+    private static func router(
+        vault: Vault, _ addRoutes: (Router<VaultRequestContext>) -> Void
+    ) -> Router<VaultRequestContext> {
         let router = Router(context: VaultRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: AuthenticationMiddleware(credentials: vault.credentials))
         router.get("/healthz") { _, _ in HTTPResponse.Status.ok }
+        addRoutes(router)
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
         return router
+    }
+
+    /// One listener serving `router` on `host:port` under `limits`; `vault serve` runs two, and
+    /// tests run one on port 0.
+    /// - Parameter onListening: called with the bound port once it accepts.
+    public static func listener(
+        _ router: Router<VaultRequestContext>, host: String, port: Int, limits: ListenerLimits, logger: Logger,
+        onListening: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
+    ) -> some Service {
+        Application(
+            router: router, server: .limitedHTTP1(limits),
+            configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
+            logger: logger)
     }
 
     /// Runs both listeners and the maintenance services (vault; wallet, when given) until SIGINT or SIGTERM.
@@ -107,11 +130,9 @@ public enum VaultApplication {
         onListening: @escaping @Sendable (_ listener: String, _ port: Int) async -> Void = { _, _ in }
     ) async throws {
         func application(_ name: String, _ router: Router<VaultRequestContext>, port: Int) -> some Service {
-            Application(
-                router: router,
-                configuration: .init(address: .hostname(configuration.host, port: port), serverName: nil),
-                onServerRunning: { channel in await onListening(name, channel.localAddress?.port ?? port) },
-                logger: logger)
+            listener(
+                router, host: configuration.host, port: port, limits: configuration.limits, logger: logger
+            ) { port in await onListening(name, port) }
         }
         let walletMaintenance = wallets.map {
             ServiceGroupConfiguration.ServiceConfiguration(

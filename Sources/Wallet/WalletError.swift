@@ -1,5 +1,6 @@
 /// Why the wallet refused a request. Codes are stable (the HTTP layer maps each to a status);
-/// messages hold ids and amounts at most, never card data.
+/// messages are fixed text: they never echo an id, amount or key the client sent, since a client
+/// may put a card number in any of them by mistake.
 public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConvertible {
     public struct Code: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
         public let rawValue: String
@@ -49,6 +50,9 @@ public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConve
         self.code = code
         self.message = message
     }
+
+    /// The one message for an unknown wallet, whichever id (path, `from_wallet`, `to_wallet`) named it.
+    public static let walletNotFound = WalletError(.walletNotFound, "no wallet with this id")
 
     /// Whether retrying the same request with the same Idempotency-Key may succeed.
     public var isRetryable: Bool { [.acquirerTimeout, .acquirerUnavailable, .idempotencyKeyInUse].contains(code) }

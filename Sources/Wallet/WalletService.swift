@@ -174,7 +174,7 @@ public final class WalletService: Sendable {
                 accountNumber: try IBAN(validating: row["account_number"]), balances: account.balances,
                 createdAt: Date(milliseconds: row["created_at_ms"]))
         }
-        guard let found else { throw WalletError(.walletNotFound, "no wallet \(id)") }
+        guard let found else { throw WalletError.walletNotFound }
         return found
     }
 
@@ -316,7 +316,7 @@ public final class WalletService: Sendable {
                 db, sql: "SELECT * FROM wallet_cards WHERE id = ? AND wallet_id = ?", arguments: [cardID, walletID]
             ).map(Self.card)
         }
-        guard let card else { throw WalletError(.cardNotFound, "wallet \(walletID) has no card \(cardID)") }
+        guard let card else { throw WalletError(.cardNotFound, "the wallet has no card with this card_id") }
         return card
     }
 
@@ -362,7 +362,7 @@ public final class WalletService: Sendable {
             }
             let currency = try Self.currency(code)
             guard try await walletCurrency(walletID, tenant: tenant) == currency else {
-                throw WalletError(.currencyMismatch, "wallet \(walletID) does not hold \(currency.code)")
+                throw WalletError(.currencyMismatch, "the wallet does not hold this currency")
             }
             let card = try await card(cardID, in: walletID)
             guard let authorizer else {
@@ -523,7 +523,7 @@ public final class WalletService: Sendable {
             let currency = try Self.currency(code)
             guard source != destination else { throw WalletError(.sameWallet, "from_wallet and to_wallet must differ") }
             for wallet in [source, destination] where try await walletCurrency(wallet, tenant: tenant) != currency {
-                throw WalletError(.currencyMismatch, "wallet \(wallet) does not hold \(currency.code)")
+                throw WalletError(.currencyMismatch, "a wallet of the transfer does not hold this currency")
             }
             let transfer = WalletTransfer(
                 id: RandomID.make("tr", now: now), fromWallet: source, toWallet: destination, amount: amount,
@@ -562,7 +562,7 @@ public final class WalletService: Sendable {
         switch error.code {
         case .insufficientFunds: WalletError(.insufficientFunds, "the source wallet has insufficient funds")
         case .overflow: WalletError(.amountOverflow, "the amount would overflow a balance")
-        case .accountNotFound: WalletError(.walletNotFound, error.message)
+        case .accountNotFound: WalletError.walletNotFound
         case .currencyMismatch: WalletError(.currencyMismatch, "the wallets hold different currencies")
         case .invalidAmount: WalletError(.invalidAmount, "amount must be a positive number of minor units")
         default: WalletError(.internalFailure, "the ledger refused the transfer (\(error.code))")
@@ -637,7 +637,7 @@ public final class WalletService: Sendable {
                 entry = found
             }
         }
-        guard let entry, entry.tenant == tenant else { throw WalletError(.walletNotFound, "no wallet \(id)") }
+        guard let entry, entry.tenant == tenant else { throw WalletError.walletNotFound }
         return entry.currency
     }
 

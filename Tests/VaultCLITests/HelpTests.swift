@@ -20,7 +20,15 @@ struct HelpTests {
         Case(
             arguments: ["credentials", "create", "--help"],
             mentions: ["--data-dir", "--keys-dir", "--name", "--scope", "--json"]),
-        Case(arguments: ["serve", "--help"], mentions: ["--data-dir", "--keys-dir", "--public-port", "--host"]),
+        Case(
+            arguments: ["serve", "--help"],
+            mentions: [
+                "--data-dir", "--keys-dir", "--public-port", "--host", "--idle-timeout", "--request-timeout",
+                "--max-connections",
+            ]),
+        Case(
+            arguments: ["acquirer-sim", "--help"],
+            mentions: ["--idle-timeout", "--request-timeout", "--max-connections"]),
     ]
 
     @Test("exits 0 and documents the options", arguments: cases)

@@ -14,8 +14,9 @@ struct ModuleGraphTests {
         "CSodium", "VaultCrypto", "TokenVault", "Detokenization", "Settlement", "Audit", "AcquirerSimulator",
     ]
     /// Targets outside the CDE (each is checked once it exists); `GroupCommit` is a utility the
-    /// CDE and the ledger share, so it must reach nothing of the CDE either.
-    static let outside = ["CardTokens", "GroupCommit", "Ledger", "Wallet"]
+    /// CDE and the ledger share, and `HTTPListener` the listener limits of the vault and the
+    /// acquirer simulator, so they must reach nothing of the CDE either.
+    static let outside = ["CardTokens", "GroupCommit", "HTTPListener", "Ledger", "Wallet"]
     /// The folders whose code may read PAN digits out of `CardInput`.
     static let spiReaders = [
         "TokenVault", "VaultCrypto", "Audit", "Detokenization", "Settlement", "VaultServer", "VaultCLI", "vault",
@@ -128,6 +129,76 @@ struct ModuleGraphTests {
         }
         #expect(offenders.isEmpty, "CardholderData SPI used outside the CDE: \(offenders)")
         #expect(sodiumImports.isEmpty, "CSodium imported outside VaultCrypto: \(sodiumImports)")
+    }
+
+    /// The CDE modules no file outside the CDE may import (CSodium and the targets above it).
+    static let forbiddenImports: Set<String> = cde
+
+    /// The module names `text` imports, in any form Swift accepts: with attributes
+    /// (`@testable`, `@_spi(…)`, `@preconcurrency`, `@_exported`, `@_implementationOnly`), an
+    /// access level (`public import`, `internal import`, …), a kind (`import struct M.T`), a
+    /// submodule (`import M.Sub`), split over lines or after a `;`. Line comments are skipped;
+    /// anything else that reads as an import counts, so the scan errs towards finding too much.
+    static func importedModules(in text: String) -> Set<String> {
+        let code = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> Substring in
+            guard let comment = line.range(of: "//") else { return line }
+            return line[..<comment.lowerBound]
+        }.joined(separator: "\n")
+        let pattern =
+            #"(?:^|[\s;)])import\s+(?:(?:typealias|struct|class|enum|protocol|let|var|func)\s+)?([A-Za-z_][A-Za-z0-9_]*)"#
+        guard let regex = try? NSRegularExpression(pattern: pattern) else { return [] }
+        let range = NSRange(code.startIndex..., in: code)
+        return Set(
+            regex.matches(in: code, range: range).compactMap { match in
+                Range(match.range(at: 1), in: code).map { String(code[$0]) }
+            })
+    }
+
+    @Test(
+        "Finding 16: the scanner finds a planted CDE import in every form Swift allows, and ignores comments",
+        arguments: [
+            "import CSodium", "@testable import VaultCrypto", "@_spi(Reveal) import TokenVault",
+            "public import Detokenization", "internal import Audit", "@preconcurrency import AcquirerSimulator",
+            "package import CSodium", "@_implementationOnly import VaultCrypto", "@_exported import Audit",
+            "import struct TokenVault.Vault", "import Foundation; import CSodium", "@preconcurrency\nimport CSodium",
+            "import\n    VaultCrypto", "  fileprivate import Audit.Sub", "@testable @_spi(X) public import TokenVault",
+        ])
+    func finding16ScannerFindsPlantedImport(source: String) {
+        let text = "import Foundation\n" + source + "\n\nstruct S {}\n"
+        #expect(!Self.importedModules(in: text).isDisjoint(with: Self.forbiddenImports), "missed: \(source)")
+    }
+
+    @Test("Finding 16: the scanner does not report comments, identifiers or allowed modules")
+    func finding16ScannerIgnoresOthers() {
+        let text = """
+            import Foundation
+            @preconcurrency import GRDB
+            public import CardTokens // import CSodium would be wrong here
+            // import VaultCrypto
+            let importedAudit = 1
+            func reimport(TokenVault: Int) {}
+            """
+        #expect(Self.importedModules(in: text) == ["Foundation", "GRDB", "CardTokens"])
+    }
+
+    @Test("Finding 16: no source file of Ledger, Wallet, CardTokens, GroupCommit or HTTPListener imports a CDE module")
+    func finding16NoCDEImportOutside() throws {
+        let files = try Self.swiftFiles()
+        var scanned = [String: Int]()
+        var offenders = [String]()
+        for target in Self.outside {
+            let folder = "Sources/\(target)/"
+            for path in files where path.hasPrefix(folder) {
+                scanned[target, default: 0] += 1
+                let text = try String(contentsOfFile: VaultBinary.repositoryRoot + "/" + path, encoding: .utf8)
+                let forbidden = Self.importedModules(in: text).intersection(Self.forbiddenImports)
+                if !forbidden.isEmpty { offenders.append("\(path): \(forbidden.sorted())") }
+            }
+        }
+        for target in Self.outside {
+            #expect(scanned[target, default: 0] > 0, "the scan found no sources of \(target)")
+        }
+        #expect(offenders.isEmpty, "CDE modules imported outside the CDE: \(offenders)")
     }
 
     @Test("only Detokenization imports TokenVault's Detokenization SPI (the one way to plaintext)")

@@ -153,7 +153,7 @@ struct OpenAPITests {
             codes.insert(code.rawValue)
         }
         var files = [URL]()
-        for directory in ["Sources/VaultServer", "Sources/Detokenization"] {
+        for directory in ["Sources/VaultServer", "Sources/Detokenization", "Sources/HTTPListener"] {
             let folder = root.appendingPathComponent(directory)
             let names = try FileManager.default.contentsOfDirectory(atPath: folder.path)
             for name in names where name.hasSuffix(".swift") {
