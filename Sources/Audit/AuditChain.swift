@@ -42,9 +42,12 @@ public struct AuditChain: Sendable {
         return KeyedHash.hash(message, key: key)
     }
 
+    /// What the genesis record's `detail` begins with.
+    public static let genesisDetailPrefix = "genesis="
+
     /// The `detail` of the genesis record: `genesis=` and the commitment in lower-case hex.
     public func genesisDetail(keyRingCreatedAtMs: Int64) -> String {
-        "genesis="
+        Self.genesisDetailPrefix
             + genesisCommitment(keyRingCreatedAtMs: keyRingCreatedAtMs).map { byte in
                 let digits = Array("0123456789abcdef")
                 return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])

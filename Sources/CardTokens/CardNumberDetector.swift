@@ -85,14 +85,14 @@ public enum CardNumberDetector {
         }
     }
 
-    /// The stricter rule for text that goes into the audit log: digits as many as a PAN the vault
-    /// accepts (``CardInput/panLengths``, 12 to 19) that pass the Luhn check, whatever their
-    /// prefix, either as one maximal run or as consecutive whole groups of digits joined by single
-    /// non-alphanumeric characters (`4111-1111-1111-1111`, `4111.1111.1111.1111`,
-    /// `4111/1111/1111/1111`, `ref:4111 11111111 1111`): the separators are dropped before the
-    /// check, so no grouping or punctuation gets a card number past it. It refuses more ordinary
-    /// numbers: a reference whose digit groups add up to 12–19 digits (`2026-11-21-000123`) is
-    /// refused one time in ten. Digits split by letters are not joined.
+    /// The stricter rule for text that goes into the audit log: any window of 12 to 19 digits (as
+    /// many as a PAN the vault accepts, ``CardInput/panLengths``) that passes the Luhn check,
+    /// whatever its prefix, inside a chain of digit groups joined by single non-alphanumeric
+    /// characters (`4111-1111-1111-1111`, `4111.1111.1111.1111`, `ref:4111 11111111 1111`,
+    /// `94111111111111111`): the separators are dropped and every window of the joined digits is
+    /// checked, so neither grouping, punctuation nor digits around a card number get it past. It
+    /// refuses more ordinary numbers: a chain of 12 digits one time in ten, longer chains more
+    /// often (most of 16 digits and more). Digits split by letters are not joined.
     public static func containsLuhnValidRun(_ text: some StringProtocol) -> Bool {
         let bytes = Array(text.utf8)
         // The digit groups of the current chain, as ranges of `bytes`.
@@ -118,15 +118,16 @@ public enum CardNumberDetector {
         return false
     }
 
-    /// Whether some consecutive groups hold 12 to 19 digits in all that pass the Luhn check.
+    /// Whether the chain's digits, joined, hold a window of 12 to 19 digits that passes the Luhn
+    /// check: every window, not only whole groups, so a PAN behind other digits
+    /// (`94111111111111111`, `202612074111111111111111`) is found too.
     private static func holdsLuhnValidDigits(_ groups: [Range<Int>], of bytes: [UInt8]) -> Bool {
         var digits = [UInt8]()
-        for first in groups.indices {
-            digits.removeAll(keepingCapacity: true)
-            for group in groups[first...] {
-                digits += bytes[group]
-                if digits.count > CardInput.panLengths.upperBound { break }
-                if CardInput.panLengths.contains(digits.count), Luhn.isValid(digits: digits) { return true }
+        for group in groups { digits += bytes[group] }
+        guard digits.count >= CardInput.panLengths.lowerBound else { return false }
+        for start in digits.indices {
+            for length in CardInput.panLengths where start + length <= digits.count {
+                if Luhn.isValid(digits: digits[start..<start + length]) { return true }
             }
         }
         return false

@@ -52,12 +52,13 @@ public struct Caller: Sendable {
     }
 
     /// The actor an audit record names: the credential's id; for an unknown key its presented
-    /// id if well-formed and not possibly a card number, else `unknown:malformed`.
+    /// id if well-formed and holding at most 11 digits (the vault issues no other: a PAN needs
+    /// 12), else `unknown:malformed`.
     public var actor: String {
         if let credential { return credential.id }
         guard let presentedID else { return "anonymous" }
         let wellFormed = CredentialService.id(ofSecret: "vk_\(presentedID)_" + String(repeating: "A", count: 43)) != nil
-        return wellFormed && !CredentialService.mayBeCardNumber(presentedID)
+        return wellFormed && CredentialService.isIssuableID(presentedID)
             ? "unknown:\(presentedID)" : "unknown:malformed"
     }
 }
@@ -77,7 +78,9 @@ public final class Detokenizer: Sendable {
     /// (the rest counted and reported in the next record written for that peer), so an
     /// unauthenticated client cannot fill the durable log.
     private let unauthenticatedRefusals: RateLimiter
-    private let suppressedRefusals = Mutex<[String: Int]>([:])
+    private let suppressedRefusals = Mutex<[String: (count: Int, actors: Set<String>)]>([:])
+    /// How many distinct actors a coalesced summary names.
+    static let suppressedActorsListed = 16
 
     /// - Parameters:
     ///   - rateLimiter: tokens per second per key (a request of n tokens takes n).
@@ -97,22 +100,30 @@ public final class Detokenizer: Sendable {
     }
 
     /// Records a refusal that happened before a request body was read (no key, wrong scope).
+    /// - Parameter type: the audit event type (`detokenize`, or `audit.read` for the audit route).
     public func refuse(
         _ caller: Caller, error: DetokenizationError, purpose: String? = nil, reference: String? = nil,
-        tokens: [Token] = []
+        tokens: [Token] = [], type: String = eventType
     ) async -> DetokenizationError {
         var detail = "refused=\(error.code)"
         if caller.credential == nil {
+            let actor = caller.actor
             guard unauthenticatedRefusals.acquire(caller.origin) == nil else {
-                suppressedRefusals.withLock { $0[caller.origin, default: 0] += 1 }
+                // Counted, and the distinct key ids tried are kept for the summary.
+                suppressedRefusals.withLock {
+                    var entry = $0[caller.origin] ?? (0, [])
+                    entry.count += 1
+                    if entry.actors.count < Self.suppressedActorsListed { entry.actors.insert(actor) }
+                    $0[caller.origin] = entry
+                }
                 return error
             }
             if let suppressed = suppressedRefusals.withLock({ $0.removeValue(forKey: caller.origin) }) {
-                detail += " suppressed=\(suppressed)"
+                detail += " suppressed=\(suppressed.count) actors=\(suppressed.actors.sorted().joined(separator: ","))"
             }
         }
         let event = AuditEvent(
-            actor: caller.actor, type: Self.eventType, outcome: .denied, origin: caller.origin,
+            actor: caller.actor, type: type, outcome: .denied, origin: caller.origin,
             objects: tokens.map(\.rawValue), purpose: purpose, reference: reference, detail: detail)
         do {
             try await audit.append(event)
@@ -205,12 +216,12 @@ public final class Detokenizer: Sendable {
         guard credential.purposes.contains(request.purpose) else {
             return .init(
                 .forbidden, code: "purpose_not_allowed",
-                message: "this API key may not detokenize for purpose \(request.purpose)")
+                message: "this API key may not detokenize for this purpose")
         }
         if request.reveal == .pan && !credential.mayRevealPAN(for: request.purpose) {
             return .init(
                 .forbidden, code: "reveal_not_allowed",
-                message: "this API key may reveal masked PANs only for purpose \(request.purpose)")
+                message: "this API key may reveal masked PANs only for this purpose")
         }
         if let rateLimiter, let wait = rateLimiter.acquire(credential.id, cost: request.tokens.count) {
             return .init(

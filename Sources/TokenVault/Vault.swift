@@ -156,7 +156,7 @@ public final class Vault: Sendable {
         }
         let keyRing = opened
         let database = try VaultDatabase.open(directory: paths.dataDirectory, create: false)
-        try database.migrate(rowMACKey: keyRing.rowMACKey)
+        try database.migrate(rowMACKey: keyRing.rowMACKey, auditKey: keyRing.auditKey)
         try checkNoRecordIsNewerThanTheActiveKey(database, active: keyRing.active.version)
         await database.scrubIfNeeded()
         return Vault(
@@ -200,6 +200,16 @@ public final class Vault: Sendable {
     }
 
     /// Whether the migration that adds row MACs has run (before it, the rows have none to check).
+    /// Whether `master` opens the root key as stored now (after a failed `rotate-master`: did
+    /// its re-wrap commit?).
+    private func opensKeyRing(_ master: SecretBytes) -> Bool {
+        let stored = try? database.pool.read { db in
+            try Data.fetchOne(db, sql: "SELECT wrapped_key FROM system_keys WHERE name = 'root'")
+        }
+        guard let stored else { return false }
+        return (try? WrappedKey.unwrap([UInt8](stored), label: .root, version: 0, master: master)) != nil
+    }
+
     static func hasRowMACs(_ db: Database) throws -> Bool {
         guard try db.tableExists("grdb_migrations") else { return false }
         return try Bool.fetchOne(
@@ -280,7 +290,7 @@ public final class Vault: Sendable {
                     .wrongKey, path: paths.masterKeyPath,
                     problem: "this master key does not open the key ring in \(database.path)")
             }
-            try database.migrate(rowMACKey: keyRing.rowMACKey)
+            try database.migrate(rowMACKey: keyRing.rowMACKey, auditKey: keyRing.auditKey)
             return InitResult(createdMasterKey: !masterExists, createdKeyRing: false)
         }
         try database.migrate()
@@ -329,7 +339,11 @@ public final class Vault: Sendable {
             do {
                 try await keys.rewrapKeyRing(under: newMaster, by: actor)
             } catch {
-                try? FileManager.default.removeItem(atPath: staged)
+                // Only if the ring is still under the old key: once the re-wrap committed, the
+                // staged key is the only one that opens vault.db, and `open` installs it.
+                if (try? MasterKeyFile.load(path: paths.masterKeyPath)).map(opensKeyRing) == true {
+                    try? FileManager.default.removeItem(atPath: staged)
+                }
                 throw error
             }
             try MasterKeyFile.install(staged, as: paths.masterKeyPath)

@@ -120,9 +120,13 @@ public final class VaultDatabase: Sendable {
     ///   - rowMACKey: the row MAC key (``KeyRing/rowMACKey``). Needed once, by the migration that
     ///     adds the row MACs (`vault.v2`) to a vault that already has a key ring or credentials:
     ///     it computes their MACs (see docs/CRYPTO.md §13.8).
+    ///   - auditKey: the audit MAC key: that one-time upgrade runs only on a genuine audit log
+    ///     from before genesis records.
     ///   - target: stop after this migration (default: all).
-    public func migrate(rowMACKey: SecretBytes? = nil, upTo target: String? = nil) throws {
-        let migrator = Self.migrator(rowMAC: rowMACKey.map(RowMAC.init(key:)))
+    public func migrate(rowMACKey: SecretBytes? = nil, auditKey: SecretBytes? = nil, upTo target: String? = nil) throws
+    {
+        let migrator = Self.migrator(
+            rowMAC: rowMACKey.map(RowMAC.init(key:)), auditChain: auditKey.map(AuditChain.init(key:)))
         let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
         if let target {
             // GRDB stops the process when asked to migrate up to a migration already passed.
@@ -142,7 +146,7 @@ public final class VaultDatabase: Sendable {
     /// Moves held CVVs from data keys to in-memory epoch keys (docs/CRYPTO.md §7).
     static let cvvEpochsMigration = "vault.cvv-epochs"
 
-    static func migrator(rowMAC: RowMAC?) -> DatabaseMigrator {
+    static func migrator(rowMAC: RowMAC?, auditChain: AuditChain?) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("vault.v1") { db in
             try db.execute(
@@ -213,7 +217,7 @@ public final class VaultDatabase: Sendable {
                         mac BLOB NOT NULL
                     );
                     """)
-            try backfillRowMACs(db, rowMAC: rowMAC)
+            try backfillRowMACs(db, rowMAC: rowMAC, auditChain: auditChain)
         }
         // Tokens belong to a tenant and name the principal that created them (dedupe answers only
         // its creator); credentials name their tenant, and each purpose becomes a grant
@@ -276,20 +280,24 @@ public final class VaultDatabase: Sendable {
 
     /// The one-time backfill of `vault.v2`: MACs for the rows of a vault that predates them,
     /// computed over the rows as they are (trust on first use), in the migration's transaction.
-    private static func backfillRowMACs(_ db: Database, rowMAC: RowMAC?) throws {
+    private static func backfillRowMACs(_ db: Database, rowMAC: RowMAC?, auditChain: AuditChain?) throws {
         let dataKeys = try SQLiteVaultStore.dataKeys(db)
         let credentials = try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:))
         guard !dataKeys.isEmpty || !credentials.isEmpty else { return }
-        guard let rowMAC else {
+        guard let rowMAC, let auditChain else {
             throw VaultError(
                 .notInitialized, "upgrading vault.db needs its master key: run a `vault` command that opens the vault")
         }
-        // A vault created with row MACs has a genesis record; rows without MACs there were
-        // stripped of them, and must not be signed now.
-        let first = try String.fetchOne(db, sql: "SELECT detail FROM audit_log WHERE sequence = 1")
-        guard first?.hasPrefix("genesis=") != true else {
+        // Only a vault from before row MACs is upgraded: its audit log must verify under the audit
+        // key and begin without a genesis record. A vault created with row MACs has a genesis
+        // record, and a writer of vault.db who stripped its MACs (and the migration record) must
+        // not get forged rows signed by hiding, editing or wiping that record: any of those
+        // breaks the chain, which only the audit key could repair.
+        guard try SQLiteAuditLog.isGenuinePreGenesisLog(db, chain: auditChain) else {
             throw VaultError(
-                .recordCorrupt, "vault.db was created with row MACs but has lost them: its key ring was tampered with")
+                .recordCorrupt,
+                "vault.db has key-ring rows without MACs but no genuine audit log from before them: "
+                    + "its key ring or audit log was tampered with; refusing to sign its rows")
         }
         for row in dataKeys {
             try db.execute(

@@ -154,15 +154,14 @@ struct DetokenizeController {
         do {
             credential = try context.require(.auditRead)
         } catch let error as APIError {
-            // Refused reads of the log are recorded like refused detokenize requests.
-            let actor = Caller(
+            // Refused reads of the log are recorded like refused detokenize requests (and
+            // coalesced per peer alike when no valid key was sent).
+            let caller = Caller(
                 credential: context.credential, presentedID: context.presentedCredentialID,
-                origin: context.remoteAddress
-            ).actor
-            _ = try? await audit.append(
-                AuditEvent(
-                    actor: actor, type: "audit.read", outcome: .denied, origin: context.remoteAddress,
-                    detail: "refused=\(error.code)"))
+                origin: context.remoteAddress)
+            _ = await detokenizer.refuse(
+                caller, error: DetokenizationError(.forbidden, code: error.code, message: error.message),
+                type: "audit.read")
             throw error
         }
         let query = request.uri.queryParameters
@@ -182,7 +181,8 @@ struct DetokenizeController {
         try await audit.append(
             AuditEvent(
                 actor: credential.id, type: "audit.read", outcome: .success, origin: context.remoteAddress,
-                detail: "after=\(paging.after) records=\(records.count)"))
+                detail: "after=\(paging.after) records=\(records.count)"
+                    + Self.filters(since: query.get("since"), actor: query.get("actor"), token: query.get("token"))))
         let page = AuditPage(
             records: records.map { record in
                 AuditPage.Record(
@@ -193,6 +193,14 @@ struct DetokenizeController {
             },
             nextAfter: records.count == paging.limit ? records.last?.sequence : nil)
         return try JSONResponse.make(page)
+    }
+
+    /// The filters of a read, for its audit record: what was looked at, not only how much.
+    /// (Each was validated or is matched as a literal; the log redacts card-like text anyway.)
+    static func filters(since: String?, actor: String?, token: String?) -> String {
+        [("since", since), ("actor", actor), ("token", token)].compactMap { name, value in
+            value.map { " \(name)=\($0.prefix(64))" }
+        }.joined()
     }
 }
 

@@ -23,6 +23,9 @@ struct AuditedCallerTests {
         let cases: [(String?, String)] = [
             ("abcdefgh01234567", "unknown:abcdefgh01234567"),
             ("4111111111111111", "unknown:malformed"),
+            ("9378282246310005", "unknown:malformed"),
+            ("abc012345678901x", "unknown:malformed"),
+            ("abcd01234567890x", "unknown:abcd01234567890x"),
             ("malformed", "unknown:malformed"),
             (marks, "unknown:malformed"),
             (nil, "anonymous"),

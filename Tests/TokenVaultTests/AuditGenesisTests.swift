@@ -1,4 +1,5 @@
 import Audit
+import CardTokens
 import Foundation
 import GRDB
 import Testing
@@ -80,6 +81,24 @@ struct AuditGenesisTests {
             let verification = try await vault.audit.verify()
             #expect(!verification.ok && verification.firstBadRecord == 1)
             #expect(verification.reason?.contains("not the genesis record") == true)
+        }
+    }
+
+    @Test("review: a genesis commitment whose hex looks like a card number is stored as it is, and verifies")
+    func genesisHexIsNotRedacted() async throws {
+        try await withVault { vault, _ in
+            let chain = AuditChain(key: vault.keyRing.auditKey)
+            // About one creation time in 650 gives a commitment with a card-like digit run.
+            let created = try #require(
+                (Int64(0)..<20_000).first {
+                    CardNumberDetector.containsCardNumber(chain.genesisDetail(keyRingCreatedAtMs: $0))
+                })
+            try AuditGenesisTests.wipe(vault)
+            try await vault.database.pool.write { db in
+                try vault.audit.appendGenesis([AuditTamper.event(1)], keyRingCreatedAtMs: created, in: db)
+            }
+            let first = try #require(try await vault.audit.records().first)
+            #expect(first.event.detail == chain.genesisDetail(keyRingCreatedAtMs: created))
         }
     }
 

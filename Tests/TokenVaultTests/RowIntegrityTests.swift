@@ -26,6 +26,13 @@ struct RowIntegrityTests {
         try queue.close()
     }
 
+    /// The first column of the first row of `sql`, read on a connection of its own.
+    static func rawCount(_ sandbox: Sandbox, _ sql: String) throws -> Int {
+        let queue = try DatabaseQueue(path: sandbox.databasePath)
+        defer { try? queue.close() }
+        return try queue.read { db in try Int.fetchOne(db, sql: sql) ?? -1 }
+    }
+
     /// What a running server does every second.
     static func serverReload(_ vault: Vault) async throws {
         try await vault.refreshKeys()
@@ -268,6 +275,45 @@ struct RowIntegrityTests {
                 _ = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
             }
             #expect(refused?.code == .recordCorrupt)
+        }
+    }
+
+    @Test(
+        "finding 4 (review): stripping the MACs and hiding, editing or wiping the genesis record gets no forged row signed",
+        arguments: [
+            "UPDATE audit_log SET sequence = -sequence",
+            "UPDATE audit_log SET detail = 'x' WHERE sequence = 1",
+            "DELETE FROM audit_log; DELETE FROM audit_head",
+            "DELETE FROM audit_log WHERE sequence = 1",
+        ])
+    func finding4StrippedMACsCannotBeResigned(hideGenesis: String) async throws {
+        try await withSandbox { sandbox in
+            _ = try await Vault.initialize(paths: sandbox.paths, logger: TestLog.quiet())
+            let (credential, secret): (Credential, String)
+            do {
+                let vault = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
+                (credential, secret) = try await vault.credentials.create(
+                    name: "frontend", scopes: [.tokenize], purposes: [])
+            }
+            try Self.rawEdit(
+                sandbox,
+                """
+                ALTER TABLE data_keys DROP COLUMN mac;
+                ALTER TABLE credentials DROP COLUMN mac;
+                DROP TABLE vault_meta;
+                DELETE FROM grdb_migrations WHERE identifier = 'vault.v2';
+                \(hideGenesis);
+                UPDATE credentials SET scopes = 'detokenize tokenize', purposes = 'settlement:pan' WHERE id = '\(credential.id)';
+                """)
+            let refused = await #expect(throws: VaultError.self) {
+                _ = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
+            }
+            #expect(refused?.code == .recordCorrupt)
+            // Nothing was signed: the forged row still has no MAC.
+            #expect(
+                try Self.rawCount(sandbox, "SELECT count(*) FROM pragma_table_info('credentials') WHERE name = 'mac'")
+                    == 0)
+            #expect(!secret.isEmpty)
         }
     }
 

@@ -76,7 +76,10 @@ public final class CredentialService: Sendable {
         if !purposes.isEmpty && !scopes.contains(.detokenize) {
             throw VaultError(.invalidArgument, "--purpose only applies to credentials with scope detokenize")
         }
-        let id = Self.randomAlphanumeric(16)
+        // At most 11 digits: an id can never hold a card number (the audit log records
+        // presented ids of unknown keys only in that shape).
+        var id = Self.randomAlphanumeric(16)
+        while !Self.isIssuableID(id) { id = Self.randomAlphanumeric(16) }
         // The random part lives in guarded memory, wiped on release (not in a plain array).
         let secret = "vk_\(id)_" + SecretBytes(randomCount: 32).withUnsafeBytes { TokenGenerator.base64URL($0) }
         let credential = Credential(
@@ -274,10 +277,10 @@ public final class CredentialService: Sendable {
         return String(decoding: bytes[3..<19], as: UTF8.self)
     }
 
-    /// Whether a credential id could be a card number (16 digits that pass the Luhn check):
-    /// such an id of an unknown key is not recorded as sent.
-    public static func mayBeCardNumber(_ id: String) -> Bool {
-        CardNumberDetector.containsLuhnValidRun(id)
+    /// Whether `id` is one the vault could have issued: ids hold at most 11 digits, so an id of
+    /// an unknown key that holds more (a card number needs 12) is not recorded as sent.
+    public static func isIssuableID(_ id: String) -> Bool {
+        id.utf8.count { (48...57).contains($0) } <= 11
     }
 
     private static func randomAlphanumeric(_ count: Int) -> String {
