@@ -96,15 +96,31 @@ public struct AcquirerEndpoint: Sendable, Hashable {
                 .publicKeyMissing,
                 "acquirer public key \(publicKeyFile): file not found (`vault acquirer-sim` writes acquirer.pub)")
         }
-        guard !isDirectory.boolValue, let data = FileManager.default.contents(atPath: publicKeyFile) else {
+        // Checked on the open file (no swap between the check and the read): a regular file, not
+        // writable by group or others, owned by this user or root, in a folder others cannot
+        // write to (unless sticky, as /tmp is: others cannot replace a file there).
+        guard !isDirectory.boolValue, let handle = FileHandle(forReadingAtPath: publicKeyFile) else {
             throw AcquirerEndpointError(
                 .publicKeyUnreadable, "acquirer public key \(publicKeyFile): not a readable regular file")
         }
-        let mode = (try? FileManager.default.attributesOfItem(atPath: publicKeyFile)[.posixPermissions] as? Int) ?? nil
-        guard let mode, mode & 0o022 == 0 else {
+        defer { try? handle.close() }
+        var status = stat()
+        guard fstat(handle.fileDescriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
+            let data = try? handle.readToEnd()
+        else {
+            throw AcquirerEndpointError(
+                .publicKeyUnreadable, "acquirer public key \(publicKeyFile): not a readable regular file")
+        }
+        var folder = stat()
+        let folderPath = (publicKeyFile as NSString).deletingLastPathComponent
+        guard status.st_mode & 0o022 == 0, status.st_uid == getuid() || status.st_uid == 0,
+            stat(folderPath.isEmpty ? "." : folderPath, &folder) == 0,
+            folder.st_mode & 0o022 == 0 || folder.st_mode & S_ISVTX != 0
+        else {
             throw AcquirerEndpointError(
                 .publicKeyUnsafe,
-                "acquirer public key \(publicKeyFile): writable by group or others; run chmod go-w on it")
+                "acquirer public key \(publicKeyFile): it or its folder is writable by group or others, or it is "
+                    + "owned by another user; run chmod go-w on both")
         }
         guard data.count == Self.publicKeyByteCount else {
             throw AcquirerEndpointError(

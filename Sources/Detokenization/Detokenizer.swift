@@ -237,11 +237,18 @@ public final class Detokenizer: Sendable {
     }
 
     /// BIN and last four, the rest `*`.
+    /// (PCI DSS 3.4.1 allows at most these.) For a PAN of 12 to 14 digits, BIN and last four
+    /// would leave only 2 to 4 digits hidden, a few candidates after the Luhn check: the BIN is
+    /// masked too, and only the last four show.
     static func mask(_ digits: UnsafeBufferPointer<UInt8>) -> String {
         var masked = Array(digits)
-        for index in 6..<(masked.count - 4) { masked[index] = UInt8(ascii: "*") }
+        let shown = masked.count - 10 >= minimumHiddenDigits ? 6 : 0
+        for index in shown..<(masked.count - 4) { masked[index] = UInt8(ascii: "*") }
         return String(decoding: masked, as: UTF8.self)
     }
+
+    /// The fewest digits a masked PAN hides.
+    static let minimumHiddenDigits = 5
 
     static func validate(_ request: DetokenizeRequest) -> DetokenizationError? {
         guard (1...maximumTokens).contains(request.tokens.count) else {

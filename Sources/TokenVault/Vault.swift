@@ -34,11 +34,14 @@ public struct VaultPaths: Sendable, Hashable {
             ("--keys-dir", keysDirectory), ("--master-key", (masterKeyPath as NSString).deletingLastPathComponent),
         ] {
             let keys = resolved(path)
-            guard keys != data, !keys.hasPrefix(data.hasSuffix("/") ? data : data + "/") else {
+            func inside(_ child: String, _ parent: String) -> Bool {
+                child == parent || child.hasPrefix(parent.hasSuffix("/") ? parent : parent + "/")
+            }
+            guard !inside(keys, data), !inside(data, keys) else {
                 throw VaultError(
                     .invalidArgument,
-                    "\(what) \(path) is inside --data-dir \(dataDirectory): keep the master key apart from the data "
-                        + "it protects (PCI DSS 3.6.1.2)")
+                    "\(what) \(path) and --data-dir \(dataDirectory) overlap: keep the master key apart from the "
+                        + "data it protects (PCI DSS 3.6.1.2)")
             }
         }
     }
@@ -158,6 +161,9 @@ public final class Vault: Sendable {
         let database = try VaultDatabase.open(directory: paths.dataDirectory, create: false)
         try database.migrate(rowMACKey: keyRing.rowMACKey, auditKey: keyRing.auditKey)
         try checkNoRecordIsNewerThanTheActiveKey(database, active: keyRing.active.version)
+        // A process that stopped between a delete and its WAL truncation left the old row in
+        // the WAL: truncate at every open, not only after a migration.
+        database.needsScrub()
         await database.scrubIfNeeded()
         return Vault(
             paths: paths, database: database, keyRing: keyRing, logger: logger, cvvTimeToLive: cvvTimeToLive,

@@ -160,6 +160,15 @@ struct KeyPairTests {
                 }
                 #expect(unsafe.code == .publicKeyUnsafe, "mode \(String(mode, radix: 8))")
             }
+            // A folder others may write to (and replace the file in) is refused too, unless sticky.
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+            try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: root)
+            #expect(throws: AcquirerEndpointError.self) {
+                try AcquirerEndpoint(baseURL: "http://127.0.0.1:8090", publicKeyFile: path)
+            }
+            try FileManager.default.setAttributes([.posixPermissions: 0o1777], ofItemAtPath: root)
+            _ = try AcquirerEndpoint(baseURL: "http://127.0.0.1:8090", publicKeyFile: path)
+            try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: root)
         }
     }
 }

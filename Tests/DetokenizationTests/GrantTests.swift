@@ -31,6 +31,18 @@ struct GrantTests {
         }
     }
 
+    @Test("Review: a masked 12- to 14-digit PAN shows only its last four; from 15 digits, BIN and last four")
+    func shortPANsMaskTheBIN() async throws {
+        try await withHarness { harness in
+            let cards = [
+                TestCard(pan: "4222222222222"), TestCard(pan: "378282246310005"), TestCard(pan: "4111111111111111"),
+            ]
+            let tokens = try await harness.tokenize(cards)
+            let masked = try await harness.detokenize(tokens, reveal: .masked, as: try await harness.credential())
+            #expect(masked.map(\.maskedPan) == ["*********2222", "378282*****0005", "411111******1111"])
+        }
+    }
+
     @Test("Finding 7: the grant survives a reload from the database, and bad grants are refused")
     func grantsAreStored() async throws {
         try await withHarness { harness in

@@ -60,7 +60,8 @@ struct RoundTripTests {
                     #expect(shown == card.masked, "seed \(seed): \(card)")
                     // Never more than BIN and last four digits, whatever the length.
                     #expect(shown.count == card.pan.count)
-                    #expect(shown.filter(\.isWholeNumber).count == 10, "seed \(seed)")
+                    #expect(
+                        shown.filter(\.isWholeNumber).count == (card.pan.count >= 15 ? 10 : 4), "seed \(seed)")
                     #expect(shown.dropFirst(6).dropLast(4).allSatisfy { $0 == "*" }, "seed \(seed)")
                     #expect(result.expiry?.month == card.expMonth && result.expiry?.year == card.expYear)
                 }

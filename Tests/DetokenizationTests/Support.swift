@@ -192,7 +192,11 @@ struct TestCard: Sendable, Hashable, CustomTestStringConvertible {
     var bin: String { String(pan.prefix(6)) }
     var last4: String { String(pan.suffix(4)) }
     /// What a masked reveal must show: BIN, `*` for every hidden digit, last four.
-    var masked: String { bin + String(repeating: "*", count: pan.count - 10) + last4 }
+    var masked: String {
+        pan.count >= 15
+            ? bin + String(repeating: "*", count: pan.count - 10) + last4
+            : String(repeating: "*", count: pan.count - 4) + last4
+    }
 
     func request(format: TokenFormat = .opaque) throws -> TokenizeRequest {
         TokenizeRequest(card: try CardInput(pan: pan, expMonth: expMonth, expYear: expYear, cvv: cvv), format: format)

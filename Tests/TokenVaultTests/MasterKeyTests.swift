@@ -37,7 +37,9 @@ struct MasterKeyTests {
         }
     }
 
-    @Test("Finding 17: a master key inside the data folder is refused (PCI DSS 3.6.1.2)")
+    @Test(
+        "Finding 17: a master key inside the data folder, or the data inside the key folder, is refused (PCI DSS 3.6.1.2)"
+    )
     func keysInsideTheDataFolderAreRefused() async throws {
         try await withSandbox { sandbox in
             let logger = TestLog.quiet()
@@ -48,6 +50,7 @@ struct MasterKeyTests {
                 VaultPaths(dataDirectory: data + "/", keysDirectory: data + "/./Keys"),
                 VaultPaths(
                     dataDirectory: data, keysDirectory: sandbox.path("Keys"), masterKeyPath: data + "/master.key"),
+                VaultPaths(dataDirectory: sandbox.path("Keys") + "/data", keysDirectory: sandbox.path("Keys")),
             ]
             for paths in cases {
                 let error = try await #require(throws: VaultError.self, "\(paths)") {

@@ -156,7 +156,8 @@ struct DetokenizeRouteTests {
             #expect(body.results.allSatisfy { $0["pan"] == nil })
             #expect(body.expiries == cards.map { [$0.expMonth, $0.expYear] })
             for masked in body.maskedPans.compactMap({ $0 }) {
-                #expect(masked.filter(\.isWholeNumber).count == 10)
+                // BIN and last four, or the last four alone for a PAN of 12 to 14 digits.
+                #expect(masked.filter(\.isWholeNumber).count == (masked.count >= 15 ? 10 : 4))
             }
             let leaked = PANScanner.leaked(Set(cards.map(\.digits)), in: reply.text)
             #expect(leaked.isEmpty, "seed \(generator.seed)")

@@ -233,5 +233,9 @@ struct AuditPageReply: Decodable, Sendable {
 
 extension TestCard {
     /// What a masked reveal must show: BIN, `*` for every hidden digit, last four.
-    var masked: String { bin + String(repeating: "*", count: digits.count - 10) + last4 }
+    var masked: String {
+        digits.count >= 15
+            ? bin + String(repeating: "*", count: digits.count - 10) + last4
+            : String(repeating: "*", count: digits.count - 4) + last4
+    }
 }

@@ -160,12 +160,14 @@ public final class CredentialService: Sendable {
         // so a flood of made-up keys costs no database read each.
         if entry == nil && !knownUnknown {
             databaseLookups.add(1, ordering: .relaxed)
-            let read = try? await pool.read { db in
-                (
-                    try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(
-                        CredentialRow.init(row:)),
-                    try Self.revokedInLog(db)
-                )
+            // The revocations in the audit log are read only for a row that exists: an unknown id
+            // costs one indexed lookup, not a scan of the log.
+            let read = try? await pool.read { db -> (CredentialRow?, Set<String>) in
+                guard
+                    let row = try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(
+                        CredentialRow.init(row:))
+                else { return (nil, []) }
+                return (row, try Self.revokedInLog(db))
             }
             if let (row, revoked) = read, let row {
                 entry = accept([row], revokedInLog: revoked)[id]
