@@ -33,6 +33,14 @@ struct RowIntegrityTests {
         return try queue.read { db in try Int.fetchOne(db, sql: sql) ?? -1 }
     }
 
+    /// The state and MAC of data key `version` as stored now (a genuine row, to replay later).
+    static func genuineDataKeyRow(_ vault: Vault, version: Int) async throws -> Row {
+        let row: Row? = try await vault.database.pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT state, mac FROM data_keys WHERE version = ?", arguments: [version])
+        }
+        return try #require(row)
+    }
+
     /// What a running server does every second.
     static func serverReload(_ vault: Vault) async throws {
         try await vault.refreshKeys()
@@ -187,10 +195,7 @@ struct RowIntegrityTests {
     func finding4ReplayedOldDataKeyRowIsRefused() async throws {
         try await withVault { vault, sandbox in
             // v1 while it was active: a genuine row with a genuine MAC.
-            let savedRow: Row? = try await vault.database.pool.read { db in
-                try Row.fetchOne(db, sql: "SELECT state, mac FROM data_keys WHERE version = 1")
-            }
-            let saved = try #require(savedRow)
+            let saved = try await Self.genuineDataKeyRow(vault, version: 1)
             #expect(try await vault.keys.rotate() == 2)
             try Self.rawEdit(
                 sandbox,
@@ -212,10 +217,7 @@ struct RowIntegrityTests {
     @Test("finding 4: a key ring rolled back whole (newer version deleted, old active row put back) does not open")
     func finding4RolledBackKeyRingDoesNotOpen() async throws {
         try await withVault { vault, sandbox in
-            let savedRow: Row? = try await vault.database.pool.read { db in
-                try Row.fetchOne(db, sql: "SELECT state, mac FROM data_keys WHERE version = 1")
-            }
-            let saved = try #require(savedRow)
+            let saved = try await Self.genuineDataKeyRow(vault, version: 1)
             #expect(try await vault.keys.rotate() == 2)
             _ = try await tokenize(.visa, in: vault.tokens)
             // Every remaining row genuine, v1 active again: only the records know better.
