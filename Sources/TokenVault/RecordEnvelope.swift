@@ -69,29 +69,34 @@ enum RecordEnvelope {
     static func seal(
         _ plaintext: UnsafeRawBufferPointer, version: UInt32, key: SecretBytes, nonce: UnsafeRawBufferPointer
     ) -> [UInt8] {
-        seal(plaintext, header: [formatByte] + bigEndian(UInt64(version), count: 4), key: key, nonce: nonce)
+        seal(plaintext, format: formatByte, id: UInt64(version), idByteCount: 4, key: key, nonce: nonce)
     }
 
     /// Seals a CVV plaintext under the key of `epoch`.
     static func sealCVV(
         _ plaintext: UnsafeRawBufferPointer, epoch: UInt64, key: SecretBytes, nonce: UnsafeRawBufferPointer
     ) -> [UInt8] {
-        seal(plaintext, header: [cvvFormatByte] + bigEndian(epoch, count: 8), key: key, nonce: nonce)
+        seal(plaintext, format: cvvFormatByte, id: epoch, idByteCount: 8, key: key, nonce: nonce)
     }
 
-    private static func bigEndian(_ value: UInt64, count: Int) -> [UInt8] {
-        (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64(count - 1 - $0))) }
-    }
-
+    /// `format ‖ id (idByteCount bytes, big-endian) ‖ secretbox`, written straight into the
+    /// envelope (no header array per record: this runs for every tokenize and rewrap).
     private static func seal(
-        _ plaintext: UnsafeRawBufferPointer, header: [UInt8], key: SecretBytes, nonce: UnsafeRawBufferPointer
+        _ plaintext: UnsafeRawBufferPointer, format: UInt8, id: UInt64, idByteCount: Int, key: SecretBytes,
+        nonce: UnsafeRawBufferPointer
     ) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: header.count + SecretBox.boxByteCount(plaintextCount: plaintext.count)) {
+        let headerCount = 1 + idByteCount
+        return [UInt8](
+            unsafeUninitializedCapacity: headerCount + SecretBox.boxByteCount(plaintextCount: plaintext.count)
+        ) {
             buffer, initialized in
-            for (index, byte) in header.enumerated() { buffer[index] = byte }
+            buffer[0] = format
+            for index in 0..<idByteCount {
+                buffer[1 + index] = UInt8(truncatingIfNeeded: id >> (8 * UInt64(idByteCount - 1 - index)))
+            }
             SecretBox.seal(
                 plaintext, key: key, nonce: nonce,
-                into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[header.count...])))
+                into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[headerCount...])))
             initialized = buffer.count
         }
     }

@@ -21,12 +21,6 @@ public final class SimilarCardGuard: Sendable {
     /// The window's length.
     public let window: TimeInterval
 
-    private struct Key: Hashable {
-        var principal: String
-        /// BIN length, BIN and last four packed into one number.
-        var card: UInt64
-    }
-
     private struct Bucket {
         /// Prefixes of the internal fingerprints seen (8 bytes of 16: collisions are negligible
         /// at the counts that matter, and a collision only undercounts by one).
@@ -34,10 +28,14 @@ public final class SimilarCardGuard: Sendable {
         var reported = false
     }
 
+    /// The buckets of one principal, keyed by BIN length, BIN and last four packed into one
+    /// number: the principal's string is hashed once per batch, not once per card.
+    private typealias Buckets = [UInt64: Bucket]
+
     private struct State {
         var windowStart: Date = .distantPast
-        var current: [Key: Bucket] = [:]
-        var previous: [Key: Bucket] = [:]
+        var current: [String: Buckets] = [:]
+        var previous: [String: Buckets] = [:]
     }
 
     /// What became of one card.
@@ -60,8 +58,9 @@ public final class SimilarCardGuard: Sendable {
     }
 
     /// Admits or refuses a batch of cards of one principal, in order, under one lock.
+    /// - Parameter cards: BIN, last four and internal fingerprint (at least 8 bytes) of each card.
     func admit(
-        principal: String, cards: [(bin: String, last4: String, fingerprint: [UInt8])], now: Date
+        principal: String, cards: some Collection<(bin: String, last4: String, fingerprint: [UInt8])>, now: Date
     ) -> [Decision] {
         state.withLock { state in
             if now.timeIntervalSince(state.windowStart) >= window {
@@ -70,34 +69,56 @@ public final class SimilarCardGuard: Sendable {
                 state.current = [:]
                 state.windowStart = now
             }
-            return cards.map { card in
-                let key = Key(principal: principal, card: Self.pack(bin: card.bin, last4: card.last4))
-                let prefix = card.fingerprint.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                var bucket = state.current[key] ?? Bucket()
-                let earlier = state.previous[key]?.fingerprints ?? []
-                if bucket.fingerprints.contains(prefix) { return .admitted }
-                if earlier.contains(prefix) {
-                    bucket.fingerprints.append(prefix)
-                    state.current[key] = bucket
-                    return .admitted
-                }
-                let distinct = bucket.fingerprints.count + earlier.count { !bucket.fingerprints.contains($0) }
-                guard distinct < limit else {
-                    let report = !bucket.reported
-                    bucket.reported = true
-                    state.current[key] = bucket
-                    return .refused(report: report, distinct: distinct + 1)
-                }
-                bucket.fingerprints.append(prefix)
-                state.current[key] = bucket
-                return .admitted
+            // Taken out of the state while in use, so that every bucket is changed in place
+            // (no copy-on-write), and put back at the end.
+            var current = state.current.removeValue(forKey: principal) ?? [:]
+            defer { if !current.isEmpty { state.current[principal] = current } }
+            let previous = state.previous[principal]
+            var decisions = [Decision]()
+            decisions.reserveCapacity(cards.count)
+            for card in cards {
+                let key = Self.pack(bin: card.bin, last4: card.last4)
+                let prefix = Self.prefix(card.fingerprint)
+                let earlier = previous?[key]?.fingerprints ?? []
+                decisions.append(decide(prefix, earlier: earlier, bucket: &current[key, default: Bucket()]))
             }
+            return decisions
         }
     }
 
+    /// The decision for one card whose bucket in the current window is `bucket`; `earlier` is
+    /// its bucket's fingerprints in the previous window.
+    private func decide(_ prefix: UInt64, earlier: [UInt64], bucket: inout Bucket) -> Decision {
+        if bucket.fingerprints.contains(prefix) { return .admitted }
+        if earlier.contains(prefix) {
+            bucket.fingerprints.append(prefix)
+            return .admitted
+        }
+        let distinct =
+            earlier.isEmpty
+            ? bucket.fingerprints.count
+            : bucket.fingerprints.count + earlier.count { !bucket.fingerprints.contains($0) }
+        guard distinct < limit else {
+            let report = !bucket.reported
+            bucket.reported = true
+            return .refused(report: report, distinct: distinct + 1)
+        }
+        bucket.fingerprints.append(prefix)
+        return .admitted
+    }
+
+    /// The first 8 bytes of a fingerprint, big-endian.
+    private static func prefix(_ fingerprint: [UInt8]) -> UInt64 {
+        var value = UInt64(0)
+        for byte in fingerprint.prefix(8) { value = value << 8 | UInt64(byte) }
+        return value
+    }
+
+    /// BIN length, BIN and last four in one number, without allocating.
     private static func pack(bin: String, last4: String) -> UInt64 {
         var value = UInt64(bin.utf8.count)
-        for byte in Array(bin.utf8) + Array(last4.utf8) { value = value &* 10 &+ UInt64(byte &- 48) }
+        for byte in bin.utf8 { value = value &* 10 &+ UInt64(byte &- 48) }
+        for byte in last4.utf8 { value = value &* 10 &+ UInt64(byte &- 48) }
         return value
     }
 }

@@ -144,7 +144,9 @@ public final class TokenVault: Tokenizing {
     ) async throws -> [Int] {
         let decisions = similarCards.admit(
             principal: principal.description,
-            cards: zip(requests, fingerprints).map { ($0.card.bin, $0.card.last4, $1) }, now: clock())
+            cards: requests.indices.lazy.map { index in
+                (bin: requests[index].card.bin, last4: requests[index].card.last4, fingerprint: fingerprints[index])
+            }, now: clock())
         var admitted = [Int]()
         admitted.reserveCapacity(requests.count)
         for (index, decision) in decisions.enumerated() {
@@ -202,14 +204,44 @@ public final class TokenVault: Tokenizing {
     static func callerFingerprint(
         _ internalFingerprint: [UInt8], tenant: String, reader: String, creator: String, key: SecretBytes
     ) -> String {
-        var message = [UInt8]()
-        message.reserveCapacity(3 + tenant.utf8.count + reader.utf8.count + creator.utf8.count + 16)
-        for part in [tenant, reader, creator] {
-            message.append(UInt8(part.utf8.count))
-            message.append(contentsOf: part.utf8)
+        CallerFingerprinter(tenant: tenant, reader: reader, creator: creator, key: key).fingerprint(
+            internalFingerprint)
+    }
+
+    /// ``callerFingerprint(_:tenant:reader:creator:key:)`` for many cards of one tenant, reader
+    /// and creator: the message's prefix is built once, and each card costs one hash over a
+    /// stack buffer and one string.
+    struct CallerFingerprinter {
+        /// `u8 len ‖ tenant ‖ u8 len ‖ reader ‖ u8 len ‖ creator`.
+        private let prefix: [UInt8]
+        private let key: SecretBytes
+
+        init(tenant: String, reader: String, creator: String, key: SecretBytes) {
+            var prefix = [UInt8]()
+            prefix.reserveCapacity(3 + tenant.utf8.count + reader.utf8.count + creator.utf8.count)
+            prefix.append(UInt8(tenant.utf8.count))
+            prefix.append(contentsOf: tenant.utf8)
+            prefix.append(UInt8(reader.utf8.count))
+            prefix.append(contentsOf: reader.utf8)
+            prefix.append(UInt8(creator.utf8.count))
+            prefix.append(contentsOf: creator.utf8)
+            self.prefix = prefix
+            self.key = key
         }
-        message.append(contentsOf: internalFingerprint)
-        return Hex.encode(KeyedHash.hash(message, key: key, outputByteCount: 16))
+
+        func fingerprint(_ internalFingerprint: [UInt8]) -> String {
+            let byteCount = prefix.count + internalFingerprint.count
+            return withUnsafeTemporaryAllocation(byteCount: byteCount + 16, alignment: 1) { buffer in
+                let message = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<byteCount])
+                let output = UnsafeMutableRawBufferPointer(rebasing: buffer[byteCount...])
+                prefix.withUnsafeBytes { message.copyMemory(from: $0) }
+                internalFingerprint.withUnsafeBytes {
+                    UnsafeMutableRawBufferPointer(rebasing: message[prefix.count...]).copyMemory(from: $0)
+                }
+                KeyedHash.hash(UnsafeRawBufferPointer(message), key: key, into: output)
+                return Hex.encode(UnsafeRawBufferPointer(output))
+            }
+        }
     }
 
     /// Builds encrypted writes. All crypto happens here, outside the database transaction, with
@@ -223,6 +255,10 @@ public final class TokenVault: Tokenizing {
         let perItem = SecretBox.nonceByteCount * 2 + TokenGenerator.randomBytesPerToken
         var pool = RandomPool(byteCount: perItem * items.count)
         let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
+        // The principal creates these cards and reads their fingerprints (CRYPTO.md §8.1).
+        let fingerprinter = CallerFingerprinter(
+            tenant: principal.tenant, reader: principal.name, creator: principal.name,
+            key: keyRing.callerFingerprintKey)
         return items.map { request, fingerprint, existing in
             let card = request.card
             return card.withPANDigits { pan -> CardWrite in
@@ -262,7 +298,7 @@ public final class TokenVault: Tokenizing {
                 let metadata = CardMetadata(
                     token: token, format: request.format, bin: card.bin, last4: card.last4, brand: card.brand,
                     expMonth: card.expMonth, expYear: card.expYear,
-                    fingerprint: callerFingerprint(fingerprint, createdBy: principal.name, for: principal),
+                    fingerprint: fingerprinter.fingerprint(fingerprint),
                     createdAt: now, cvvExpiresAt: nil)
                 return CardWrite(
                     mode: existing == nil ? .insert : .cvvOnly,
