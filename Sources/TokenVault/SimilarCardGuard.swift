@@ -36,6 +36,22 @@ public final class SimilarCardGuard: Sendable {
         var windowStart: Date = .distantPast
         var current: [String: Buckets] = [:]
         var previous: [String: Buckets] = [:]
+        /// Buckets in `current`, all principals together.
+        var bucketCount = 0
+    }
+
+    /// The most buckets (principal, BIN and last four) one window holds before a new window
+    /// starts early: memory stays bounded (about 100 bytes a bucket, two windows) whatever the
+    /// tokenize rate. Only a flood of millions of different BINs and last fours an hour reaches
+    /// it, and it shortens the window, it never lets more than `limit` cards of one bucket in
+    /// within one window.
+    public let maximumBuckets: Int
+
+    /// The buckets held now, both windows (for tests of the memory bound).
+    var heldBuckets: Int {
+        state.withLock { state in
+            (state.current.values.map(\.count) + state.previous.values.map(\.count)).reduce(0, +)
+        }
     }
 
     /// What became of one card.
@@ -51,10 +67,12 @@ public final class SimilarCardGuard: Sendable {
     /// - Parameters:
     ///   - limit: distinct PANs per BIN and last four per principal per window (at least 1).
     ///   - window: seconds (default one hour).
-    public init(limit: Int = 10, window: TimeInterval = 3600) {
-        precondition(limit >= 1 && window > 0, "the similar-card limit and window must be positive")
+    ///   - maximumBuckets: see ``maximumBuckets`` (default 2,000,000).
+    public init(limit: Int = 10, window: TimeInterval = 3600, maximumBuckets: Int = 2_000_000) {
+        precondition(limit >= 1 && window > 0 && maximumBuckets > 0, "the similar-card limits must be positive")
         self.limit = limit
         self.window = window
+        self.maximumBuckets = maximumBuckets
     }
 
     /// Admits or refuses a batch of cards of one principal, in order, under one lock.
@@ -63,11 +81,12 @@ public final class SimilarCardGuard: Sendable {
         principal: String, cards: some Collection<(bin: String, last4: String, fingerprint: [UInt8])>, now: Date
     ) -> [Decision] {
         state.withLock { state in
-            if now.timeIntervalSince(state.windowStart) >= window {
+            if now.timeIntervalSince(state.windowStart) >= window || state.bucketCount >= maximumBuckets {
                 // Two windows or more since the last start: nothing of the old counts remains.
                 state.previous = now.timeIntervalSince(state.windowStart) >= 2 * window ? [:] : state.current
                 state.current = [:]
                 state.windowStart = now
+                state.bucketCount = 0
             }
             // Taken out of the state while in use, so that every bucket is changed in place
             // (no copy-on-write), and put back at the end.
@@ -76,12 +95,14 @@ public final class SimilarCardGuard: Sendable {
             let previous = state.previous[principal]
             var decisions = [Decision]()
             decisions.reserveCapacity(cards.count)
+            let bucketsBefore = current.count
             for card in cards {
                 let key = Self.pack(bin: card.bin, last4: card.last4)
                 let prefix = Self.prefix(card.fingerprint)
                 let earlier = previous?[key]?.fingerprints ?? []
                 decisions.append(decide(prefix, earlier: earlier, bucket: &current[key, default: Bucket()]))
             }
+            state.bucketCount += current.count - bucketsBefore
             return decisions
         }
     }

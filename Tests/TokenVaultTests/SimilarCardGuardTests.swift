@@ -63,4 +63,21 @@ struct SimilarCardGuardTests {
                 .admitted, .admitted,
             ])
     }
+
+    @Test("review: memory is bounded: past maximumBuckets a new window starts, and a bucket still holds to its limit")
+    func bucketsAreBounded() {
+        let guardian = SimilarCardGuard(limit: 2, window: 3600, maximumBuckets: 100)
+        // 1,000 different BINs and last fours in batches of 10: the window rolls over each time
+        // it holds 100 buckets, so at most two windows' worth are ever held.
+        for batch in 0..<100 {
+            let flood = (0..<10).map { index in Self.card(1, bin: String(400_000 + batch * 10 + index), last4: "0000") }
+            #expect(guardian.admit(principal: "t/a", cards: flood, now: Self.start).allSatisfy { $0 == .admitted })
+            #expect(guardian.heldBuckets <= 200)
+        }
+        // One bucket within the new window is still limited, counting the previous window too.
+        #expect(
+            guardian.admit(principal: "t/b", cards: [Self.card(1), Self.card(2), Self.card(3)], now: Self.start) == [
+                .admitted, .admitted, .refused(report: true, distinct: 3),
+            ])
+    }
 }
