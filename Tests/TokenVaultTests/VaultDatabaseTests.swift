@@ -37,7 +37,7 @@ struct VaultDatabaseTests {
             let journalSizeLimit = try await vault.database.pool.write { db in
                 try Int.fetchOne(db, sql: "PRAGMA journal_size_limit")
             }
-            #expect(journalSizeLimit == 4 * 1024 * 1024)
+            #expect(journalSizeLimit == 64 * 1024 * 1024)
         }
     }
 
