@@ -50,13 +50,18 @@ extension AuditEvent {
     /// ``redacted`` (issue 8, finding 5): the log is durable and widely read, and some of its
     /// text comes from callers (a presented key id, a reference). Tokens among the objects are
     /// left as they are: a numeric token is Luhn-invalid by construction but may hold a
-    /// Luhn-valid run, and it is no card number.
+    /// Luhn-valid run, and it is no card number. Every field gets the audit rule
+    /// (``CardNumberDetector/containsLuhnValidRun(_:)``: any Luhn-valid window of 12 to 19
+    /// digits, whatever its prefix or the digits around it), except the peer address, which the
+    /// network stack writes and whose IPv6 digit groups that rule would often take for one.
     public func redactingCardNumbers() -> AuditEvent {
-        func clean(_ text: String) -> String { CardNumberDetector.containsCardNumber(text) ? Self.redacted : text }
+        func clean(_ text: String) -> String {
+            CardNumberDetector.containsLuhnValidRun(text) ? Self.redacted : text
+        }
         var event = self
         event.actor = clean(actor)
         event.type = clean(type)
-        event.origin = clean(origin)
+        event.origin = CardNumberDetector.containsCardNumber(origin) ? Self.redacted : origin
         event.objects = objects.map { (try? Token(validating: $0)) != nil ? $0 : clean($0) }
         event.purpose = purpose.map(clean)
         event.reference = reference.map(clean)

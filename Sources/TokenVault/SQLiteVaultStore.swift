@@ -319,13 +319,10 @@ public struct SQLiteVaultStore: VaultStore {
 
     public func delete(_ token: Token, tenant: String, at date: Date) async throws -> Bool {
         let deleted = try await pool.write { db in
-            guard
-                try Bool.fetchOne(
-                    db, sql: "SELECT EXISTS (SELECT 1 FROM cards WHERE token = ? AND tenant = ?)",
-                    arguments: [token.rawValue, tenant]) == true
-            else { return false }
+            try db.execute(
+                sql: "DELETE FROM cards WHERE token = ? AND tenant = ?", arguments: [token.rawValue, tenant])
+            guard db.changesCount == 1 else { return false }
             try db.execute(sql: "DELETE FROM cvvs WHERE token = ?", arguments: [token.rawValue])
-            try db.execute(sql: "DELETE FROM cards WHERE token = ?", arguments: [token.rawValue])
             try db.execute(
                 sql: "INSERT OR IGNORE INTO deleted_tokens (token, deleted_at_ms) VALUES (?, ?)",
                 arguments: [token.rawValue, date.milliseconds])

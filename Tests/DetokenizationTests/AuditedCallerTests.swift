@@ -58,6 +58,19 @@ struct AuditedCallerTests {
         }
     }
 
+    @Test("Review: a card number behind other digits, with no known prefix in front, is redacted too")
+    func cardNumbersBehindDigitsAreRedacted() async throws {
+        try await withHarness { harness in
+            let event = AuditEvent(
+                actor: "auditor", type: "audit.read", outcome: .success, origin: "192.0.2.1",
+                detail: "after=0 records=3 actor=94111111111111111")
+            try await harness.vault.audit.append(event)
+            let stored = try #require(try await harness.auditRecords().last?.event)
+            #expect(stored.detail == AuditEvent.redacted)
+            #expect(try await harness.vault.audit.verify().ok)
+        }
+    }
+
     @Test("Finding 5: refusals without a valid key are coalesced per peer")
     func unauthenticatedRefusalsAreCoalesced() async throws {
         try await withHarness { harness in

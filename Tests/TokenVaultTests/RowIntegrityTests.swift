@@ -41,6 +41,15 @@ struct RowIntegrityTests {
         return try #require(row)
     }
 
+    /// Takes `vault.db` back to before row MACs: the columns, the marker table and the
+    /// migration record gone.
+    static let stripRowMACs = """
+        ALTER TABLE data_keys DROP COLUMN mac;
+        ALTER TABLE credentials DROP COLUMN mac;
+        DROP TABLE vault_meta;
+        DELETE FROM grdb_migrations WHERE identifier = 'vault.v2';
+        """
+
     /// What a running server does every second.
     static func serverReload(_ vault: Vault) async throws {
         try await vault.refreshKeys()
@@ -265,14 +274,7 @@ struct RowIntegrityTests {
     func finding4StrippedMACsAreNotBackfilled() async throws {
         try await withSandbox { sandbox in
             _ = try await Vault.initialize(paths: sandbox.paths, logger: TestLog.quiet())
-            try Self.rawEdit(
-                sandbox,
-                """
-                ALTER TABLE data_keys DROP COLUMN mac;
-                ALTER TABLE credentials DROP COLUMN mac;
-                DROP TABLE vault_meta;
-                DELETE FROM grdb_migrations WHERE identifier = 'vault.v2';
-                """)
+            try Self.rawEdit(sandbox, Self.stripRowMACs)
             let refused = await #expect(throws: VaultError.self) {
                 _ = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
             }
@@ -300,10 +302,7 @@ struct RowIntegrityTests {
             try Self.rawEdit(
                 sandbox,
                 """
-                ALTER TABLE data_keys DROP COLUMN mac;
-                ALTER TABLE credentials DROP COLUMN mac;
-                DROP TABLE vault_meta;
-                DELETE FROM grdb_migrations WHERE identifier = 'vault.v2';
+                \(Self.stripRowMACs)
                 \(hideGenesis);
                 UPDATE credentials SET scopes = 'detokenize tokenize', purposes = 'settlement:pan' WHERE id = '\(credential.id)';
                 """)
@@ -338,10 +337,7 @@ struct RowIntegrityTests {
         try Self.rawEdit(
             sandbox,
             """
-            ALTER TABLE data_keys DROP COLUMN mac;
-            ALTER TABLE credentials DROP COLUMN mac;
-            DROP TABLE vault_meta;
-            DELETE FROM grdb_migrations WHERE identifier = 'vault.v2';
+            \(Self.stripRowMACs)
             ALTER TABLE cards DROP COLUMN tenant;
             ALTER TABLE cards DROP COLUMN created_by;
             ALTER TABLE credentials DROP COLUMN tenant;

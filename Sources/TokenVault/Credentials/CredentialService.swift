@@ -271,7 +271,7 @@ public final class CredentialService: Sendable {
     public static func id(ofSecret secret: String) -> String? {
         let bytes = Array(secret.utf8)
         guard bytes.count == 63, bytes[0..<3] == Array("vk_".utf8)[...], bytes[19] == UInt8(ascii: "_"),
-            bytes[3..<19].allSatisfy({ (97...122).contains($0) || (48...57).contains($0) }),
+            isWellFormedID(bytes[3..<19]),
             bytes[20...].allSatisfy({
                 (97...122).contains($0) || (65...90).contains($0) || (48...57).contains($0) || $0 == 45 || $0 == 95
             })
@@ -279,10 +279,16 @@ public final class CredentialService: Sendable {
         return String(decoding: bytes[3..<19], as: UTF8.self)
     }
 
-    /// Whether `id` is one the vault could have issued: ids hold at most 11 digits, so an id of
-    /// an unknown key that holds more (a card number needs 12) is not recorded as sent.
+    /// Whether `id` is one the vault could have issued: 16 of `a-z 0-9`, at most 11 of them
+    /// digits, so an id of an unknown key that holds more (a card number needs 12) is not
+    /// recorded as sent.
     public static func isIssuableID(_ id: String) -> Bool {
-        id.utf8.count { (48...57).contains($0) } <= 11
+        isWellFormedID(id.utf8) && id.utf8.count { (48...57).contains($0) } <= 11
+    }
+
+    /// 16 bytes of `a-z 0-9`: the shape of an id.
+    private static func isWellFormedID(_ bytes: some Collection<UInt8>) -> Bool {
+        bytes.count == 16 && bytes.allSatisfy { (97...122).contains($0) || (48...57).contains($0) }
     }
 
     private static func randomAlphanumeric(_ count: Int) -> String {
