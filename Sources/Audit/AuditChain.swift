@@ -8,6 +8,15 @@ public import VaultCrypto
 /// deleted, inserted or reordered record breaks every later MAC. `docs/CRYPTO.md` gives the
 /// canonical encoding.
 public struct AuditChain: Sendable {
+    /// Reads the version a segment-start record names, e.g. `root_version=2 previous=…` gives 2.
+    public static func segmentVersion(detail: String?) -> UInt32? {
+        guard let detail, detail.hasPrefix("root_version="),
+            let end = detail.firstIndex(of: " "),
+            let version = UInt32(detail[detail.index(detail.startIndex, offsetBy: 13)..<end])
+        else { return nil }
+        return version
+    }
+
     /// The MAC that precedes the first record.
     public static let genesis = [UInt8](repeating: 0, count: 32)
 
@@ -42,16 +51,38 @@ public struct AuditChain: Sendable {
         return KeyedHash.hash(message, key: key)
     }
 
+    /// The segment commitment: the closing word of the segment under this key, naming the root
+    /// version whose key MACs the records after `sequence`,
+    /// `BLAKE2b-256(key: auditKey, message: "audit-segment" ‖ u32 BE version ‖ u64 BE sequence ‖ mac)`
+    /// where `sequence` and `mac` are those of the segment's last record (docs/CRYPTO.md §11).
+    public func segmentCommitment(version: UInt32, sequence: Int64, mac: [UInt8]) -> [UInt8] {
+        var message = Array("audit-segment".utf8)
+        withUnsafeBytes(of: version.bigEndian) { message.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt64(bitPattern: sequence).bigEndian) { message.append(contentsOf: $0) }
+        message.append(contentsOf: mac)
+        return KeyedHash.hash(message, key: key)
+    }
+
+    /// The type of the record that starts a new segment (a root-key rotation).
+    public static let segmentStartType = "keys.rotate_root"
+
+    /// The `detail` of the record that starts the segment of root version `version`:
+    /// `root_version=<version> previous=<hex of this (the old) key's segment commitment>`.
+    public func segmentDetail(version: UInt32, sequence: Int64, mac: [UInt8]) -> String {
+        "root_version=\(version) previous=" + Self.hex(segmentCommitment(version: version, sequence: sequence, mac: mac))
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef")
+        return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
+    }
+
     /// What the genesis record's `detail` begins with.
     public static let genesisDetailPrefix = "genesis="
 
     /// The `detail` of the genesis record: `genesis=` and the commitment in lower-case hex.
     public func genesisDetail(keyRingCreatedAtMs: Int64) -> String {
-        Self.genesisDetailPrefix
-            + genesisCommitment(keyRingCreatedAtMs: keyRingCreatedAtMs).map { byte in
-                let digits = Array("0123456789abcdef")
-                return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
-            }.joined()
+        Self.genesisDetailPrefix + Self.hex(genesisCommitment(keyRingCreatedAtMs: keyRingCreatedAtMs))
     }
 
     /// Length-prefixed fields, so no two different records encode alike:

@@ -8,9 +8,33 @@ import VaultCrypto
 ///
 /// Appends from concurrent callers share one commit (group commit), so an audit record per
 /// detokenize request stays durable without costing a commit each.
+/// The audit MAC keys, one per root-key version (docs/CRYPTO.md §11): the log is a chain of
+/// segments, each MAC'd under the audit key of one root version.
+public struct AuditKeys: Sendable {
+    /// The chain of root version `version`, read from the database if this process does not hold
+    /// it yet; `nil` if the vault has no such version.
+    public var chain: @Sendable (Database, UInt32) throws -> AuditChain?
+    /// The vault's newest root version: the log's last segment must be under it (a log cut back
+    /// to an older segment is detected). `nil` where the caller cannot say (tools, tests).
+    public var newestVersion: (@Sendable (Database) throws -> UInt32)?
+
+    public init(
+        chain: @escaping @Sendable (Database, UInt32) throws -> AuditChain?,
+        newestVersion: (@Sendable (Database) throws -> UInt32)? = nil
+    ) {
+        self.chain = chain
+        self.newestVersion = newestVersion
+    }
+
+    /// One chain for root version 0 only: a vault whose root key never rotated.
+    public static func single(_ chain: AuditChain) -> AuditKeys {
+        AuditKeys(chain: { _, version in version == 0 ? chain : nil })
+    }
+}
+
 public final class SQLiteAuditLog: AuditLog {
     private let writer: any DatabaseWriter
-    private let chain: AuditChain
+    private let keys: AuditKeys
     /// Where the head file lives; `nil` keeps the head in the database only (tests, tools).
     public let headFilePath: String?
     private let committer: GroupCommitter<AuditEvent, Int64>
@@ -22,19 +46,27 @@ public final class SQLiteAuditLog: AuditLog {
     ///   - genesisRule: reads what the log's first record must be, `nil` if the vault has no key
     ///     ring. With it, ``verify()`` refuses an empty log once a key ring exists, so a wiped
     ///     log no longer verifies (docs/CRYPTO.md §11).
-    public init(
+    public convenience init(
         writer: any DatabaseWriter, chain: AuditChain, headFilePath: String? = nil,
         genesisRule: (@Sendable (Database) throws -> AuditGenesisRule?)? = nil
     ) {
+        self.init(writer: writer, keys: .single(chain), headFilePath: headFilePath, genesisRule: genesisRule)
+    }
+
+    /// - Parameter keys: the audit key of each root version.
+    public init(
+        writer: any DatabaseWriter, keys: AuditKeys, headFilePath: String? = nil,
+        genesisRule: (@Sendable (Database) throws -> AuditGenesisRule?)? = nil
+    ) {
         self.writer = writer
-        self.chain = chain
+        self.keys = keys
         self.headFilePath = headFilePath
         self.genesisRule = genesisRule
         let headFile = headFilePath.map(AuditHeadFileWriter.init(path:))
         self.headFile = headFile
-        self.committer = GroupCommitter { [chain] events in
+        self.committer = GroupCommitter { [keys] events in
             try await writer.write { db in
-                try Self.append(events, in: db, chain: chain, headFile: headFile)
+                try Self.append(events, in: db, keys: keys, headFile: headFile)
             }
         }
     }
@@ -118,8 +150,22 @@ public final class SQLiteAuditLog: AuditLog {
         else {
             throw AuditLogError("the audit log already has records; a genesis record starts only an empty log")
         }
+        guard let chain = try keys.chain(db, 0) else { throw AuditLogError("no audit key for root key version 0") }
         first.detail = chain.genesisDetail(keyRingCreatedAtMs: keyRingCreatedAtMs)
-        return try Self.append([first] + events.dropFirst(), in: db, chain: chain, headFile: headFile, genesis: true)
+        return try Self.append([first] + events.dropFirst(), in: db, keys: keys, headFile: headFile, start: .genesis)
+    }
+
+    /// Starts the segment of root version `version` inside the transaction that adds that
+    /// version: `event` (type `keys.rotate_root`) gets the old segment's closing commitment as its
+    /// detail and is MAC'd, like every record after it, under the new version's audit key
+    /// (docs/CRYPTO.md §11).
+    /// - Throws: ``AuditLogError`` if the log has no head or `version` does not follow the
+    ///   current segment's.
+    @discardableResult
+    public func appendSegmentStart(_ event: AuditEvent, version: UInt32, in db: Database) throws -> Int64 {
+        var event = event
+        event.type = AuditChain.segmentStartType
+        return try Self.append([event], in: db, keys: keys, headFile: headFile, start: .segment(version))[0]
     }
 
     /// Whether the log in `db` is a genuine chain from before genesis records: at least one
@@ -152,21 +198,53 @@ public final class SQLiteAuditLog: AuditLog {
     ///   record, when the key ring is created.
     @discardableResult
     public func append(_ events: [AuditEvent], in db: Database) throws -> [Int64] {
-        try Self.append(events, in: db, chain: chain, headFile: headFile)
+        try Self.append(events, in: db, keys: keys, headFile: headFile)
+    }
+
+    private enum Start {
+        /// Appends to the current segment.
+        case continuing
+        /// The first records of the log.
+        case genesis
+        /// The first record of root version N's segment.
+        case segment(UInt32)
     }
 
     private static func append(
-        _ events: [AuditEvent], in db: Database, chain: AuditChain, headFile: AuditHeadFileWriter?,
-        genesis: Bool = false
+        _ events: [AuditEvent], in db: Database, keys: AuditKeys, headFile: AuditHeadFileWriter?,
+        start: Start = .continuing
     ) throws -> [Int64] {
         guard !events.isEmpty else { return [] }
         let stored = try head(db)
-        guard stored != nil || genesis else {
+        var events = events
+        let chain: AuditChain
+        let version: UInt32
+        switch (start, stored) {
+        case (.genesis, _):
+            version = 0
+        case (_, nil):
             // A missing head means the log was wiped or its head deleted: starting a fresh chain
             // here would hide that.
             throw AuditLogError("the audit log has no head (audit_head); refusing to start a new chain")
+        case (.continuing, let stored?):
+            version = stored.version
+        case (.segment(let next), let stored?):
+            guard next == stored.version + 1, let closing = try keys.chain(db, stored.version) else {
+                throw AuditLogError(
+                    "root key version \(next) does not follow the audit log's segment (version \(stored.version))")
+            }
+            version = next
+            events[0].detail = closing.segmentDetail(version: next, sequence: stored.sequence, mac: stored.mac)
         }
-        var (sequence, previous) = stored ?? (0, AuditChain.genesis)
+        guard let found = try keys.chain(db, version) else {
+            throw AuditLogError("the audit log's segment is under root key version \(version), which this vault cannot open")
+        }
+        chain = found
+        let vaultWritten: Int? = switch start {
+        case .continuing: nil
+        case .genesis, .segment: 0
+        }
+        var (sequence, previous) = stored.map { ($0.sequence, $0.mac) } ?? (0, AuditChain.genesis)
         var sequences = [Int64]()
         sequences.reserveCapacity(events.count)
         let insert = try db.cachedStatement(
@@ -175,9 +253,9 @@ public final class SQLiteAuditLog: AuditLog {
                     detail, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         for (index, event) in events.enumerated() {
-            // The genesis commitment is hex the vault computed: its digit runs are no card number,
-            // and redacting one would make the first record fail its check for ever.
-            let event = genesis && index == 0 ? event : event.redactingCardNumbers()
+            // A genesis or segment commitment is hex the vault computed: its digit runs are no card
+            // number, and redacting one would make the record fail its check for ever.
+            let event = index == vaultWritten ? event : event.redactingCardNumbers()
             sequence += 1
             let mac = chain.mac(sequence: sequence, event: event, previous: previous)
             try insert.execute(arguments: [
@@ -189,11 +267,22 @@ public final class SQLiteAuditLog: AuditLog {
         }
         let head = AuditHead(
             sequence: sequence, mac: previous, headMAC: chain.headMAC(sequence: sequence, mac: previous))
-        try db.execute(
-            sql: "INSERT INTO audit_head (id, sequence, mac, head_mac) VALUES (1, ?, ?, ?) "
-                + "ON CONFLICT(id) DO UPDATE SET sequence = excluded.sequence, mac = excluded.mac, "
-                + "head_mac = excluded.head_mac",
-            arguments: [sequence, Data(previous), Data(head.headMAC)])
+        let hasVersionColumn = try stored?.hasVersionColumn ?? db.columns(in: "audit_head").contains { $0.name == "key_version" }
+        if hasVersionColumn {
+            try db.execute(
+                sql: "INSERT INTO audit_head (id, sequence, mac, head_mac, key_version) VALUES (1, ?, ?, ?, ?) "
+                    + "ON CONFLICT(id) DO UPDATE SET sequence = excluded.sequence, mac = excluded.mac, "
+                    + "head_mac = excluded.head_mac, key_version = excluded.key_version",
+                arguments: [sequence, Data(previous), Data(head.headMAC), version])
+        } else {
+            // Before migration `vault.root-versions`: one root version only.
+            guard version == 0 else { throw AuditLogError("the audit head cannot record root key versions yet") }
+            try db.execute(
+                sql: "INSERT INTO audit_head (id, sequence, mac, head_mac) VALUES (1, ?, ?, ?) "
+                    + "ON CONFLICT(id) DO UPDATE SET sequence = excluded.sequence, mac = excluded.mac, "
+                    + "head_mac = excluded.head_mac",
+                arguments: [sequence, Data(previous), Data(head.headMAC)])
+        }
         if let headFile {
             // After the commit, in commit order (the writer is serial): the file never runs ahead
             // of the database. If it cannot be written the records stay committed, and verify
@@ -248,10 +337,14 @@ public final class SQLiteAuditLog: AuditLog {
         // commit, so read in this order it can only lag the snapshot. Read after it, appends
         // committed meanwhile (another process, or this one) would look like a cut tail.
         let headFile = try headFilePath.map { path in (path: path, head: try AuditHead.read(path: path)) }
-        return try await writer.read { [genesisRule] db in
+        return try await writer.read { [genesisRule, keys] db in
             let rule = try genesisRule?(db)
             var previous = AuditChain.genesis
             var expected: Int64 = 0
+            // The segments met so far: (first sequence, root version, chain); the log starts under
+            // root version 0, and each `keys.rotate_root` record opens the next version's segment.
+            guard let first = try keys.chain(db, 0) else { throw AuditLogError("no audit key for root key version 0") }
+            var segments: [(start: Int64, version: UInt32, chain: AuditChain)] = [(1, 0, first)]
             let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_log ORDER BY sequence")
             while let row = try cursor.next() {
                 expected += 1
@@ -264,6 +357,23 @@ public final class SQLiteAuditLog: AuditLog {
                     return Verification(
                         ok: false, records: expected - 1, firstBadRecord: min(record.sequence, expected),
                         reason: "sequence gap: expected \(expected), found \(record.sequence)")
+                }
+                var chain = segments[segments.count - 1].chain
+                if record.event.type == AuditChain.segmentStartType {
+                    // A new segment: MAC'd under the next root version, and closed by the old
+                    // version's key over the record before it.
+                    let current = segments[segments.count - 1]
+                    guard let version = AuditChain.segmentVersion(detail: record.event.detail),
+                        version == current.version + 1, let next = try keys.chain(db, version),
+                        record.event.detail
+                            == current.chain.segmentDetail(version: version, sequence: expected - 1, mac: previous)
+                    else {
+                        return Verification(
+                            ok: false, records: expected - 1, firstBadRecord: record.sequence,
+                            reason: "a root-key rotation record that does not close its segment: record altered or forged")
+                    }
+                    chain = next
+                    segments.append((record.sequence, version, next))
                 }
                 let mac = chain.mac(sequence: record.sequence, event: record.event, previous: previous)
                 guard ConstantTime.equals(mac, record.mac) else {
@@ -280,10 +390,22 @@ public final class SQLiteAuditLog: AuditLog {
                 }
                 previous = mac
             }
-            // The head in the database must seal exactly the last record.
+            let last = segments[segments.count - 1]
+            // A log cut back to an older segment (by someone holding an old root key) would
+            // otherwise verify under that key.
+            if let newest = try keys.newestVersion?(db), expected > 0, newest != last.version {
+                return Verification(
+                    ok: false, records: expected, firstBadRecord: expected + 1,
+                    reason:
+                        "the log's last segment is under root key v\(last.version) but the vault's newest root key is v\(newest): records cut"
+                )
+            }
+            // The head in the database must seal exactly the last record, under the last segment's key.
             let stored = try Self.storedHead(db)
+            let storedVersion = try Self.head(db)?.version
             let sealed = stored.map {
-                ConstantTime.equals(chain.headMAC(sequence: $0.sequence, mac: $0.mac), $0.headMAC)
+                storedVersion == last.version
+                    && ConstantTime.equals(last.chain.headMAC(sequence: $0.sequence, mac: $0.mac), $0.headMAC)
             }
             guard (stored == nil && expected == 0) || sealed == true else {
                 return Verification(
@@ -308,6 +430,8 @@ public final class SQLiteAuditLog: AuditLog {
                         ok: false, records: expected, firstBadRecord: expected + 1,
                         reason: "the head file \(headFilePath) is malformed")
                 case .some(.some(let file)):
+                    // Sealed under the key of the segment its record belongs to.
+                    let chain = segments.last { $0.start <= max(file.sequence, 1) }!.chain
                     guard ConstantTime.equals(chain.headMAC(sequence: file.sequence, mac: file.mac), file.headMAC)
                     else {
                         return Verification(
@@ -351,12 +475,24 @@ public final class SQLiteAuditLog: AuditLog {
         }
     }
 
-    private static func head(_ db: Database) throws -> (Int64, [UInt8])? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT sequence, mac FROM audit_head WHERE id = 1") else {
-            return nil
-        }
+    /// The head as the appender needs it: where the chain stands and under which root version.
+    private struct StoredHead {
+        var sequence: Int64
+        var mac: [UInt8]
+        var version: UInt32
+        /// Whether `audit_head` has the `key_version` column (migration `vault.root-versions`).
+        var hasVersionColumn: Bool
+    }
+
+    private static func head(_ db: Database) throws -> StoredHead? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM audit_head WHERE id = 1") else { return nil }
         let mac: Data = row["mac"]
-        return (row["sequence"], [UInt8](mac))
+        let hasVersion = row.hasColumn("key_version")
+        let version: Int64 = hasVersion ? row["key_version"] : 0
+        guard let version = UInt32(exactly: version) else {
+            throw AuditLogError("the audit head names an impossible root key version")
+        }
+        return StoredHead(sequence: row["sequence"], mac: [UInt8](mac), version: version, hasVersionColumn: hasVersion)
     }
 
     private static func record(_ row: Row) -> AuditRecord {

@@ -65,12 +65,12 @@ public struct KeyManager: Sendable {
         guard let ring = try await store.keyRing() else {
             throw VaultError(.notInitialized, "the vault has no key ring")
         }
-        try reload(ring.dataKeys)
+        try reload(ring.dataKeys, roots: ring.roots)
     }
 
     /// Reloads the ring from `rows`, logging (version only) any row it refuses.
-    func reload(_ rows: [DataKeyRow], master: SecretBytes? = nil) throws {
-        for version in try keyRing.reload(rows, master: master) {
+    func reload(_ rows: [DataKeyRow], roots: [RootKeyRow], master: SecretBytes? = nil) throws {
+        for version in try keyRing.reload(rows, roots: roots, master: master) {
             logger.error(
                 "data key row refused: it fails its integrity check or moves to an earlier state; the last verified state is kept",
                 metadata: ["version": "\(version)"])
@@ -117,10 +117,13 @@ public struct KeyManager: Sendable {
         while true {
             let ring = keyRing
             let target = (version, key)
+            // Read after the data key: a root-key rotation adds its root before its data key, so
+            // a batch under the new data key always re-fingerprints under the new root.
+            let root = keyRing.root
             let count: Int
             do {
                 count = try await store.rewrap(to: version, limit: batchSize) { items in
-                    try Self.reseal(items, to: target, keyRing: ring)
+                    try Self.reseal(items, to: target, root: root, keyRing: ring)
                 }
             } catch VaultError.Code.keyVersionActive {
                 // Rotated meanwhile: continue under the new active key.
@@ -143,21 +146,36 @@ public struct KeyManager: Sendable {
         return done
     }
 
+    /// Re-encrypts each record under `target`, and recomputes its fingerprint under `root` if it
+    /// was made under an older root version (docs/CRYPTO.md §13.9).
     static func reseal(
-        _ items: [RewrapItem], to target: (version: UInt32, key: SecretBytes), keyRing: KeyRing
-    ) throws -> [[UInt8]] {
+        _ items: [RewrapItem], to target: (version: UInt32, key: SecretBytes), root: RootSubkeys, keyRing: KeyRing
+    ) throws -> [ResealedRecord] {
         let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
         var pool = RandomPool(byteCount: SecretBox.nonceByteCount * max(items.count, 1))
         return try items.map { item in
             let count = try TokenVault.open(
                 item.ciphertext, kind: .card, token: item.token, keyRing: keyRing, into: scratch)
-            return scratch.withUnsafeBytes { plaintext in
-                pool.take(SecretBox.nonceByteCount) { nonce in
+            return try scratch.withUnsafeBytes { plaintext in
+                var fingerprint: (UInt32, [UInt8])?
+                if item.fingerprintVersion != root.version {
+                    guard let pan = RecordEnvelope.panRange(inCardPlaintext: plaintext, count: count) else {
+                        throw VaultError(.recordCorrupt, "record of token \(item.token) has a malformed plaintext")
+                    }
+                    fingerprint = (
+                        root.version,
+                        KeyedHash.hash(
+                            UnsafeRawBufferPointer(rebasing: plaintext[pan]), key: root.fingerprintKey,
+                            outputByteCount: 16)
+                    )
+                }
+                let ciphertext = pool.take(SecretBox.nonceByteCount) { nonce in
                     RecordEnvelope.seal(
                         UnsafeRawBufferPointer(rebasing: plaintext[0..<count]), version: target.version,
                         key: target.key,
                         nonce: nonce)
                 }
+                return ResealedRecord(ciphertext: ciphertext, fingerprint: fingerprint)
             }
         }
     }
@@ -222,6 +240,6 @@ public struct KeyManager: Sendable {
         // The keys wrapped under the old master stay in the WAL until it is truncated.
         _ = await store.scrub(attempts: Self.scrubAttempts)
         guard let reloaded = try await store.keyRing() else { return }
-        try reload(reloaded.dataKeys, master: newMaster)
+        try reload(reloaded.dataKeys, roots: reloaded.roots, master: newMaster)
     }
 }

@@ -1,4 +1,5 @@
 public import Foundation
+import GRDB
 import Synchronization
 public import VaultCrypto
 
@@ -39,19 +40,15 @@ public struct DataKeyRow: Sendable, Hashable {
 }
 
 /// The unwrapped keys a running vault uses, refreshed from the store so that a rotation made
-/// by another process (the CLI, another server) takes effect without a restart.
+/// by another process (the CLI, another server) takes effect without a restart: every root-key
+/// version with its derived subkeys (the newest is active), and every non-retired data key.
 public final class KeyRing: Sendable {
-    /// Subkeys of the root key, by `crypto_kdf` context (see docs/CRYPTO.md).
-    public enum Subkey: String, CaseIterable {
-        case fingerprint = "CARDFPRT"
-        case callerFingerprint = "CALLERFP"
-        case credentials = "APICREDS"
-        case audit = "AUDITMAC"
-        case rowMAC = "ROWMAC__"
-    }
+    public typealias Subkey = RootSubkeys.Subkey
 
     private struct State {
         var master: SecretBytes
+        /// Every root-key version, by version; the highest is active.
+        var roots: [UInt32: RootSubkeys]
         var dataKeys: [UInt32: SecretBytes]
         var rows: [DataKeyRow]
         var activeVersion: UInt32
@@ -60,45 +57,96 @@ public final class KeyRing: Sendable {
     }
 
     private let state: Mutex<State>
-    /// Keyed BLAKE2b key for the internal PAN fingerprint (dedupe; never shown to a caller).
-    public let fingerprintKey: SecretBytes
-    /// Keyed BLAKE2b key that derives a caller's fingerprint from the internal one (CRYPTO.md §8).
-    public let callerFingerprintKey: SecretBytes
-    /// Keyed BLAKE2b key for API credential hashes.
-    public let credentialKey: SecretBytes
-    /// MAC key of the audit chain.
-    public let auditKey: SecretBytes
-    /// MAC key of the `credentials` and `data_keys` rows.
-    public let rowMACKey: SecretBytes
-    let rowMAC: RowMAC
 
-    /// Unwraps every non-retired data key and the root key.
+    /// The active root version's subkeys.
+    public var root: RootSubkeys { state.withLock { $0.roots[$0.roots.keys.max()!]! } }
+    /// The subkeys of root version `version`, if the ring holds it.
+    public func root(version: UInt32) -> RootSubkeys? { state.withLock { $0.roots[version] } }
+    /// Every root version's subkeys, oldest first.
+    public var roots: [RootSubkeys] { state.withLock { $0.roots.values.sorted { $0.version < $1.version } } }
+
+    /// Keyed BLAKE2b key for the internal PAN fingerprint under the active root version.
+    public var fingerprintKey: SecretBytes { root.fingerprintKey }
+    /// Caller-fingerprint key of the active root version (CRYPTO.md §8.1).
+    public var callerFingerprintKey: SecretBytes { root.callerFingerprintKey }
+    /// Credential-hash key of the active root version.
+    public var credentialKey: SecretBytes { root.credentialKey }
+    /// Audit MAC key of the active root version (the log's current segment).
+    public var auditKey: SecretBytes { root.auditKey }
+    /// Row MAC key of the active root version: every row MAC is under it.
+    public var rowMACKey: SecretBytes { root.rowMACKey }
+    var rowMAC: RowMAC { root.rowMAC }
+
+    /// Unwraps every root-key version and every non-retired data key.
     /// - Throws: ``VaultError`` `master_key_wrong` if the master key does not open them;
     ///   `record_corrupt` if a data-key row fails its MAC or the active version is not the newest
     ///   non-retired one (the rows were edited without the key).
+    public convenience init(master: SecretBytes, roots: [RootKeyRow], dataKeys rows: [DataKeyRow]) throws {
+        try self.init(master: master, roots: roots, dataKeys: rows, verifyingRowMACs: true)
+    }
+
+    /// The key ring of a vault with one root version (0), wrapped as `wrappedRoot`.
     public convenience init(master: SecretBytes, wrappedRoot: [UInt8], dataKeys rows: [DataKeyRow]) throws {
-        try self.init(master: master, wrappedRoot: wrappedRoot, dataKeys: rows, verifyingRowMACs: true)
+        try self.init(
+            master: master, roots: [RootKeyRow(version: 0, wrappedKey: wrappedRoot, createdAtMs: 0)], dataKeys: rows)
     }
 
     /// - Parameter verifyingRowMACs: `false` only for a vault whose rows predate row MACs, on
     ///   the way to the migration that adds them.
-    init(master: SecretBytes, wrappedRoot: [UInt8], dataKeys rows: [DataKeyRow], verifyingRowMACs: Bool) throws {
-        let root = try WrappedKey.unwrap(wrappedRoot, label: .root, version: 0, master: master)
-        fingerprintKey = try KeyDerivation.deriveSubkey(id: 1, context: Subkey.fingerprint.rawValue, from: root)
-        callerFingerprintKey = try KeyDerivation.deriveSubkey(
-            id: 1, context: Subkey.callerFingerprint.rawValue, from: root)
-        credentialKey = try KeyDerivation.deriveSubkey(id: 1, context: Subkey.credentials.rawValue, from: root)
-        auditKey = try KeyDerivation.deriveSubkey(id: 1, context: Subkey.audit.rawValue, from: root)
-        rowMACKey = try KeyDerivation.deriveSubkey(id: 1, context: Subkey.rowMAC.rawValue, from: root)
-        let rowMAC = RowMAC(key: rowMACKey)
-        self.rowMAC = rowMAC
+    init(master: SecretBytes, roots rootRows: [RootKeyRow], dataKeys rows: [DataKeyRow], verifyingRowMACs: Bool) throws {
+        guard !rootRows.isEmpty else { throw VaultError(.notInitialized, "the vault has no root key") }
+        let roots = try Self.unwrap(rootRows, master: master, known: [:])
+        let rowMAC = roots[roots.keys.max()!]!.rowMAC
         if verifyingRowMACs, let bad = rows.first(where: { !rowMAC.verify($0) }) {
             throw VaultError(
                 .recordCorrupt,
                 "data key v\(bad.version) fails its integrity check: the row was changed without the key")
         }
         let (keys, active) = try Self.unwrap(rows, master: master, known: [:])
-        state = Mutex(State(master: master, dataKeys: keys, rows: rows, activeVersion: active))
+        state = Mutex(State(master: master, roots: roots, dataKeys: keys, rows: rows, activeVersion: active))
+    }
+
+    /// Root versions are 0, 1, 2 … without a gap, each opened by `master`; keys already held are
+    /// kept as they are.
+    private static func unwrap(
+        _ rows: [RootKeyRow], master: SecretBytes, known: [UInt32: RootSubkeys]
+    ) throws -> [UInt32: RootSubkeys] {
+        guard rows.map(\.version) == Array(0..<UInt32(rows.count)) else {
+            throw VaultError(.recordCorrupt, "the root-key versions are not 0, 1, 2 … without a gap")
+        }
+        var roots = [UInt32: RootSubkeys]()
+        for row in rows { roots[row.version] = try known[row.version] ?? RootSubkeys(row, master: master) }
+        return roots
+    }
+
+    /// Takes in root versions added since (by `vault keys rotate-root` in another process): they
+    /// are unwrapped and the newest becomes active. A version never goes away from a running ring.
+    /// - Returns: whether a new version was added.
+    @discardableResult
+    func adoptRoots(_ rows: [RootKeyRow]) throws -> Bool {
+        let (master, known) = state.withLock { ($0.master, $0.roots) }
+        guard rows.contains(where: { known[$0.version] == nil }) else { return false }
+        var merged = known
+        for row in rows where known[row.version] == nil { merged[row.version] = try RootSubkeys(row, master: master) }
+        guard merged.keys.sorted() == Array(0..<UInt32(merged.count)) else {
+            throw VaultError(.recordCorrupt, "the root-key versions are not 0, 1, 2 … without a gap")
+        }
+        state.withLock { $0.roots.merge(merged) { old, _ in old } }
+        return true
+    }
+
+    /// Reads the root-key rows of `db` and takes in any new version; the row MAC then in force.
+    func currentRowMAC(_ db: Database) throws -> RowMAC {
+        try adoptRoots(RootKeyRow.all(db))
+        return rowMAC
+    }
+
+    /// The subkeys of root version `version`, read from `db` if this process does not hold them
+    /// yet; `nil` if the vault has no such version.
+    func root(version: UInt32, in db: Database) throws -> RootSubkeys? {
+        if let known = root(version: version) { return known }
+        try adoptRoots(RootKeyRow.all(db))
+        return root(version: version)
     }
 
     /// The order of the states: a version only ever moves forward through them.
@@ -161,7 +209,20 @@ public final class KeyRing: Sendable {
     /// - Returns: the versions refused by this reload that were not refused by the one before,
     ///   for the caller to log.
     @discardableResult
-    public func reload(_ stored: [DataKeyRow], master newMaster: SecretBytes? = nil) throws -> [UInt32] {
+    public func reload(
+        _ stored: [DataKeyRow], roots storedRoots: [RootKeyRow] = [], master newMaster: SecretBytes? = nil
+    ) throws -> [UInt32] {
+        if let newMaster {
+            // Every root version re-wrapped under the new master key must still be the one held.
+            let reopened = try Self.unwrap(storedRoots, master: newMaster, known: [:])
+            let held = state.withLock { $0.roots }
+            for (version, root) in reopened where held[version].map({ $0.rowMACKey != root.rowMACKey }) ?? false {
+                throw VaultError(.recordCorrupt, "root key v\(version) changed during the master-key rotation")
+            }
+            state.withLock { $0.master = newMaster }
+        }
+        try adoptRoots(storedRoots)
+        let rowMAC = self.rowMAC
         let (master, known, current, alreadyRefused) = state.withLock {
             ($0.master, $0.dataKeys, $0.rows, $0.refused)
         }
@@ -184,7 +245,6 @@ public final class KeyRing: Sendable {
             $0.rows = rows
             $0.activeVersion = active
             $0.refused = refused
-            if let newMaster { $0.master = newMaster }
         }
         return refused.subtracting(alreadyRefused).sorted()
     }

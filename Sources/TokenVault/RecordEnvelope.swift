@@ -65,6 +65,16 @@ enum RecordEnvelope {
         return offset
     }
 
+    /// Where the PAN digits lie in a card plaintext of `count` bytes (layout above: `01 ‖ kind ‖
+    /// token length ‖ token ‖ PAN length ‖ PAN ‖ month ‖ year (u16)`), or `nil` if malformed.
+    static func panRange(inCardPlaintext plaintext: UnsafeRawBufferPointer, count: Int) -> Range<Int>? {
+        guard count >= 4, 3 + Int(plaintext[2]) < count else { return nil }
+        let panStart = 3 + Int(plaintext[2]) + 1
+        let panLength = Int(plaintext[panStart - 1])
+        guard panStart + panLength + 3 == count else { return nil }
+        return panStart..<panStart + panLength
+    }
+
     /// Seals a plaintext held in `plaintext` under `key` (version `version`) with `nonce`.
     static func seal(
         _ plaintext: UnsafeRawBufferPointer, version: UInt32, key: SecretBytes, nonce: UnsafeRawBufferPointer

@@ -9,7 +9,10 @@ public struct SQLiteVaultStore: VaultStore {
     private let pool: DatabasePool
     private let database: VaultDatabase
     private let audit: SQLiteAuditLog?
-    private let rowMAC: RowMAC?
+    /// Where the row MAC key comes from: the key ring (which follows root-key rotations made by
+    /// other processes), a fixed key (key-ring creation), or none (read-only use).
+    private let keyRing: KeyRing?
+    private let fixedRowMAC: RowMAC?
 
     /// - Parameters:
     ///   - audit: the audit log key actions are appended to in the same transaction.
@@ -19,21 +22,34 @@ public struct SQLiteVaultStore: VaultStore {
         self.pool = database.pool
         self.database = database
         self.audit = audit
-        self.rowMAC = rowMACKey.map(RowMAC.init(key:))
+        self.keyRing = nil
+        self.fixedRowMAC = rowMACKey.map(RowMAC.init(key:))
     }
 
-    private func requireRowMAC() throws -> RowMAC {
-        guard let rowMAC else { throw VaultError(.notInitialized, "the store was opened without the row MAC key") }
-        return rowMAC
+    /// A store whose row MACs follow `keyRing`'s active root version.
+    public init(database: VaultDatabase, audit: SQLiteAuditLog?, keyRing: KeyRing) {
+        self.pool = database.pool
+        self.database = database
+        self.audit = audit
+        self.keyRing = keyRing
+        self.fixedRowMAC = nil
     }
 
-    public func keyRing() async throws -> (wrappedRoot: [UInt8], dataKeys: [DataKeyRow])? {
+    /// The row MAC in force in `db`: that of the newest root version, taken in first if another
+    /// process added it.
+    private func rowMAC(in db: Database) throws -> RowMAC {
+        if let keyRing { return try keyRing.currentRowMAC(db) }
+        guard let fixedRowMAC else {
+            throw VaultError(.notInitialized, "the store was opened without the row MAC key")
+        }
+        return fixedRowMAC
+    }
+
+    public func keyRing() async throws -> (roots: [RootKeyRow], dataKeys: [DataKeyRow])? {
         try await pool.read { db in
-            guard let root = try Data.fetchOne(db, sql: "SELECT wrapped_key FROM system_keys WHERE name = 'root'")
-            else {
-                return nil
-            }
-            return ([UInt8](root), try Self.dataKeys(db))
+            let roots = try RootKeyRow.all(db)
+            guard !roots.isEmpty else { return nil }
+            return (roots, try Self.dataKeys(db))
         }
     }
 
@@ -77,18 +93,19 @@ public struct SQLiteVaultStore: VaultStore {
         return rows
     }
 
-    /// Checks, inside a key-ring transaction, that `master` still opens the stored root key:
-    /// another process may have run `rotate-master` since the caller loaded its key.
-    private static func checkMaster(_ master: SecretBytes, in db: Database) throws -> [UInt8] {
-        guard let root = try Data.fetchOne(db, sql: "SELECT wrapped_key FROM system_keys WHERE name = 'root'") else {
-            throw VaultError(.notInitialized, "the vault has no key ring")
-        }
+    /// Checks, inside a key-ring transaction, that `master` still opens every stored root-key
+    /// version: another process may have run `rotate-master` since the caller loaded its key.
+    /// - Returns: the root-key rows and their unwrapped keys, oldest first.
+    private static func checkMaster(
+        _ master: SecretBytes, in db: Database
+    ) throws -> [(row: RootKeyRow, key: SecretBytes)] {
+        let roots = try RootKeyRow.all(db)
+        guard !roots.isEmpty else { throw VaultError(.notInitialized, "the vault has no key ring") }
         do {
-            _ = try WrappedKey.unwrap([UInt8](root), label: .root, version: 0, master: master)
+            return try roots.map { ($0, try WrappedKey.unwrap($0.wrappedKey, label: .root, version: $0.version, master: master)) }
         } catch VaultError.Code.wrongMasterKey {
             throw VaultError(.masterKeyChanged, "the master key changed while this command ran; run it again")
         }
-        return [UInt8](root)
     }
 
     public func createKeyRing(
@@ -96,14 +113,12 @@ public struct SQLiteVaultStore: VaultStore {
     )
         async throws
     {
-        let rowMAC = try requireRowMAC()
         try await pool.write { [audit] db in
+            let rowMAC = try rowMAC(in: db)
             guard try Int.fetchOne(db, sql: "SELECT count(*) FROM system_keys") == 0 else {
                 throw VaultError(.alreadyInitialized, "the vault already has a key ring")
             }
-            try db.execute(
-                sql: "INSERT INTO system_keys (name, wrapped_key, created_at_ms) VALUES ('root', ?, ?)",
-                arguments: [Data(wrappedRoot), date.milliseconds])
+            try RootKeyRow(version: 0, wrappedKey: wrappedRoot, createdAtMs: date.milliseconds).insert(in: db)
             try Self.writeDataKey(
                 DataKeyRow(version: 1, state: .active, wrappedKey: wrappedFirstKey, createdAt: date), rowMAC: rowMAC,
                 in: db)
@@ -118,8 +133,9 @@ public struct SQLiteVaultStore: VaultStore {
                 db.cachedStatement(
                     sql: """
                         INSERT INTO cards (token, format, bin, last4, brand, exp_month, exp_year, fingerprint,
-                            fingerprint_prefix, key_version, ciphertext, created_at_ms, tenant, created_by)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token) DO NOTHING
+                            fingerprint_prefix, key_version, ciphertext, created_at_ms, tenant, created_by,
+                            fingerprint_version)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token) DO NOTHING
                         """), in: db)
             let upsertCVV = try RawStatement(
                 db.cachedStatement(
@@ -148,7 +164,9 @@ public struct SQLiteVaultStore: VaultStore {
                 case .insert:
                     if write.dedupe,
                         let existing = try Self.card(
-                            db, fingerprint: write.card.fingerprint, format: metadata.format,
+                            db,
+                            fingerprints: [(write.card.fingerprintVersion, write.card.fingerprint)]
+                                + write.olderFingerprints, format: metadata.format,
                             createdBy: write.card.createdBy, now: metadata.createdAt)
                     {
                         outcomes.append(.existing(existing))
@@ -172,6 +190,7 @@ public struct SQLiteVaultStore: VaultStore {
                     try insertCard.bind(12, metadata.createdAt.milliseconds)
                     try insertCard.bind(13, write.card.tenant)
                     try insertCard.bind(14, write.card.createdBy)
+                    try insertCard.bind(15, Int64(write.card.fingerprintVersion))
                     guard try insertCard.run() == 1 else {
                         outcomes.append(.tokenTaken)
                         continue
@@ -202,7 +221,7 @@ public struct SQLiteVaultStore: VaultStore {
     private static let cardColumns = """
         cards.token, cards.format, cards.bin, cards.last4, cards.brand, cards.exp_month, cards.exp_year,
         cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms, cards.tenant, cards.created_by,
-        cvvs.expires_at_ms AS cvv_expires_at_ms, cvvs.epoch AS cvv_epoch
+        cards.fingerprint_version, cvvs.expires_at_ms AS cvv_expires_at_ms, cvvs.epoch AS cvv_epoch
         """
 
     /// The first 8 bytes of a fingerprint as a signed big-endian integer: the dedupe index holds
@@ -212,21 +231,28 @@ public struct SQLiteVaultStore: VaultStore {
         Int64(bitPattern: fingerprint.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
     }
 
+    /// The first record of `createdBy` with one of `fingerprints` (each under its root version).
     private static func card(
-        _ db: Database, fingerprint: [UInt8], format: TokenFormat, createdBy: String, now: Date
+        _ db: Database, fingerprints: [(version: UInt32, fingerprint: [UInt8])], format: TokenFormat,
+        createdBy: String, now: Date
     ) throws
         -> StoredCard?
     {
-        try Row.fetchOne(
-            db,
-            sql:
-                "SELECT \(cardColumns) FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ? "
-                + "WHERE cards.fingerprint_prefix = ? AND cards.fingerprint = ? AND cards.format = ? "
-                + "AND cards.created_by = ? ORDER BY cards.id LIMIT 1",
-            arguments: [
-                now.milliseconds, fingerprintPrefix(fingerprint), Data(fingerprint), format.rawValue, createdBy,
-            ]
-        ).map(storedCard)
+        for (version, fingerprint) in fingerprints {
+            let found = try Row.fetchOne(
+                db,
+                sql:
+                    "SELECT \(cardColumns) FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ? "
+                    + "WHERE cards.fingerprint_prefix = ? AND cards.fingerprint = ? AND cards.fingerprint_version = ? "
+                    + "AND cards.format = ? AND cards.created_by = ? ORDER BY cards.id LIMIT 1",
+                arguments: [
+                    now.milliseconds, fingerprintPrefix(fingerprint), Data(fingerprint), version, format.rawValue,
+                    createdBy,
+                ]
+            ).map(storedCard)
+            if let found { return found }
+        }
+        return nil
     }
 
     private static func storedCard(_ row: Row) -> StoredCard {
@@ -241,8 +267,8 @@ public struct SQLiteVaultStore: VaultStore {
             createdAt: Date(milliseconds: row["created_at_ms"]), cvvExpiresAt: cvvExpiry.map(Date.init(milliseconds:)))
         return StoredCard(
             metadata: metadata, keyVersion: row["key_version"], ciphertext: [UInt8](ciphertext),
-            fingerprint: [UInt8](fingerprint), tenant: row["tenant"], createdBy: row["created_by"],
-            cvvEpoch: cvvEpoch.map { UInt64(bitPattern: $0) })
+            fingerprint: [UInt8](fingerprint), fingerprintVersion: row["fingerprint_version"], tenant: row["tenant"],
+            createdBy: row["created_by"], cvvEpoch: cvvEpoch.map { UInt64(bitPattern: $0) })
     }
 
     public func card(_ token: Token, now: Date) async throws -> StoredCard? {
@@ -260,7 +286,7 @@ public struct SQLiteVaultStore: VaultStore {
                     sql: """
                         SELECT cards.token, cards.format, cards.bin, cards.last4, cards.brand, cards.exp_month,
                             cards.exp_year, cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms,
-                            cvvs.expires_at_ms, cards.tenant, cards.created_by, cvvs.epoch
+                            cvvs.expires_at_ms, cards.tenant, cards.created_by, cvvs.epoch, cards.fingerprint_version
                         FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ?
                         WHERE cards.token = ?
                         """), in: db)
@@ -277,7 +303,8 @@ public struct SQLiteVaultStore: VaultStore {
                 cvvExpiresAt: select.isNull(11) ? nil : Date(milliseconds: select.int64(11)))
             return StoredCard(
                 metadata: metadata, keyVersion: UInt32(select.int64(8)), ciphertext: select.bytes(9),
-                fingerprint: select.bytes(7), tenant: select.string(12), createdBy: select.string(13),
+                fingerprint: select.bytes(7), fingerprintVersion: UInt32(truncatingIfNeeded: select.int64(15)),
+                tenant: select.string(12), createdBy: select.string(13),
                 cvvEpoch: select.isNull(14) ? nil : UInt64(bitPattern: select.int64(14)))
         }
     }
@@ -364,9 +391,9 @@ public struct SQLiteVaultStore: VaultStore {
     public func rotate(
         at date: Date, master: SecretBytes, newKey: SecretBytes, audit event: @Sendable (UInt32) -> AuditEvent
     ) async throws -> UInt32 {
-        let rowMAC = try requireRowMAC()
-        return try await pool.write { [audit] db in
+        try await pool.write { [audit] db in
             _ = try Self.checkMaster(master, in: db)
+            let rowMAC = try rowMAC(in: db)
             let rows = try Self.verifiedDataKeys(db, rowMAC: rowMAC)
             let version = (rows.map(\.version).max() ?? 0) + 1
             for var row in rows where row.state == .active {
@@ -399,7 +426,7 @@ public struct SQLiteVaultStore: VaultStore {
     }
 
     public func rewrap(
-        to version: UInt32, limit: Int, reseal: @Sendable ([RewrapItem]) throws -> [[UInt8]]
+        to version: UInt32, limit: Int, reseal: @Sendable ([RewrapItem]) throws -> [ResealedRecord]
     ) async throws -> Int {
         try await pool.write { db in
             // The key ring may have moved on since the caller read it: never write under a
@@ -413,34 +440,56 @@ public struct SQLiteVaultStore: VaultStore {
             // `key_version < version` is exactly "not under the active key", and the
             // key_version index makes each batch a range scan instead of a table scan.
             let select = try RawStatement(
-                db.cachedStatement(sql: "SELECT id, token, ciphertext FROM cards WHERE key_version < ? LIMIT ?"), in: db
-            )
+                db.cachedStatement(
+                    sql: "SELECT id, token, ciphertext, fingerprint_version FROM cards WHERE key_version < ? LIMIT ?"),
+                in: db)
             try select.bind(1, Int64(version))
             try select.bind(2, Int64(limit))
             var ids = [Int64]()
             var items = [RewrapItem]()
             while try select.next() {
                 ids.append(select.int64(0))
-                items.append(RewrapItem(token: select.string(1), ciphertext: select.bytes(2)))
+                items.append(
+                    RewrapItem(
+                        token: select.string(1), ciphertext: select.bytes(2),
+                        fingerprintVersion: UInt32(truncatingIfNeeded: select.int64(3))))
             }
             select.reset()
             guard !items.isEmpty else { return 0 }
             let resealed = try reseal(items)
             let update = try RawStatement(
                 db.cachedStatement(sql: "UPDATE cards SET key_version = ?, ciphertext = ? WHERE id = ?"), in: db)
-            for (id, ciphertext) in zip(ids, resealed) {
-                try update.bind(1, Int64(version))
-                try update.bind(2, ciphertext)
-                try update.bind(3, id)
-                _ = try update.run()
+            // Only records under an older root version get a new fingerprint: the fingerprint
+            // index is touched no more than it must be.
+            let refingerprint = try RawStatement(
+                db.cachedStatement(
+                    sql: """
+                        UPDATE cards SET key_version = ?, ciphertext = ?, fingerprint = ?, fingerprint_prefix = ?,
+                            fingerprint_version = ? WHERE id = ?
+                        """), in: db)
+            for (id, record) in zip(ids, resealed) {
+                if let fingerprint = record.fingerprint {
+                    try refingerprint.bind(1, Int64(version))
+                    try refingerprint.bind(2, record.ciphertext)
+                    try refingerprint.bind(3, fingerprint.bytes)
+                    try refingerprint.bind(4, Self.fingerprintPrefix(fingerprint.bytes))
+                    try refingerprint.bind(5, Int64(fingerprint.version))
+                    try refingerprint.bind(6, id)
+                    _ = try refingerprint.run()
+                } else {
+                    try update.bind(1, Int64(version))
+                    try update.bind(2, record.ciphertext)
+                    try update.bind(3, id)
+                    _ = try update.run()
+                }
             }
             return items.count
         }
     }
 
     public func retire(version: UInt32, at date: Date, audit event: AuditEvent) async throws {
-        let rowMAC = try requireRowMAC()
         try await pool.write { [audit] db in
+            let rowMAC = try rowMAC(in: db)
             guard var row = try Self.verifiedDataKeys(db, rowMAC: rowMAC).first(where: { $0.version == version })
             else {
                 throw VaultError(.unknownKeyVersion, "there is no data key version \(version)")
@@ -482,12 +531,11 @@ public struct SQLiteVaultStore: VaultStore {
     public func rewrapKeyRing(
         from master: SecretBytes, to newMaster: SecretBytes, audit event: @Sendable ([UInt32]) -> AuditEvent
     ) async throws {
-        let rowMAC = try requireRowMAC()
         try await pool.write { [audit] db in
             // Read, check, wrap and write in one transaction: a data key added meanwhile is either
             // wholly before it (and re-wrapped here) or waits for it (and finds the new key).
-            let wrappedRoot = try Self.checkMaster(master, in: db)
-            let root = try WrappedKey.unwrap(wrappedRoot, label: .root, version: 0, master: master)
+            let roots = try Self.checkMaster(master, in: db)
+            let rowMAC = try rowMAC(in: db)
             let rows = try Self.verifiedDataKeys(db, rowMAC: rowMAC)
             var rewrapped = [UInt32]()
             for var row in rows where row.state != .retired {
@@ -499,9 +547,14 @@ public struct SQLiteVaultStore: VaultStore {
                 try Self.writeDataKey(row, rowMAC: rowMAC, in: db)
                 rewrapped.append(row.version)
             }
-            try db.execute(
-                sql: "UPDATE system_keys SET wrapped_key = ? WHERE name = 'root'",
-                arguments: [Data(WrappedKey.wrap(root, label: .root, version: 0, master: newMaster))])
+            for (row, root) in roots {
+                try db.execute(
+                    sql: "UPDATE system_keys SET wrapped_key = ? WHERE name = ?",
+                    arguments: [
+                        Data(WrappedKey.wrap(root, label: .root, version: row.version, master: newMaster)),
+                        RootKeyRow.name(version: row.version),
+                    ])
+            }
             // Every non-retired version, exactly: none left under the old key.
             let expected = Set(
                 try Int64.fetchAll(db, sql: "SELECT version FROM data_keys WHERE state != 'retired'").map(UInt32.init))

@@ -50,16 +50,12 @@ extension TokenVault {
             let count = try Self.open(
                 record.ciphertext, kind: .card, token: token.rawValue, keyRing: keyRing, into: scratch)
             try scratch.withUnsafeBytes { plaintext in
-                // Layout (RecordEnvelope): 01 ‖ kind ‖ token length ‖ token ‖ PAN length ‖ PAN ‖ month ‖ year (u16).
-                let panStart = 3 + Int(plaintext[2]) + 1
-                let panLength = Int(plaintext[panStart - 1])
-                guard panStart + panLength + 3 == count else {
+                guard let pan = RecordEnvelope.panRange(inCardPlaintext: plaintext, count: count) else {
                     throw VaultError(.recordCorrupt, "record of token \(token) has a malformed plaintext")
                 }
-                let digits = UnsafeBufferPointer(
-                    rebasing: plaintext.bindMemory(to: UInt8.self)[panStart..<panStart + panLength])
-                let month = Int(plaintext[panStart + panLength])
-                let year = Int(plaintext[panStart + panLength + 1]) << 8 | Int(plaintext[panStart + panLength + 2])
+                let digits = UnsafeBufferPointer(rebasing: plaintext.bindMemory(to: UInt8.self)[pan])
+                let month = Int(plaintext[pan.upperBound])
+                let year = Int(plaintext[pan.upperBound + 1]) << 8 | Int(plaintext[pan.upperBound + 2])
                 try body(index, RevealedCard(token: token, panDigits: digits, expMonth: month, expYear: year))
             }
             scratch.wipe()

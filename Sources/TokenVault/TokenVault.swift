@@ -67,17 +67,30 @@ public final class TokenVault: Tokenizing {
         var results = [Result<TokenizeResult, any Error>?](repeating: nil, count: requests.count)
         var existingTokens = [Int: StoredCard]()
         var attempts = 0
-        let internalFingerprints = requests.map { request in
-            request.card.withPANDigits {
-                KeyedHash.hash(UnsafeRawBufferPointer($0), key: keyRing.fingerprintKey, outputByteCount: 16)
+        func fingerprints(under root: RootSubkeys) -> [[UInt8]] {
+            requests.map { request in
+                request.card.withPANDigits {
+                    KeyedHash.hash(UnsafeRawBufferPointer($0), key: root.fingerprintKey, outputByteCount: 16)
+                }
             }
         }
+        var root = keyRing.root
+        var internalFingerprints = fingerprints(under: root)
         var pending = try await admitSimilarCards(
             requests, fingerprints: internalFingerprints, principal: principal, origin: origin, results: &results)
         while !pending.isEmpty {
             attempts += 1
+            // The data key is read before the root key in `prepare`'s order of events: a root
+            // rotation also rotates the data key, so writes made under a root this call has not
+            // seen yet are refused as stale and redone here under the new root.
+            let (dataVersion, dataKey) = keyRing.active
+            if keyRing.root.version != root.version {
+                root = keyRing.root
+                internalFingerprints = fingerprints(under: root)
+            }
             let writes = prepare(
-                pending.map { (requests[$0], internalFingerprints[$0], existingTokens[$0]) }, principal: principal)
+                pending.map { (requests[$0], internalFingerprints[$0], existingTokens[$0]) }, principal: principal,
+                dataKey: (dataVersion, dataKey), root: root)
             let outcomes = try await committer.submit(writes)
             var retry = [Int]()
             if outcomes.contains(where: { if case .staleKey = $0 { true } else { false } }) {
@@ -181,7 +194,8 @@ public final class TokenVault: Tokenizing {
 
     func callerMetadata(_ card: StoredCard, for principal: Principal) -> CardMetadata {
         var metadata = card.metadata
-        metadata.fingerprint = callerFingerprint(card.fingerprint, createdBy: card.createdBy, for: principal)
+        metadata.fingerprint = callerFingerprint(
+            card.fingerprint, version: card.fingerprintVersion, createdBy: card.createdBy, for: principal)
         // A CVV row whose epoch key this process does not hold (sealed before a restart, or by
         // another process) can never be used, so it is not shown as held.
         if let epoch = card.cvvEpoch, !cvvKeys.holds(epoch, at: clock()) { metadata.cvvExpiresAt = nil }
@@ -193,10 +207,12 @@ public final class TokenVault: Tokenizing {
     /// The creator is in it so that no caller can match a token it made for a PAN of its choice
     /// against someone else's token: a key holding `tokenize` and `tokens:read` would otherwise
     /// tokenize candidates and compare their fingerprints with a victim token's.
-    func callerFingerprint(_ internalFingerprint: [UInt8], createdBy: String, for principal: Principal) -> String {
+    func callerFingerprint(
+        _ internalFingerprint: [UInt8], version: UInt32, createdBy: String, for principal: Principal
+    ) -> String {
         Self.callerFingerprint(
             internalFingerprint, tenant: principal.tenant, reader: principal.name, creator: createdBy,
-            key: keyRing.callerFingerprintKey)
+            key: (keyRing.root(version: version) ?? keyRing.root).callerFingerprintKey)
     }
 
     /// BLAKE2b-128 keyed with the caller-fingerprint key over
@@ -247,18 +263,21 @@ public final class TokenVault: Tokenizing {
     /// Builds encrypted writes. All crypto happens here, outside the database transaction, with
     /// one random pool per call so a batch costs one `getrandom` call.
     private func prepare(
-        _ items: [(request: TokenizeRequest, fingerprint: [UInt8], existing: StoredCard?)], principal: Principal
+        _ items: [(request: TokenizeRequest, fingerprint: [UInt8], existing: StoredCard?)], principal: Principal,
+        dataKey: (version: UInt32, key: SecretBytes), root: RootSubkeys
     ) -> [CardWrite] {
         // Whole milliseconds, as stored, so the metadata returned equals the metadata read back.
         let now = Date(milliseconds: clock().milliseconds)
-        let (version, key) = keyRing.active
+        let (version, key) = dataKey
+        // Dedupe also looks under older root versions until rewrap has re-fingerprinted every record.
+        let olderRoots = items.contains { $0.request.dedupe } ? keyRing.roots.filter { $0.version != root.version } : []
         let perItem = SecretBox.nonceByteCount * 2 + TokenGenerator.randomBytesPerToken
         var pool = RandomPool(byteCount: perItem * items.count)
         let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
         // The principal creates these cards and reads their fingerprints (CRYPTO.md §8.1).
         let fingerprinter = CallerFingerprinter(
             tenant: principal.tenant, reader: principal.name, creator: principal.name,
-            key: keyRing.callerFingerprintKey)
+            key: root.callerFingerprintKey)
         return items.map { request, fingerprint, existing in
             let card = request.card
             return card.withPANDigits { pan -> CardWrite in
@@ -300,12 +319,18 @@ public final class TokenVault: Tokenizing {
                     expMonth: card.expMonth, expYear: card.expYear,
                     fingerprint: fingerprinter.fingerprint(fingerprint),
                     createdAt: now, cvvExpiresAt: nil)
+                let dedupe = request.dedupe && existing == nil
                 return CardWrite(
                     mode: existing == nil ? .insert : .cvvOnly,
                     card: StoredCard(
                         metadata: metadata, keyVersion: version, ciphertext: ciphertext, fingerprint: fingerprint,
-                        tenant: principal.tenant, createdBy: principal.name),
-                    dedupe: request.dedupe && existing == nil, cvv: cvv)
+                        fingerprintVersion: root.version, tenant: principal.tenant, createdBy: principal.name),
+                    dedupe: dedupe,
+                    olderFingerprints: dedupe
+                        ? olderRoots.map {
+                            ($0.version, KeyedHash.hash(UnsafeRawBufferPointer(pan), key: $0.fingerprintKey, outputByteCount: 16))
+                        } : [],
+                    cvv: cvv)
             }
         }
     }
@@ -315,7 +340,7 @@ public final class TokenVault: Tokenizing {
         guard let ring = try await store.keyRing() else {
             throw VaultError(.notInitialized, "the vault has no key ring")
         }
-        try keyRing.reload(ring.dataKeys)
+        try keyRing.reload(ring.dataKeys, roots: ring.roots)
     }
 
     /// The metadata of `token` as `principal` sees it; a token of another tenant is not found.

@@ -76,23 +76,30 @@ public final class Vault: Sendable {
         self.keyRing = keyRing
         self.logger = logger
         audit = SQLiteAuditLog(
-            writer: database.pool, chain: AuditChain(key: keyRing.auditKey), headFilePath: paths.auditHeadPath,
-            genesisRule: Self.genesisRule(rowMAC: keyRing.rowMAC))
-        store = SQLiteVaultStore(database: database, audit: audit, rowMACKey: keyRing.rowMACKey)
+            writer: database.pool, keys: Self.auditKeys(keyRing), headFilePath: paths.auditHeadPath,
+            genesisRule: Self.genesisRule(keyRing: keyRing))
+        store = SQLiteVaultStore(database: database, audit: audit, keyRing: keyRing)
         tokens = TokenVault(
             store: store, keyRing: keyRing, cvvTimeToLive: cvvTimeToLive,
             similarCards: SimilarCardGuard(limit: similarCardLimit), logger: logger)
         keys = KeyManager(store: store, keyRing: keyRing, logger: logger, lock: paths.keyRingLock)
-        credentials = CredentialService(
-            database: database, hashKey: keyRing.credentialKey, rowMACKey: keyRing.rowMACKey, audit: audit,
-            logger: logger)
+        credentials = CredentialService(database: database, keyRing: keyRing, audit: audit, logger: logger)
+    }
+
+    /// The audit key of each root version, from the key ring (which takes in a version another
+    /// process added); the log's last segment must be under the newest stored version.
+    static func auditKeys(_ keyRing: KeyRing) -> AuditKeys {
+        AuditKeys(
+            chain: { db, version in try keyRing.root(version: version, in: db)?.auditChain },
+            newestVersion: { db in try RootKeyRow.all(db).last?.version ?? 0 })
     }
 
     /// What the audit log's first record must be: the genesis record bound to the key ring's
     /// creation time, unless the vault's log predates genesis records (a marker row, sealed with
     /// a row MAC when the vault was upgraded); `nil` if there is no key ring.
-    static func genesisRule(rowMAC: RowMAC) -> @Sendable (Database) throws -> AuditGenesisRule? {
+    static func genesisRule(keyRing: KeyRing) -> @Sendable (Database) throws -> AuditGenesisRule? {
         { db in
+            let rowMAC = try keyRing.currentRowMAC(db)
             guard let created = try Int64.fetchOne(db, sql: "SELECT created_at_ms FROM system_keys WHERE name = 'root'")
             else { return nil }
             if let marker = try VaultDatabase.legacyGenesisMarker(db),
@@ -122,11 +129,9 @@ public final class Vault: Sendable {
             throw VaultError(.notInitialized, "\(databasePath) has no key ring; run `vault keys init`")
         }
         func keyRing(
-            _ master: SecretBytes, _ ring: (wrappedRoot: [UInt8], dataKeys: [DataKeyRow], hasRowMACs: Bool)
+            _ master: SecretBytes, _ ring: (roots: [RootKeyRow], dataKeys: [DataKeyRow], hasRowMACs: Bool)
         ) throws -> KeyRing {
-            try KeyRing(
-                master: master, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys,
-                verifyingRowMACs: ring.hasRowMACs)
+            try KeyRing(master: master, roots: ring.roots, dataKeys: ring.dataKeys, verifyingRowMACs: ring.hasRowMACs)
         }
         let opened: KeyRing
         do {
@@ -189,7 +194,7 @@ public final class Vault: Sendable {
     /// The wrapped keys in `vault.db`, read without writing to the file; `nil` if it has none.
     private static func readKeyRing(
         databasePath path: String
-    ) throws -> (wrappedRoot: [UInt8], dataKeys: [DataKeyRow], hasRowMACs: Bool)? {
+    ) throws -> (roots: [RootKeyRow], dataKeys: [DataKeyRow], hasRowMACs: Bool)? {
         guard FileManager.default.fileExists(atPath: path) else {
             throw VaultError(.notInitialized, "no vault at \(path); run `vault keys init` first")
         }
@@ -198,22 +203,23 @@ public final class Vault: Sendable {
         configuration.busyMode = .timeout(30)
         let queue = try DatabaseQueue(path: path, configuration: configuration)
         return try queue.read { db in
-            guard try db.tableExists("data_keys"),
-                let root = try Data.fetchOne(db, sql: "SELECT wrapped_key FROM system_keys WHERE name = 'root'")
-            else { return nil }
-            return ([UInt8](root), try SQLiteVaultStore.dataKeys(db), try hasRowMACs(db))
+            guard try db.tableExists("data_keys") else { return nil }
+            let roots = try RootKeyRow.all(db)
+            guard !roots.isEmpty else { return nil }
+            return (roots, try SQLiteVaultStore.dataKeys(db), try hasRowMACs(db))
         }
     }
 
     /// Whether the migration that adds row MACs has run (before it, the rows have none to check).
-    /// Whether `master` opens the root key as stored now (after a failed `rotate-master`: did
-    /// its re-wrap commit?).
+    /// Whether `master` opens every root-key version as stored now (after a failed
+    /// `rotate-master`: did its re-wrap commit?).
     private func opensKeyRing(_ master: SecretBytes) -> Bool {
-        let stored = try? database.pool.read { db in
-            try Data.fetchOne(db, sql: "SELECT wrapped_key FROM system_keys WHERE name = 'root'")
+        guard let roots = try? database.pool.read({ db in try RootKeyRow.all(db) }), !roots.isEmpty else {
+            return false
         }
-        guard let stored else { return false }
-        return (try? WrappedKey.unwrap([UInt8](stored), label: .root, version: 0, master: master)) != nil
+        return roots.allSatisfy {
+            (try? WrappedKey.unwrap($0.wrappedKey, label: .root, version: $0.version, master: master)) != nil
+        }
     }
 
     static func hasRowMACs(_ db: Database) throws -> Bool {
@@ -233,7 +239,7 @@ public final class Vault: Sendable {
             guard let ring = try await store.keyRing() else {
                 throw VaultError(.notInitialized, "the vault has no key ring")
             }
-            try keys.reload(ring.dataKeys, master: master)
+            try keys.reload(ring.dataKeys, roots: ring.roots, master: master)
             logger.notice("master key reloaded after a master-key rotation")
         }
     }
@@ -289,8 +295,7 @@ public final class Vault: Sendable {
             let keyRing: KeyRing
             do {
                 keyRing = try KeyRing(
-                    master: master, wrappedRoot: ring.wrappedRoot, dataKeys: ring.dataKeys,
-                    verifyingRowMACs: rowMACsExist)
+                    master: master, roots: ring.roots, dataKeys: ring.dataKeys, verifyingRowMACs: rowMACsExist)
             } catch VaultError.Code.wrongMasterKey {
                 throw MasterKeyError(
                     .wrongKey, path: paths.masterKeyPath,

@@ -264,6 +264,16 @@ public final class VaultDatabase: Sendable {
                     ALTER TABLE cvvs RENAME COLUMN key_version TO epoch;
                     """)
         }
+        migrator.registerMigration("vault.root-versions") { db in
+            // Which root-key version made each derived value (docs/CRYPTO.md §13.9): until now
+            // there was only version 0. Adding a column with a constant default rewrites nothing.
+            try db.execute(
+                sql: """
+                    ALTER TABLE cards ADD COLUMN fingerprint_version INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE credentials ADD COLUMN hash_version INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE audit_head ADD COLUMN key_version INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
     }
 

@@ -13,6 +13,9 @@ public struct StoredCard: Sendable, Hashable {
     public var ciphertext: [UInt8]
     /// The internal fingerprint (docs/CRYPTO.md §8): for dedupe only, never shown.
     public var fingerprint: [UInt8]
+    /// The root-key version whose fingerprint key made `fingerprint` (and whose caller-fingerprint
+    /// key derives what callers see).
+    public var fingerprintVersion: UInt32
     /// The tenant the token belongs to, and the principal that created it.
     public var tenant: String
     public var createdBy: String
@@ -21,13 +24,14 @@ public struct StoredCard: Sendable, Hashable {
     public var cvvEpoch: UInt64?
 
     public init(
-        metadata: CardMetadata, keyVersion: UInt32, ciphertext: [UInt8], fingerprint: [UInt8], tenant: String,
-        createdBy: String, cvvEpoch: UInt64? = nil
+        metadata: CardMetadata, keyVersion: UInt32, ciphertext: [UInt8], fingerprint: [UInt8],
+        fingerprintVersion: UInt32 = 0, tenant: String, createdBy: String, cvvEpoch: UInt64? = nil
     ) {
         self.metadata = metadata
         self.keyVersion = keyVersion
         self.ciphertext = ciphertext
         self.fingerprint = fingerprint
+        self.fingerprintVersion = fingerprintVersion
         self.tenant = tenant
         self.createdBy = createdBy
         self.cvvEpoch = cvvEpoch
@@ -57,6 +61,9 @@ public struct CardWrite: Sendable {
     /// Look for an existing record of the same PAN and format created by the same principal
     /// first, inside the transaction.
     public var dedupe: Bool
+    /// With `dedupe`: the PAN's fingerprints under older root-key versions, for records not yet
+    /// re-fingerprinted by `vault keys rewrap` (docs/CRYPTO.md §13.9).
+    public var olderFingerprints: [(version: UInt32, fingerprint: [UInt8])] = []
     public var cvv: CVVWrite?
 }
 
@@ -79,13 +86,22 @@ public enum CardWriteOutcome: Sendable {
 public struct RewrapItem: Sendable {
     public var token: String
     public var ciphertext: [UInt8]
+    /// The root-key version of the record's fingerprint.
+    public var fingerprintVersion: UInt32
+}
+
+/// A record re-encrypted by rewrap, and its fingerprint recomputed under the active root-key
+/// version if it was under an older one.
+public struct ResealedRecord: Sendable {
+    public var ciphertext: [UInt8]
+    public var fingerprint: (version: UInt32, bytes: [UInt8])?
 }
 
 /// Storage of the cardholder-data environment. One SQLite implementation today
 /// (``SQLiteVaultStore``); the shape fits a PostgreSQL one: every method is one transaction.
 public protocol VaultStore: Sendable {
-    /// The wrapped root key and the data-key rows, or `nil` if the vault has no key ring.
-    func keyRing() async throws -> (wrappedRoot: [UInt8], dataKeys: [DataKeyRow])?
+    /// The root-key versions and the data-key rows, or `nil` if the vault has no key ring.
+    func keyRing() async throws -> (roots: [RootKeyRow], dataKeys: [DataKeyRow])?
     /// Creates the key ring: the root key and data key version 1.
     func createKeyRing(wrappedRoot: [UInt8], wrappedFirstKey: [UInt8], at: Date, audit: [AuditEvent]) async throws
     /// Commits tokenize writes in one transaction; outcomes in order.
@@ -120,7 +136,7 @@ public protocol VaultStore: Sendable {
     /// Re-encrypts up to `limit` card records under versions older than `version` in one
     /// transaction; returns how many.
     func rewrap(
-        to version: UInt32, limit: Int, reseal: @Sendable ([RewrapItem]) throws -> [[UInt8]]
+        to version: UInt32, limit: Int, reseal: @Sendable ([RewrapItem]) throws -> [ResealedRecord]
     ) async throws -> Int
     /// Deletes data key `version` if no card record uses it.
     func retire(version: UInt32, at: Date, audit: AuditEvent) async throws

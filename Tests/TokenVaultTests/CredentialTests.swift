@@ -115,9 +115,7 @@ struct CredentialTests {
             for _ in 0..<5 { #expect(await vault.credentials.authenticate(secret: made) == nil) }
             #expect(vault.credentials.databaseLookups.load(ordering: .relaxed) == 1)
             // A key created by another process (the CLI) is found once the server reloads.
-            let other = CredentialService(
-                database: vault.database, hashKey: vault.keyRing.credentialKey, rowMACKey: vault.keyRing.rowMACKey,
-                audit: vault.audit)
+            let other = CredentialService(database: vault.database, keyRing: vault.keyRing, audit: vault.audit)
             let (created, secret) = try await other.create(name: "later", scopes: [.tokenize], purposes: [])
             try await vault.credentials.reload()
             #expect(await vault.credentials.authenticate(secret: secret)?.id == created.id)

@@ -143,7 +143,7 @@ struct KeyLifecycleTests {
             // An interrupted run: one batch of 10, then the process stops.
             let keyRing = vault.keyRing
             let first = try await vault.store.rewrap(to: version, limit: 10) { items in
-                try KeyManager.reseal(items, to: keyRing.active, keyRing: keyRing)
+                try KeyManager.reseal(items, to: keyRing.active, root: keyRing.root, keyRing: keyRing)
             }
             #expect(first == 10)
             #expect(try await vault.store.recordsNotUnder(version: version) == 15)

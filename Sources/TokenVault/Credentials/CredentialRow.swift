@@ -19,6 +19,9 @@ struct CredentialRow: Sendable, Hashable {
     var revokedAtMs: Int64?
     /// The tenant its tokens and wallets belong to.
     var tenant: String
+    /// The root-key version whose credential-hash key made `secretHash` (not MAC'd: a wrong
+    /// version only makes the hash fail to match).
+    var hashVersion: UInt32 = 0
     var mac: [UInt8]?
 
     /// The fields the row MAC covers, in order; field 1 is the primary key.
@@ -74,6 +77,8 @@ struct CredentialRow: Sendable, Hashable {
         // Absent before migration `vault.tenants` (the `vault.v2` backfill runs before it).
         tenant = row.hasColumn("tenant") ? text("tenant") : Principal.defaultTenant
         mac = row.hasColumn("mac") ? blob("mac") : nil
+        // Absent before migration `vault.root-versions`: every hash was under root version 0.
+        hashVersion = row.hasColumn("hash_version") ? integer("hash_version").flatMap(UInt32.init(exactly:)) ?? 0 : 0
     }
 
     /// Whether the row is as the vault wrote it.
@@ -93,11 +98,11 @@ struct CredentialRow: Sendable, Hashable {
         try db.execute(
             sql: """
                 INSERT INTO credentials (id, name, scopes, purposes, secret_hash, created_at_ms, revoked_at_ms, mac,
-                    tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    tenant, hash_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 id, name, scopes, purposes, Data(secretHash), createdAtMs, revokedAtMs, mac.map { Data($0) },
-                tenant,
+                tenant, hashVersion,
             ])
     }
 

@@ -18,8 +18,15 @@ public import VaultCrypto
 /// (as if unknown) and logged by id. A credential once seen revoked stays revoked in this
 /// process, whatever the database says later.
 public final class CredentialService: Sendable {
+    /// A credential as cached: its secret hash and the root version whose key made it.
+    private struct Entry {
+        var credential: Credential
+        var hash: [UInt8]
+        var hashVersion: UInt32
+    }
+
     private struct Cache {
-        var entries: [String: (credential: Credential, hash: [UInt8])] = [:]
+        var entries: [String: Entry] = [:]
         /// Ids seen revoked: never un-revoked in this process.
         var revoked: Set<String> = []
         /// Ids whose row was refused, logged once until it verifies again.
@@ -29,20 +36,18 @@ public final class CredentialService: Sendable {
     }
 
     private let pool: DatabasePool
-    private let hashKey: SecretBytes
-    private let rowMAC: RowMAC
+    /// The credential-hash and row MAC keys of every root version.
+    private let keyRing: KeyRing
     private let audit: SQLiteAuditLog
     private let logger: Logger
     private let cache = Mutex(Cache())
 
-    /// - Parameter rowMACKey: the key of the row MACs (``KeyRing/rowMACKey``).
     public init(
-        database: VaultDatabase, hashKey: SecretBytes, rowMACKey: SecretBytes, audit: SQLiteAuditLog,
+        database: VaultDatabase, keyRing: KeyRing, audit: SQLiteAuditLog,
         logger: Logger = Logger(label: "vault.credentials")
     ) {
         self.pool = database.pool
-        self.hashKey = hashKey
-        self.rowMAC = RowMAC(key: rowMACKey)
+        self.keyRing = keyRing
         self.audit = audit
         self.logger = logger
     }
@@ -86,7 +91,6 @@ public final class CredentialService: Sendable {
             id: id, name: name, scopes: Array(Set(scopes)).sorted { $0.rawValue < $1.rawValue },
             purposes: Array(Set(purposes)).sorted(), panPurposes: Array(Set(panPurposes)).sorted(), tenant: tenant,
             createdAt: Date(), revokedAt: nil)
-        let hash = Self.hash(secret, key: hashKey)
         let event = AuditEvent(
             actor: actor.name, type: "credential.create", outcome: .success, origin: actor.origin,
             objects: ["credential:\(id)"],
@@ -94,18 +98,24 @@ public final class CredentialService: Sendable {
                 "scopes=\(credential.scopes.map(\.rawValue).joined(separator: ",")) "
                 + "purposes=\(credential.purposeGrants.joined(separator: ",")) tenant=\(tenant)"
         )
-        let row = CredentialRow(
-            id: id, name: name, scopes: credential.scopes.map(\.rawValue).joined(separator: " "),
-            purposes: credential.purposeGrants.joined(separator: " "), secretHash: hash,
-            createdAtMs: credential.createdAt.milliseconds, revokedAtMs: nil, tenant: tenant
-        ).sealed(with: rowMAC)
-        try await pool.write { [audit] db in
+        let row = try await pool.write { [audit, keyRing, id] db in
+            // Hashed and sealed under the newest root version, read in this transaction.
+            let rowMAC = try keyRing.currentRowMAC(db)
+            let root = keyRing.root
+            var row = CredentialRow(
+                id: id, name: name, scopes: credential.scopes.map(\.rawValue).joined(separator: " "),
+                purposes: credential.purposeGrants.joined(separator: " "),
+                secretHash: Self.hash(secret, key: root.credentialKey),
+                createdAtMs: credential.createdAt.milliseconds, revokedAtMs: nil, tenant: tenant)
+            row.hashVersion = root.version
+            row = row.sealed(with: rowMAC)
             try row.insert(in: db)
             try audit.append([event], in: db)
+            return row
         }
         // As read back: the creation time at the stored (millisecond) precision.
         cache.withLock {
-            $0.entries[id] = (row.credential, hash)
+            $0.entries[id] = Entry(credential: row.credential, hash: row.secretHash, hashVersion: row.hashVersion)
             $0.unknown.remove(id)
         }
         return (row.credential, secret)
@@ -125,7 +135,8 @@ public final class CredentialService: Sendable {
         let event = AuditEvent(
             actor: actor.name, type: "credential.revoke", outcome: .success, origin: actor.origin,
             objects: ["credential:\(id)"])
-        try await pool.write { [audit, rowMAC] db in
+        try await pool.write { [audit, keyRing] db in
+            let rowMAC = try keyRing.currentRowMAC(db)
             guard let stored = try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]),
                 case var row = CredentialRow(row: stored), row.revokedAtMs == nil
             else {
@@ -162,7 +173,10 @@ public final class CredentialService: Sendable {
             databaseLookups.add(1, ordering: .relaxed)
             // The revocations in the audit log are read only for a row that exists: an unknown id
             // costs one indexed lookup, not a scan of the log.
-            let read = try? await pool.read { db -> (CredentialRow?, Set<String>) in
+            let read = try? await pool.read { [keyRing] db -> (CredentialRow?, Set<String>) in
+                // A row sealed under a root version another process just added verifies only
+                // once this process holds that version.
+                _ = try keyRing.currentRowMAC(db)
                 guard
                     let row = try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(
                         CredentialRow.init(row:))
@@ -178,8 +192,47 @@ public final class CredentialService: Sendable {
                 }
             }
         }
-        guard let entry, entry.credential.revokedAt == nil else { return nil }
-        return ConstantTime.equals(Self.hash(secret, key: hashKey), entry.hash) ? entry.credential : nil
+        guard let entry, entry.credential.revokedAt == nil, let root = keyRing.root(version: entry.hashVersion),
+            ConstantTime.equals(Self.hash(secret, key: root.credentialKey), entry.hash)
+        else { return nil }
+        if entry.hashVersion != keyRing.root.version { await rehash(entry, secret: secret) }
+        return entry.credential
+    }
+
+    /// Re-hashes a credential that authenticated under an older root version with the newest
+    /// one (the only time the vault holds its secret), so that the older root key stops being
+    /// needed (docs/CRYPTO.md §13.9). A failure leaves the old hash, which still works.
+    private func rehash(_ entry: Entry, secret: String) async {
+        let id = entry.credential.id
+        do {
+            let updated = try await pool.write { [keyRing] db -> CredentialRow? in
+                let rowMAC = try keyRing.currentRowMAC(db)
+                let root = keyRing.root
+                guard
+                    let stored = try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]),
+                    case var row = CredentialRow(row: stored), row.verifies(with: rowMAC),
+                    row.hashVersion == entry.hashVersion, ConstantTime.equals(row.secretHash, entry.hash)
+                else { return nil }
+                row.secretHash = Self.hash(secret, key: root.credentialKey)
+                row.hashVersion = root.version
+                row = row.sealed(with: rowMAC)
+                try db.execute(
+                    sql: "UPDATE credentials SET secret_hash = ?, hash_version = ?, mac = ? WHERE id = ?",
+                    arguments: [Data(row.secretHash), row.hashVersion, row.mac.map { Data($0) }, id])
+                return row
+            }
+            guard let updated else { return }
+            cache.withLock {
+                guard $0.entries[id] != nil else { return }
+                $0.entries[id]?.hash = updated.secretHash
+                $0.entries[id]?.hashVersion = updated.hashVersion
+            }
+            logger.info(
+                "credential re-hashed under the newest root key",
+                metadata: ["credential": "\(id)", "root_version": "\(updated.hashVersion)"])
+        } catch {
+            logger.warning("credential re-hash failed; the old hash stays valid", metadata: ["credential": "\(id)"])
+        }
     }
 
     /// How many unknown ids are remembered at most between reloads.
@@ -196,8 +249,9 @@ public final class CredentialService: Sendable {
 
     /// Reloads every credential from the database (picks up revocations made elsewhere).
     public func reload() async throws {
-        let (rows, revoked) = try await pool.read { db in
-            (
+        let (rows, revoked) = try await pool.read { [keyRing] db in
+            _ = try keyRing.currentRowMAC(db)
+            return (
                 try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:)),
                 try Self.revokedInLog(db)
             )
@@ -223,15 +277,16 @@ public final class CredentialService: Sendable {
     /// once, by id. A credential revoked in its row or in the audit log stays revoked.
     private func accept(
         _ rows: [CredentialRow], revokedInLog: Set<String>
-    ) -> [String: (credential: Credential, hash: [UInt8])] {
-        var accepted = [String: (credential: Credential, hash: [UInt8])]()
+    ) -> [String: Entry] {
+        var accepted = [String: Entry]()
         var refused = [String]()
+        let rowMAC = keyRing.rowMAC
         for row in rows {
             guard row.verifies(with: rowMAC) else {
                 refused.append(row.id)
                 continue
             }
-            accepted[row.id] = (row.credential, row.secretHash)
+            accepted[row.id] = Entry(credential: row.credential, hash: row.secretHash, hashVersion: row.hashVersion)
         }
         let newlyRefused = cache.withLock { cache -> [String] in
             for (id, entry) in accepted where entry.credential.revokedAt != nil { cache.revoked.insert(id) }
