@@ -161,11 +161,14 @@ public final class SQLiteAuditLog: AuditLog {
     /// (docs/CRYPTO.md §11).
     /// - Throws: ``AuditLogError`` if the log has no head or `version` does not follow the
     ///   current segment's.
+    /// - Parameter chain: the new version's chain (its root key is not committed yet).
     @discardableResult
-    public func appendSegmentStart(_ event: AuditEvent, version: UInt32, in db: Database) throws -> Int64 {
+    public func appendSegmentStart(
+        _ event: AuditEvent, version: UInt32, chain: AuditChain, in db: Database
+    ) throws -> Int64 {
         var event = event
         event.type = AuditChain.segmentStartType
-        return try Self.append([event], in: db, keys: keys, headFile: headFile, start: .segment(version))[0]
+        return try Self.append([event], in: db, keys: keys, headFile: headFile, start: .segment(version, chain))[0]
     }
 
     /// Whether the log in `db` is a genuine chain from before genesis records: at least one
@@ -206,8 +209,8 @@ public final class SQLiteAuditLog: AuditLog {
         case continuing
         /// The first records of the log.
         case genesis
-        /// The first record of root version N's segment.
-        case segment(UInt32)
+        /// The first record of root version N's segment, MAC'd under its chain.
+        case segment(UInt32, AuditChain)
     }
 
     private static func append(
@@ -217,7 +220,7 @@ public final class SQLiteAuditLog: AuditLog {
         guard !events.isEmpty else { return [] }
         let stored = try head(db)
         var events = events
-        let chain: AuditChain
+        var chain: AuditChain?
         let version: UInt32
         switch (start, stored) {
         case (.genesis, _):
@@ -228,18 +231,18 @@ public final class SQLiteAuditLog: AuditLog {
             throw AuditLogError("the audit log has no head (audit_head); refusing to start a new chain")
         case (.continuing, let stored?):
             version = stored.version
-        case (.segment(let next), let stored?):
+        case (.segment(let next, let nextChain), let stored?):
             guard next == stored.version + 1, let closing = try keys.chain(db, stored.version) else {
                 throw AuditLogError(
                     "root key version \(next) does not follow the audit log's segment (version \(stored.version))")
             }
             version = next
+            chain = nextChain
             events[0].detail = closing.segmentDetail(version: next, sequence: stored.sequence, mac: stored.mac)
         }
-        guard let found = try keys.chain(db, version) else {
+        guard let chain = try chain ?? keys.chain(db, version) else {
             throw AuditLogError("the audit log's segment is under root key version \(version), which this vault cannot open")
         }
-        chain = found
         let vaultWritten: Int? = switch start {
         case .continuing: nil
         case .genesis, .segment: 0

@@ -12,10 +12,23 @@ public struct DataKeyStatus: Sendable, Hashable, Codable {
     public var records: Int
 }
 
+/// The status of one root-key version: what still depends on it.
+public struct RootKeyStatus: Sendable, Hashable, Codable {
+    public var version: UInt32
+    public var createdAt: Date
+    /// Card fingerprints made under it (moved to the newest version by `vault keys rewrap`).
+    public var fingerprints: Int
+    /// Hashes of unrevoked credentials made under it (moved at each key's next authentication).
+    public var credentialHashes: Int
+}
+
 /// The status of the key ring.
 public struct KeyRingStatus: Sendable, Hashable, Codable {
     public var activeVersion: UInt32
     public var versions: [DataKeyStatus]
+    /// The active (newest) root-key version.
+    public var activeRootVersion: UInt32
+    public var rootVersions: [RootKeyStatus]
     /// Whether the active key is older than the cryptoperiod.
     public var cryptoperiodOverdue: Bool
     public var cryptoperiodDays: Int
@@ -96,6 +109,31 @@ public struct KeyManager: Sendable {
             try await refresh()
             logger.notice("data key rotated", metadata: ["active_version": "\(version)"])
             return version
+        }
+    }
+
+    /// Rotates the root key (docs/CRYPTO.md §13.9): adds root version N+1 and a new active data
+    /// key; every row MAC is re-sealed under the new row key and the audit log opens a new
+    /// segment under the new audit key, in one transaction. Fingerprints move to the new version
+    /// with `rewrap` (which the new data key makes pass over every record), credential hashes at
+    /// each key's next authentication.
+    /// - Returns: the new root and data-key versions.
+    public func rotateRoot(by actor: Actor = .cli) async throws -> (root: UInt32, dataKey: UInt32) {
+        try await locked {
+            let now = clock()
+            let versions = try await store.rotateRoot(
+                at: now, master: keyRing.master, newRoot: SecretBytes(randomCount: KeyDerivation.rootKeyByteCount),
+                newDataKey: SecretBytes(randomCount: SecretBox.keyByteCount),
+                audit: { root, dataKey in
+                    AuditEvent(
+                        actor: actor.name, type: "keys.rotate_root", time: now, outcome: .success,
+                        origin: actor.origin, objects: ["root_key:\(root)", "data_key:\(dataKey)"])
+                })
+            try await refresh()
+            logger.notice(
+                "root key rotated",
+                metadata: ["root_version": "\(versions.root)", "active_version": "\(versions.dataKey)"])
+            return versions
         }
     }
 
@@ -208,6 +246,14 @@ public struct KeyManager: Sendable {
     public func status(cryptoperiodDays: Int = 90) async throws -> KeyRingStatus {
         try await refresh()
         let counts = try await store.recordCounts()
+        let use = try await store.rootKeyUse()
+        let roots = try await store.keyRing()?.roots ?? []
+        let rootVersions = roots.map {
+            RootKeyStatus(
+                version: $0.version, createdAt: Date(milliseconds: $0.createdAtMs),
+                fingerprints: use.fingerprints[$0.version] ?? 0,
+                credentialHashes: use.credentialHashes[$0.version] ?? 0)
+        }
         let rows = keyRing.rows
         let versions = rows.map {
             DataKeyStatus(
@@ -217,8 +263,8 @@ public struct KeyManager: Sendable {
         let overdue =
             active.map { clock().timeIntervalSince($0.createdAt) > Double(cryptoperiodDays) * 86_400 } ?? false
         return KeyRingStatus(
-            activeVersion: keyRing.active.version, versions: versions, cryptoperiodOverdue: overdue,
-            cryptoperiodDays: cryptoperiodDays)
+            activeVersion: keyRing.active.version, versions: versions, activeRootVersion: keyRing.root.version,
+            rootVersions: rootVersions, cryptoperiodOverdue: overdue, cryptoperiodDays: cryptoperiodDays)
     }
 
     /// Re-wraps the root key and every data key under `newMaster`, in one transaction that reads

@@ -409,6 +409,80 @@ public struct SQLiteVaultStore: VaultStore {
         }
     }
 
+    public func rotateRoot(
+        at date: Date, master: SecretBytes, newRoot: SecretBytes, newDataKey: SecretBytes,
+        audit event: @Sendable (_ root: UInt32, _ dataKey: UInt32) -> AuditEvent
+    ) async throws -> (root: UInt32, dataKey: UInt32) {
+        try await pool.write { [audit] db in
+            let roots = try Self.checkMaster(master, in: db)
+            let oldRowMAC = try rowMAC(in: db)
+            let rootVersion = roots[roots.count - 1].row.version + 1
+            let subkeys = try RootSubkeys(root: newRoot, version: rootVersion)
+            let newRowMAC = subkeys.rowMAC
+            // Every sealed row, verified under the old row key before it is re-sealed: re-sealing
+            // an edited row would make the edit genuine.
+            let dataKeys = try Self.verifiedDataKeys(db, rowMAC: oldRowMAC)
+            let credentials = try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:))
+            if let bad = credentials.first(where: { !$0.verifies(with: oldRowMAC) }) {
+                throw VaultError(
+                    .recordCorrupt, "credential \(bad.id) fails its integrity check; revoke it before rotating the root key")
+            }
+            let meta = try VaultDatabase.metaRows(db)
+            if let bad = meta.first(where: {
+                !oldRowMAC.verify($0.mac, table: VaultDatabase.metaTable, fields: [.text($0.name), .text($0.value)])
+            }) {
+                throw VaultError(.recordCorrupt, "vault_meta row \(bad.name) fails its integrity check")
+            }
+            try RootKeyRow(
+                version: rootVersion, wrappedKey: WrappedKey.wrap(newRoot, label: .root, version: rootVersion, master: master),
+                createdAtMs: date.milliseconds
+            ).insert(in: db)
+            // A new data key with it: rewrap then passes over every record, re-fingerprinting each.
+            let dataVersion = (dataKeys.map(\.version).max() ?? 0) + 1
+            for var row in dataKeys {
+                if row.state == .active { row.state = .decryptOnly }
+                try Self.writeDataKey(row, rowMAC: newRowMAC, in: db)
+            }
+            try Self.writeDataKey(
+                DataKeyRow(
+                    version: dataVersion, state: .active,
+                    wrappedKey: WrappedKey.wrap(newDataKey, label: .dataKey, version: dataVersion, master: master),
+                    createdAt: date), rowMAC: newRowMAC, in: db)
+            for row in credentials {
+                try db.execute(
+                    sql: "UPDATE credentials SET mac = ? WHERE id = ?",
+                    arguments: [row.sealed(with: newRowMAC).mac.map { Data($0) }, row.id])
+            }
+            for row in meta {
+                try db.execute(
+                    sql: "UPDATE vault_meta SET mac = ? WHERE name = ?",
+                    arguments: [
+                        Data(newRowMAC.mac(table: VaultDatabase.metaTable, fields: [.text(row.name), .text(row.value)])),
+                        row.name,
+                    ])
+            }
+            guard let audit else { throw VaultError(.notInitialized, "the store was opened without its audit log") }
+            try audit.appendSegmentStart(
+                event(rootVersion, dataVersion), version: rootVersion, chain: subkeys.auditChain, in: db)
+            return (rootVersion, dataVersion)
+        }
+    }
+
+    public func rootKeyUse() async throws -> (fingerprints: [UInt32: Int], credentialHashes: [UInt32: Int]) {
+        try await pool.read { db in
+            func counts(_ sql: String) throws -> [UInt32: Int] {
+                var counts = [UInt32: Int]()
+                for row in try Row.fetchAll(db, sql: sql) { counts[row["v"], default: 0] += row["n"] as Int }
+                return counts
+            }
+            return (
+                try counts("SELECT fingerprint_version AS v, count(*) AS n FROM cards GROUP BY fingerprint_version"),
+                try counts(
+                    "SELECT hash_version AS v, count(*) AS n FROM credentials WHERE revoked_at_ms IS NULL GROUP BY hash_version")
+            )
+        }
+    }
+
     public func recordCounts() async throws -> [UInt32: Int] {
         try await pool.read { db in
             var counts = [UInt32: Int]()

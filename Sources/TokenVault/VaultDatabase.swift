@@ -282,6 +282,18 @@ public final class VaultDatabase: Sendable {
     /// The `vault_meta` row of a vault whose audit log predates genesis records.
     static let legacyGenesis = (name: "audit_genesis", value: "legacy")
 
+    /// Every `vault_meta` row as stored (an absent or unreadable MAC reads as empty, and fails).
+    static func metaRows(_ db: Database) throws -> [(name: String, value: String, mac: [UInt8])] {
+        guard try db.tableExists(metaTable) else { return [] }
+        return try Row.fetchAll(db, sql: "SELECT name, value, mac FROM vault_meta").map { row in
+            (
+                String.fromDatabaseValue(row["name"] as DatabaseValue) ?? "",
+                String.fromDatabaseValue(row["value"] as DatabaseValue) ?? "",
+                Data.fromDatabaseValue(row["mac"] as DatabaseValue).map { [UInt8]($0) } ?? []
+            )
+        }
+    }
+
     /// The legacy-genesis marker row, if present, with its MAC and the fields it covers.
     static func legacyGenesisMarker(_ db: Database) throws -> (fields: [RowMAC.Field], mac: [UInt8])? {
         guard try db.tableExists(metaTable),

@@ -128,6 +128,17 @@ public protocol VaultStore: Sendable {
     func rotate(
         at: Date, master: SecretBytes, newKey: SecretBytes, audit: @Sendable (UInt32) -> AuditEvent
     ) async throws -> UInt32
+    /// Adds root-key version N+1 (`newRoot`, wrapped under `master`) and, with it, a new active
+    /// data key, in one transaction that checks `master` against every stored root version,
+    /// verifies every row MAC under the old row key and re-seals each row under the new one, and
+    /// opens the audit log's segment under the new audit key (docs/CRYPTO.md §13.9).
+    /// - Returns: the new root and data-key versions.
+    func rotateRoot(
+        at: Date, master: SecretBytes, newRoot: SecretBytes, newDataKey: SecretBytes,
+        audit: @Sendable (_ root: UInt32, _ dataKey: UInt32) -> AuditEvent
+    ) async throws -> (root: UInt32, dataKey: UInt32)
+    /// How many card fingerprints and credential hashes each root version still made.
+    func rootKeyUse() async throws -> (fingerprints: [UInt32: Int], credentialHashes: [UInt32: Int])
     /// Card records per key version (CVVs are under epoch keys, not data keys).
     func recordCounts() async throws -> [UInt32: Int]
     /// Card records under a version older than `version` (invariant: the active version is the

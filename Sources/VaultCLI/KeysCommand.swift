@@ -8,7 +8,9 @@ struct KeysCommand: AsyncParsableCommand {
         commandName: "keys",
         abstract: "Create, rotate, re-encrypt under, retire and inspect encryption keys.",
         discussion: "Every key action is appended to the audit log.",
-        subcommands: [Init.self, Rotate.self, Rewrap.self, Status.self, Retire.self, RotateMaster.self])
+        subcommands: [
+            Init.self, Rotate.self, Rewrap.self, Status.self, Retire.self, RotateMaster.self, RotateRoot.self,
+        ])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -110,8 +112,16 @@ struct KeysCommand: AsyncParsableCommand {
                 var createdAt: Date
                 var records: Int
             }
+            struct RootVersion: Encodable {
+                var version: UInt32
+                var createdAt: Date
+                var fingerprints: Int
+                var credentialHashes: Int
+            }
             var activeVersion: UInt32
             var versions: [Version]
+            var activeRootVersion: UInt32
+            var rootVersions: [RootVersion]
             var cryptoperiodOverdue: Bool
             var cryptoperiodDays: Int
         }
@@ -130,6 +140,12 @@ struct KeysCommand: AsyncParsableCommand {
                         .init(
                             version: $0.version, state: $0.state.rawValue, createdAt: $0.createdAt, records: $0.records)
                     },
+                    activeRootVersion: status.activeRootVersion,
+                    rootVersions: status.rootVersions.map {
+                        .init(
+                            version: $0.version, createdAt: $0.createdAt, fingerprints: $0.fingerprints,
+                            credentialHashes: $0.credentialHashes)
+                    },
                     cryptoperiodOverdue: status.cryptoperiodOverdue, cryptoperiodDays: status.cryptoperiodDays)
                 guard !json else { return try CLI.printJSON(output) }
                 let formatter = ISO8601DateFormatter()
@@ -147,6 +163,23 @@ struct KeysCommand: AsyncParsableCommand {
                     output.cryptoperiodOverdue
                         ? "Active key v\(output.activeVersion) is older than \(cryptoperiodDays) days: run `vault keys rotate`."
                         : "Active key v\(output.activeVersion) is within its \(cryptoperiodDays)-day cryptoperiod.")
+                print("")
+                print("ROOT     CREATED               FINGERPRINTS  CREDENTIAL HASHES")
+                for root in output.rootVersions {
+                    print(
+                        String(root.version).padding(toLength: 9, withPad: " ", startingAt: 0)
+                            + formatter.string(from: root.createdAt).padding(toLength: 22, withPad: " ", startingAt: 0)
+                            + String(root.fingerprints).padding(toLength: 14, withPad: " ", startingAt: 0)
+                            + String(root.credentialHashes))
+                }
+                let pending = output.rootVersions.filter {
+                    $0.version != output.activeRootVersion && $0.fingerprints + $0.credentialHashes > 0
+                }
+                if !pending.isEmpty {
+                    print(
+                        "Root key v\(output.activeRootVersion) is active; older versions still made some values: "
+                            + "`vault keys rewrap` moves fingerprints, and each API key's next use moves its hash.")
+                }
             }
         }
     }
@@ -182,6 +215,31 @@ struct KeysCommand: AsyncParsableCommand {
         }
     }
 
+    struct RotateRoot: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-root",
+            abstract: "Add a new root key version (and a new data key) so that every key derived from the root changes.",
+            discussion: """
+                The root key derives the PAN fingerprint, caller-fingerprint, API-credential hash, audit MAC and row                 MAC keys (docs/CRYPTO.md §6). In one transaction this adds root version N+1 and a new active data                 key, re-seals every credential, data-key and vault_meta row under the new row key, and starts a new                 audit-log segment under the new audit key, bound to the previous segment. Afterwards run `vault                 keys rewrap`: it re-encrypts every record and re-computes its fingerprint under the new version.                 Each API key's hash moves to the new version when the key next authenticates; `vault keys status`                 shows what still depends on older versions. Older root versions stay wrapped in vault.db: the audit                 log's older segments are verified with them. A running `vault serve` takes the new version within                 about a second. See docs/CRYPTO.md §13.9 and docs/THREAT_MODEL.md.
+                """)
+
+        @OptionGroup var storage: StorageOptions
+        @Flag(help: "Print {\"root_version\": N, \"active_version\": M}.") var json = false
+
+        func run() async throws {
+            try await CLI.run {
+                let versions = try await CLI.opened(storage, logger: CLI.logger()).keys.rotateRoot()
+                if json {
+                    try CLI.printJSON(["root_version": versions.root, "active_version": versions.dataKey])
+                } else {
+                    print(
+                        "Root key v\(versions.root) and data key v\(versions.dataKey) are now active. "
+                            + "Run `vault keys rewrap` to re-encrypt and re-fingerprint every record.")
+                }
+            }
+        }
+    }
+
     struct RotateMaster: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rotate-master",
@@ -189,10 +247,11 @@ struct KeysCommand: AsyncParsableCommand {
             discussion: """
                 FILE must hold exactly 32 random bytes with mode 0600 (e.g. `head -c 32 /dev/urandom > new.key; \
                 chmod 600 new.key`). After success the key is installed as the vault's master key file and the \
-                current vault.db no longer opens with the old key. Copies of vault.db made before (backups, \
-                snapshots, replicas) still do, and the data keys themselves are unchanged: after a suspected key \
-                compromise also run `vault keys rotate`, `rewrap` and `retire`, and destroy the old copies (see \
-                docs/THREAT_MODEL.md, "Response to a master-key compromise"). Delete FILE securely afterwards.
+                current vault.db no longer opens with the old key. The old key still opens every copy of vault.db \
+                made before (backups, snapshots, replicas), and the root and data keys themselves are unchanged: \
+                after a suspected key compromise also run `vault keys rotate-root`, `rewrap` and `retire`, and \
+                destroy the old copies (see docs/THREAT_MODEL.md, "Response to a master-key compromise"). Delete \
+                FILE securely afterwards.
                 """)
 
         @OptionGroup var storage: StorageOptions
