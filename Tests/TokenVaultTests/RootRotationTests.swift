@@ -239,4 +239,16 @@ struct RootRotationTests {
             #expect(error?.code == .recordCorrupt)
         }
     }
+
+    @Test("finding 8: segment commitment known-answer vector of docs/CRYPTO.md §17")
+    func finding8SegmentCommitmentKnownAnswer() {
+        let key = AuditTamperTests.bytes(hex: "e89bd417cca881ec18e32e1ee5eda83d9f2dd5529f46ad34d3c33ebe3da1c47a")
+        let chain = AuditChain(key: key.withUnsafeBytes { SecretBytes(copying: $0) })
+        let mac2 = AuditTamperTests.bytes(hex: "13888b2eb07ad2f374d4608d16f8fff9e44d0d1be99c87006f9f598b1cfddef9")
+        #expect(
+            chain.segmentDetail(version: 1, sequence: 2, mac: mac2)
+                == "root_version=1 previous=4c33855f8b8781814029db79c2491087a6601a3809a391e58b55c19fae3370e7")
+        #expect(AuditChain.segmentVersion(detail: "root_version=12 previous=00") == 12)
+        #expect(AuditChain.segmentVersion(detail: "root_version=x previous=00") == nil)
+    }
 }
