@@ -15,6 +15,10 @@ public struct CardMetadata: Sendable, Hashable, Codable {
     public var createdAt: Date
     /// When the CVV held for this card expires, if one is held.
     public var cvvExpiresAt: Date?
+    /// The vault's root-key version that `fingerprint` derives from: it changes once, when the
+    /// card is re-fingerprinted after a root-key rotation (docs/CRYPTO.md §13.9). Not shown in
+    /// API responses; the wallet uses it to know which saved fingerprints to read again.
+    public var fingerprintVersion: UInt32?
 
     public init(
         token: Token, format: TokenFormat, bin: String, last4: String, brand: CardBrand,

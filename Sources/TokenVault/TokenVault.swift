@@ -196,6 +196,7 @@ public final class TokenVault: Tokenizing {
         var metadata = card.metadata
         metadata.fingerprint = callerFingerprint(
             card.fingerprint, version: card.fingerprintVersion, createdBy: card.createdBy, for: principal)
+        metadata.fingerprintVersion = card.fingerprintVersion
         // A CVV row whose epoch key this process does not hold (sealed before a restart, or by
         // another process) can never be used, so it is not shown as held.
         if let epoch = card.cvvEpoch, !cvvKeys.holds(epoch, at: clock()) { metadata.cvvExpiresAt = nil }
@@ -314,11 +315,12 @@ public final class TokenVault: Tokenizing {
                     }
                     return CVVWrite(epoch: epoch, ciphertext: sealed, expiresAt: now + cvvTimeToLive)
                 }
-                let metadata = CardMetadata(
+                var metadata = CardMetadata(
                     token: token, format: request.format, bin: card.bin, last4: card.last4, brand: card.brand,
                     expMonth: card.expMonth, expYear: card.expYear,
                     fingerprint: fingerprinter.fingerprint(fingerprint),
                     createdAt: now, cvvExpiresAt: nil)
+                metadata.fingerprintVersion = root.version
                 let dedupe = request.dedupe && existing == nil
                 return CardWrite(
                     mode: existing == nil ? .insert : .cvvOnly,
@@ -342,6 +344,9 @@ public final class TokenVault: Tokenizing {
         }
         try keyRing.reload(ring.dataKeys, roots: ring.roots)
     }
+
+    /// The root-key version new fingerprints are made under (docs/CRYPTO.md §13.9).
+    public var fingerprintVersion: UInt32 { keyRing.root.version }
 
     /// The metadata of `token` as `principal` sees it; a token of another tenant is not found.
     public func metadata(of token: Token, for principal: Principal = .system) async throws -> CardMetadata {

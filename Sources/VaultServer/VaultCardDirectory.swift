@@ -6,6 +6,8 @@ import Wallet
 struct VaultCardDirectory: CardDirectory {
     let tokens: TokenVault
 
+    var fingerprintVersion: UInt32 { tokens.fingerprintVersion }
+
     func metadata(of token: Token, tenant: String) async throws -> CardMetadata? {
         do {
             return try await tokens.metadata(of: token, for: .wallet(tenant: tenant))

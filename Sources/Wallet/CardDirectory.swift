@@ -7,4 +7,12 @@ public protocol CardDirectory: Sendable {
     /// that wallet side), or `nil` when the vault does not hold it in `tenant` (never issued,
     /// deleted, or another tenant's).
     func metadata(of token: Token, tenant: String) async throws -> CardMetadata?
+    /// The vault's root-key version that new fingerprints derive from; a saved fingerprint from
+    /// an older version is read again by ``WalletService/rescopeCardFingerprints()``.
+    var fingerprintVersion: UInt32 { get }
+}
+
+extension CardDirectory {
+    /// A directory whose fingerprints never change version.
+    public var fingerprintVersion: UInt32 { 0 }
 }

@@ -225,12 +225,13 @@ public final class WalletService: Sendable {
                 try db.execute(
                     sql: """
                         INSERT INTO wallet_cards (id, wallet_id, token, bin, last4, brand, exp_month, exp_year,
-                            fingerprint, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            fingerprint, created_at_ms, fingerprint_scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (wallet_id, fingerprint) DO NOTHING
                         """,
                     arguments: [
                         card.id, walletID, card.token.rawValue, card.bin, card.last4, card.brand.rawValue,
                         card.expMonth, card.expYear, card.fingerprint, now.milliseconds,
+                        Self.fingerprintScope(metadata.fingerprintVersion ?? cards.fingerprintVersion),
                     ])
                 let saved: SavedCard
                 if db.changesCount == 1 {
@@ -263,30 +264,40 @@ public final class WalletService: Sendable {
         return try await cards.metadata(of: Token(unchecked: saved), tenant: tenant) == nil ? saved : nil
     }
 
+    /// `wallet_cards.fingerprint_scope` of a fingerprint made under the vault's root-key version
+    /// `version`: 0 marks the unscoped fingerprints of before docs/CRYPTO.md §8.1, and scope
+    /// `v + 1` a caller fingerprint derived under root version `v` (§13.9).
+    static func fingerprintScope(_ version: UInt32) -> Int64 { Int64(version) + 1 }
+
     /// Replaces the fingerprints of cards saved before fingerprints were scoped to the wallet
-    /// side (docs/CRYPTO.md §8.1) with the ones the vault now gives, so that the same card saved
-    /// again is still recognised. A card whose token the vault no longer holds gets a value that
-    /// matches nothing. Idempotent; `vault serve` runs it at start, before it serves.
-    /// - Returns: how many cards were updated.
+    /// side (docs/CRYPTO.md §8.1), or saved under an older root-key version than the vault's
+    /// newest (§13.9), with the ones the vault now gives, so that the same card saved again is
+    /// still recognised. A card the vault has not re-fingerprinted yet (`vault keys rewrap` not
+    /// finished) keeps its older scope and is read again next time. A card whose token the vault
+    /// no longer holds gets a value that matches nothing. Idempotent; `vault serve` runs it at
+    /// start, before it serves.
+    /// - Returns: how many cards were read again.
     @discardableResult
     public func rescopeCardFingerprints() async throws -> Int {
+        let current = Self.fingerprintScope(cards.fingerprintVersion)
         let stale = try await ledger.pool.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
                     SELECT wallet_cards.id, wallet_cards.token, wallets.tenant FROM wallet_cards
-                    JOIN wallets ON wallets.id = wallet_cards.wallet_id WHERE wallet_cards.fingerprint_scope = 0
-                    """
+                    JOIN wallets ON wallets.id = wallet_cards.wallet_id WHERE wallet_cards.fingerprint_scope < ?
+                    """, arguments: [current]
             ).map { (id: $0["id"] as String, token: $0["token"] as String, tenant: $0["tenant"] as String) }
         }
         for card in stale {
             let metadata = try await cards.metadata(of: Token(unchecked: card.token), tenant: card.tenant)
+            let scope = metadata.map { Self.fingerprintScope($0.fingerprintVersion ?? 0) } ?? current
             try await ledger.pool.write { db in
-                let update = "UPDATE OR IGNORE wallet_cards SET fingerprint = ?, fingerprint_scope = 1 WHERE id = ?"
-                try db.execute(sql: update, arguments: [metadata?.fingerprint ?? "gone:\(card.id)", card.id])
+                let update = "UPDATE OR IGNORE wallet_cards SET fingerprint = ?, fingerprint_scope = ? WHERE id = ?"
+                try db.execute(sql: update, arguments: [metadata?.fingerprint ?? "gone:\(card.id)", scope, card.id])
                 if db.changesCount == 0 {
                     // The wallet saved the card again meanwhile under its new fingerprint.
-                    try db.execute(sql: update, arguments: ["duplicate:\(card.id)", card.id])
+                    try db.execute(sql: update, arguments: ["duplicate:\(card.id)", scope, card.id])
                 }
             }
         }

@@ -2,6 +2,7 @@ import CardTokens
 import Foundation
 import GRDB
 import Ledger
+import Synchronization
 import Testing
 import VaultTestSupport
 import Wallet
@@ -238,6 +239,42 @@ struct FingerprintRescopeTests {
             let saved = try await sandbox.service.addCard(
                 walletID: wallet.id, token: again.token, idempotency: sandbox.key("add-3"))
             #expect(!saved.created && saved.card.id == first.card.id)
+        }
+    }
+
+    @Test("Issue 8, finding 8: after a root-key rotation, saved fingerprints are read again once re-fingerprinted")
+    func fingerprintsFollowARootRotation() async throws {
+        try await withWallet { sandbox async throws in
+            let wallet = try await sandbox.createWallet()
+            var card = TestCards.visa()
+            card.fingerprintVersion = 0
+            sandbox.cards.put(card)
+            let saved = try await sandbox.service.addCard(
+                walletID: wallet.id, token: card.token, idempotency: sandbox.key("add-1"))
+            #expect(try await sandbox.service.rescopeCardFingerprints() == 0)
+
+            // The vault rotates its root key; rewrap has not reached this card yet.
+            sandbox.cards.rootVersion.withLock { $0 = 1 }
+            #expect(try await sandbox.service.rescopeCardFingerprints() == 1)
+            #expect(try await sandbox.service.cards(of: wallet.id).map(\.fingerprint) == ["fp-4111"])
+            // Still under the old version: read again at the next start.
+            #expect(try await sandbox.service.rescopeCardFingerprints() == 1)
+
+            // Rewrap re-fingerprinted it: the new value is saved, once.
+            card.fingerprint = "fp-4111-v1"
+            card.fingerprintVersion = 1
+            sandbox.cards.put(card)
+            #expect(try await sandbox.service.rescopeCardFingerprints() == 1)
+            #expect(try await sandbox.service.cards(of: wallet.id).map(\.fingerprint) == ["fp-4111-v1"])
+            #expect(try await sandbox.service.rescopeCardFingerprints() == 0)
+            // The same card tokenized again after the rotation is recognised.
+            var again = TestCards.visa()
+            again.fingerprint = "fp-4111-v1"
+            again.fingerprintVersion = 1
+            sandbox.cards.put(again)
+            let second = try await sandbox.service.addCard(
+                walletID: wallet.id, token: again.token, idempotency: sandbox.key("add-2"))
+            #expect(!second.created && second.card.id == saved.card.id)
         }
     }
 }

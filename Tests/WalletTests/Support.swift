@@ -166,6 +166,10 @@ enum TestCards {
 /// Tokens to metadata, as the vault's adapter would answer; a deleted token is unknown.
 final class InMemoryCardDirectory: CardDirectory {
     private let entries = Mutex<[Token: (metadata: CardMetadata, tenant: String)]>([:])
+    /// The vault's newest root-key version, as a root rotation would move it.
+    let rootVersion = Mutex<UInt32>(0)
+
+    var fingerprintVersion: UInt32 { rootVersion.withLock { $0 } }
 
     func put(_ metadata: CardMetadata, tenant: String = Principal.defaultTenant) {
         entries.withLock { $0[metadata.token] = (metadata, tenant) }
