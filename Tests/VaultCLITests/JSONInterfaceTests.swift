@@ -11,11 +11,17 @@ struct JSONInterfaceTests {
         let object = try JSONCoding.object(result.stdout)
         // `cryptoperiod_days` echoes the configured period; anything else is a change of interface.
         let keys = Set(object.keys)
-        #expect(keys.isSuperset(of: ["active_version", "versions", "cryptoperiod_overdue"]), "\(result)")
-        #expect(keys.subtracting(["active_version", "versions", "cryptoperiod_overdue", "cryptoperiod_days"]).isEmpty)
+        let expected: Set = [
+            "active_version", "versions", "cryptoperiod_overdue", "cryptoperiod_days", "active_root_version",
+            "root_versions",
+        ]
+        #expect(keys == expected, "\(result)")
         for version in object["versions"] as? [[String: Any]] ?? [] {
             #expect(Set(version.keys) == ["version", "state", "created_at", "records"], "\(result)")
             #expect(keyStates.contains(version["state"] as? String ?? ""), "\(result)")
+        }
+        for root in object["root_versions"] as? [[String: Any]] ?? [] {
+            #expect(Set(root.keys) == ["version", "created_at", "fingerprints", "credential_hashes"], "\(result)")
         }
         // Strict types: Int for versions and counts, Bool for the flag, ISO 8601 for dates.
         return try JSONCoding.decoder.decode(KeyStatus.self, from: Data(result.stdout.utf8))
@@ -56,6 +62,30 @@ struct JSONInterfaceTests {
 
             let again = try await sandbox.vaultSucceeding(["keys", "rewrap", "--json"])
             #expect(try JSONCoding.object(again.stdout)["rewrapped"] as? Int == 0, "\(again)")
+        }
+    }
+
+    @Test("finding 8: keys rotate-root --json, then rewrap moves every fingerprint; the log verifies")
+    func rotateRootJSON() async throws {
+        try await withSandbox { sandbox in
+            _ = try await sandbox.addRecords(3)
+            let rotate = try await sandbox.vaultSucceeding(["keys", "rotate-root", "--json"])
+            let rotated = try JSONCoding.object(rotate.stdout)
+            #expect(Set(rotated.keys) == ["root_version", "active_version"], "\(rotate)")
+            #expect(rotated["root_version"] as? Int == 1 && rotated["active_version"] as? Int == 2, "\(rotate)")
+            func roots() async throws -> [[String: Any]] {
+                let status = try await sandbox.vaultSucceeding(["keys", "status", "--json"])
+                _ = try Self.checkStatusShape(status)
+                let object = try JSONCoding.object(status.stdout)
+                #expect(object["active_root_version"] as? Int == 1, "\(status)")
+                return object["root_versions"] as? [[String: Any]] ?? []
+            }
+            #expect(try await roots().map { $0["fingerprints"] as? Int } == [3, 0])
+            let rewrap = try await sandbox.vaultSucceeding(["keys", "rewrap", "--json"])
+            #expect(try JSONCoding.object(rewrap.stdout)["rewrapped"] as? Int == 3, "\(rewrap)")
+            #expect(try await roots().map { $0["fingerprints"] as? Int } == [0, 3])
+            let verify = try await sandbox.vaultSucceeding(["audit", "verify", "--json"])
+            #expect(try JSONCoding.object(verify.stdout)["ok"] as? Bool == true, "\(verify)")
         }
     }
 
