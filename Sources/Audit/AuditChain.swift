@@ -69,7 +69,8 @@ public struct AuditChain: Sendable {
     /// The `detail` of the record that starts the segment of root version `version`:
     /// `root_version=<version> previous=<hex of this (the old) key's segment commitment>`.
     public func segmentDetail(version: UInt32, sequence: Int64, mac: [UInt8]) -> String {
-        "root_version=\(version) previous=" + Self.hex(segmentCommitment(version: version, sequence: sequence, mac: mac))
+        "root_version=\(version) previous="
+            + Self.hex(segmentCommitment(version: version, sequence: sequence, mac: mac))
     }
 
     static func hex(_ bytes: [UInt8]) -> String {

@@ -241,12 +241,14 @@ public final class SQLiteAuditLog: AuditLog {
             events[0].detail = closing.segmentDetail(version: next, sequence: stored.sequence, mac: stored.mac)
         }
         guard let chain = try chain ?? keys.chain(db, version) else {
-            throw AuditLogError("the audit log's segment is under root key version \(version), which this vault cannot open")
+            throw AuditLogError(
+                "the audit log's segment is under root key version \(version), which this vault cannot open")
         }
-        let vaultWritten: Int? = switch start {
-        case .continuing: nil
-        case .genesis, .segment: 0
-        }
+        let vaultWritten: Int? =
+            switch start {
+            case .continuing: nil
+            case .genesis, .segment: 0
+            }
         var (sequence, previous) = stored.map { ($0.sequence, $0.mac) } ?? (0, AuditChain.genesis)
         var sequences = [Int64]()
         sequences.reserveCapacity(events.count)
@@ -270,7 +272,8 @@ public final class SQLiteAuditLog: AuditLog {
         }
         let head = AuditHead(
             sequence: sequence, mac: previous, headMAC: chain.headMAC(sequence: sequence, mac: previous))
-        let hasVersionColumn = try stored?.hasVersionColumn ?? db.columns(in: "audit_head").contains { $0.name == "key_version" }
+        let hasVersionColumn =
+            try stored?.hasVersionColumn ?? db.columns(in: "audit_head").contains { $0.name == "key_version" }
         if hasVersionColumn {
             try db.execute(
                 sql: "INSERT INTO audit_head (id, sequence, mac, head_mac, key_version) VALUES (1, ?, ?, ?, ?) "
@@ -373,7 +376,8 @@ public final class SQLiteAuditLog: AuditLog {
                     else {
                         return Verification(
                             ok: false, records: expected - 1, firstBadRecord: record.sequence,
-                            reason: "a root-key rotation record that does not close its segment: record altered or forged")
+                            reason:
+                                "a root-key rotation record that does not close its segment: record altered or forged")
                     }
                     chain = next
                     segments.append((record.sequence, version, next))

@@ -93,7 +93,8 @@ public final class KeyRing: Sendable {
 
     /// - Parameter verifyingRowMACs: `false` only for a vault whose rows predate row MACs, on
     ///   the way to the migration that adds them.
-    init(master: SecretBytes, roots rootRows: [RootKeyRow], dataKeys rows: [DataKeyRow], verifyingRowMACs: Bool) throws {
+    init(master: SecretBytes, roots rootRows: [RootKeyRow], dataKeys rows: [DataKeyRow], verifyingRowMACs: Bool) throws
+    {
         guard !rootRows.isEmpty else { throw VaultError(.notInitialized, "the vault has no root key") }
         let roots = try Self.unwrap(rootRows, master: master, known: [:])
         let rowMAC = roots[roots.keys.max()!]!.rowMAC

@@ -102,7 +102,9 @@ public struct SQLiteVaultStore: VaultStore {
         let roots = try RootKeyRow.all(db)
         guard !roots.isEmpty else { throw VaultError(.notInitialized, "the vault has no key ring") }
         do {
-            return try roots.map { ($0, try WrappedKey.unwrap($0.wrappedKey, label: .root, version: $0.version, master: master)) }
+            return try roots.map {
+                ($0, try WrappedKey.unwrap($0.wrappedKey, label: .root, version: $0.version, master: master))
+            }
         } catch VaultError.Code.wrongMasterKey {
             throw VaultError(.masterKeyChanged, "the master key changed while this command ran; run it again")
         }
@@ -425,7 +427,8 @@ public struct SQLiteVaultStore: VaultStore {
             let credentials = try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:))
             if let bad = credentials.first(where: { !$0.verifies(with: oldRowMAC) }) {
                 throw VaultError(
-                    .recordCorrupt, "credential \(bad.id) fails its integrity check; revoke it before rotating the root key")
+                    .recordCorrupt,
+                    "credential \(bad.id) fails its integrity check; revoke it before rotating the root key")
             }
             let meta = try VaultDatabase.metaRows(db)
             if let bad = meta.first(where: {
@@ -434,7 +437,8 @@ public struct SQLiteVaultStore: VaultStore {
                 throw VaultError(.recordCorrupt, "vault_meta row \(bad.name) fails its integrity check")
             }
             try RootKeyRow(
-                version: rootVersion, wrappedKey: WrappedKey.wrap(newRoot, label: .root, version: rootVersion, master: master),
+                version: rootVersion,
+                wrappedKey: WrappedKey.wrap(newRoot, label: .root, version: rootVersion, master: master),
                 createdAtMs: date.milliseconds
             ).insert(in: db)
             // A new data key with it: rewrap then passes over every record, re-fingerprinting each.
@@ -457,7 +461,8 @@ public struct SQLiteVaultStore: VaultStore {
                 try db.execute(
                     sql: "UPDATE vault_meta SET mac = ? WHERE name = ?",
                     arguments: [
-                        Data(newRowMAC.mac(table: VaultDatabase.metaTable, fields: [.text(row.name), .text(row.value)])),
+                        Data(
+                            newRowMAC.mac(table: VaultDatabase.metaTable, fields: [.text(row.name), .text(row.value)])),
                         row.name,
                     ])
             }
@@ -478,7 +483,8 @@ public struct SQLiteVaultStore: VaultStore {
             return (
                 try counts("SELECT fingerprint_version AS v, count(*) AS n FROM cards GROUP BY fingerprint_version"),
                 try counts(
-                    "SELECT hash_version AS v, count(*) AS n FROM credentials WHERE revoked_at_ms IS NULL GROUP BY hash_version")
+                    "SELECT hash_version AS v, count(*) AS n FROM credentials WHERE revoked_at_ms IS NULL GROUP BY hash_version"
+                )
             )
         }
     }

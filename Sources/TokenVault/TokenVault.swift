@@ -330,7 +330,10 @@ public final class TokenVault: Tokenizing {
                     dedupe: dedupe,
                     olderFingerprints: dedupe
                         ? olderRoots.map {
-                            ($0.version, KeyedHash.hash(UnsafeRawBufferPointer(pan), key: $0.fingerprintKey, outputByteCount: 16))
+                            (
+                                $0.version,
+                                KeyedHash.hash(UnsafeRawBufferPointer(pan), key: $0.fingerprintKey, outputByteCount: 16)
+                            )
                         } : [],
                     cvv: cvv)
             }

@@ -218,7 +218,8 @@ struct KeysCommand: AsyncParsableCommand {
     struct RotateRoot: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rotate-root",
-            abstract: "Add a new root key version (and a new data key) so that every key derived from the root changes.",
+            abstract:
+                "Add a new root key version (and a new data key) so that every key derived from the root changes.",
             discussion: """
                 The root key derives the PAN fingerprint, caller-fingerprint, API-credential hash, audit MAC and row                 MAC keys (docs/CRYPTO.md §6). In one transaction this adds root version N+1 and a new active data                 key, re-seals every credential, data-key and vault_meta row under the new row key, and starts a new                 audit-log segment under the new audit key, bound to the previous segment. Afterwards run `vault                 keys rewrap`: it re-encrypts every record and re-computes its fingerprint under the new version.                 Each API key's hash moves to the new version when the key next authenticates; `vault keys status`                 shows what still depends on older versions. Older root versions stay wrapped in vault.db: the audit                 log's older segments are verified with them. A running `vault serve` takes the new version within                 about a second. See docs/CRYPTO.md §13.9 and docs/THREAT_MODEL.md.
                 """)

@@ -37,7 +37,8 @@ struct RootRotationTests {
                 try Data.fetchOne(db, sql: "SELECT wrapped_key FROM system_keys WHERE name = 'root.1'")
             }
             let master = try MasterKeyFile.load(path: sandbox.paths.masterKeyPath)
-            let unwrapped = try WrappedKey.unwrap([UInt8](try #require(wrapped)), label: .root, version: 1, master: master)
+            let unwrapped = try WrappedKey.unwrap(
+                [UInt8](try #require(wrapped)), label: .root, version: 1, master: master)
             #expect(
                 try KeyDerivation.deriveSubkey(id: 1, context: "AUDITMAC", from: unwrapped) == new.auditKey)
             // Every row is sealed under the new row key only.
@@ -92,11 +93,13 @@ struct RootRotationTests {
             #expect([first.token, second.token].contains(third.metadata.token) && !third.created)
             // The stored fingerprint is the documented one: BLAKE2b-128(CARDFPRT of root v1, PAN).
             let stored = try await vault.database.pool.read { db in
-                try Data.fetchOne(db, sql: "SELECT fingerprint FROM cards WHERE token = ?", arguments: [first.token.rawValue])
+                try Data.fetchOne(
+                    db, sql: "SELECT fingerprint FROM cards WHERE token = ?", arguments: [first.token.rawValue])
             }
             #expect(
                 stored.map([UInt8].init)
-                    == KeyedHash.hash(Array(card.pan.utf8), key: vault.keyRing.root.fingerprintKey, outputByteCount: 16))
+                    == KeyedHash.hash(Array(card.pan.utf8), key: vault.keyRing.root.fingerprintKey, outputByteCount: 16)
+            )
         }
     }
 
@@ -106,7 +109,8 @@ struct RootRotationTests {
                 name: "detok", scopes: [.detokenize], purposes: ["settlement:pan"])
             let (_, unused) = try await vault.credentials.create(name: "idle", scopes: [.tokenize], purposes: [])
             let hashBefore = try await vault.database.pool.read { db in
-                try Data.fetchOne(db, sql: "SELECT secret_hash FROM credentials WHERE id = ?", arguments: [credential.id])
+                try Data.fetchOne(
+                    db, sql: "SELECT secret_hash FROM credentials WHERE id = ?", arguments: [credential.id])
             }
             try await vault.keys.rotateRoot()
             #expect(try Self.int(vault, "SELECT hash_version FROM credentials WHERE id = ?", [credential.id]) == 0)
@@ -117,11 +121,13 @@ struct RootRotationTests {
             #expect(await vault.credentials.authenticate(secret: secret)?.id == credential.id)
             #expect(try Self.int(vault, "SELECT hash_version FROM credentials WHERE id = ?", [credential.id]) == 1)
             let hashAfter = try await vault.database.pool.read { db in
-                try Data.fetchOne(db, sql: "SELECT secret_hash FROM credentials WHERE id = ?", arguments: [credential.id])
+                try Data.fetchOne(
+                    db, sql: "SELECT secret_hash FROM credentials WHERE id = ?", arguments: [credential.id])
             }
             #expect(hashAfter != hashBefore)
             #expect(
-                hashAfter.map([UInt8].init) == KeyedHash.hash(Array(secret.utf8), key: vault.keyRing.root.credentialKey))
+                hashAfter.map([UInt8].init) == KeyedHash.hash(Array(secret.utf8), key: vault.keyRing.root.credentialKey)
+            )
             #expect(try await vault.keys.status().rootVersions.map(\.credentialHashes) == [1, 1])
             // The re-hashed row is sealed, and a new process reads and accepts it.
             try await vault.credentials.reload()

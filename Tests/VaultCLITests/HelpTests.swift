@@ -14,7 +14,8 @@ struct HelpTests {
     static let cases: [Case] = [
         Case(arguments: ["--help"], mentions: ["--data-dir", "--keys-dir", "serve", "keys", "credentials"]),
         Case(
-            arguments: ["keys", "--help"], mentions: ["init", "rotate", "rewrap", "status", "retire", "rotate-master", "rotate-root"]),
+            arguments: ["keys", "--help"],
+            mentions: ["init", "rotate", "rewrap", "status", "retire", "rotate-master", "rotate-root"]),
         Case(
             arguments: ["keys", "rewrap", "--help"], mentions: ["--data-dir", "--keys-dir", "--batch-size", "--json"]),
         Case(
