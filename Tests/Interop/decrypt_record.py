@@ -5,9 +5,12 @@
 #  An independent implementation of docs/CRYPTO.md, written from that document
 #  alone with a stock libsodium binding (PyNaCl) and the standard library. It
 #  exists to prove that the documented formats are complete and correct: given
-#  the master key file and vault.db it unwraps the key ring, derives the root
-#  subkeys, opens a card record, checks its token binding and fingerprint, and
-#  recomputes the audit MAC chain and checks both of its sealed heads.
+#  the master key file and vault.db it unwraps the key ring (every root-key
+#  version and data key), derives each root version's subkeys, opens a card
+#  record, checks its token binding and fingerprint (under the root version the
+#  row names), checks the row MACs of data_keys, credentials and vault_meta, and
+#  recomputes the audit MAC chain across its root-version segments and checks
+#  both of its sealed heads.
 #
 #  It prints a PAN because proving the format on TEST cards is its whole
 #  purpose. Outside the interop test it would be a detokenization path that
@@ -22,15 +25,30 @@
 Usage:
   decrypt_record.py --master-key Keys/master.key --db data/vault.db --token TOKEN [--expect-cvv 123]
   decrypt_record.py --master-key Keys/master.key --db data/vault.db --verify-audit [--audit-head PATH]
+  decrypt_record.py --master-key Keys/master.key --db data/vault.db --verify-rows [--secret-env VAR]
+
+Root keys: system_keys row 'root' is root version 0, 'root.N' version N (1, 2, … without a gap),
+each wrapped like version 0 (label "ROOT", its own version); the newest is active, and every row
+MAC is under the newest version's row MAC key.
 
 Output (one JSON object on stdout):
-  token mode:  {"token", "pan", "exp_month", "exp_year", "key_version", "fingerprint_ok",
-                "caller_fingerprint" (the fingerprint the token's creator sees, CRYPTO.md §8.1),
+  token mode:  {"token", "pan", "exp_month", "exp_year", "key_version", "fingerprint_version",
+                "fingerprint_ok" (under the CARDFPRT key of the row's fingerprint_version),
+                "caller_fingerprint" (the fingerprint the token's creator sees, CRYPTO.md §8.1,
+                under the CALLERFP key of that same version),
                 "format", "token_format_ok", "metadata_ok", "cvv_held", "cvv_ok"}
                cvv_ok: null without a CVV row; true if the row's envelope is a CVV envelope (format
-               0x02, §7) naming the row's epoch, and neither the root key nor any data key opens it.
-  audit mode:  {"ok", "records"} plus "first_bad_record" and "reason" when not ok. The head file
-               is audit.head in the database's folder unless --audit-head names another.
+               0x02, §7) naming the row's epoch, and no root key (any version) nor data key opens it.
+  audit mode:  {"ok", "records", "segments"} plus "first_bad_record" and "reason" when not ok.
+               "segments" lists the root version of each segment of the log, oldest first. The
+               head file is audit.head in the database's folder unless --audit-head names another.
+  rows mode:   {"ok", "root_versions", "data_keys", "credentials", "vault_meta"} plus "problems"
+               when not ok: every data_keys, credentials and vault_meta row must pass its row MAC
+               under the newest root version, and each credential's hash_version must name a root
+               version. With --secret-env VAR (an API secret in that environment variable, never
+               on the command line) also "credential_hash_version" and "credential_hash_ok": the
+               secret's credential row must hold BLAKE2b-256(APICREDS key of its hash_version,
+               secret).
 Exit status: 0 when every check passed, 1 when a check failed or a record does not open,
 2 for a usage error or an unreadable input.
 """
@@ -44,6 +62,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import sqlite3
 import stat
 import struct
@@ -131,7 +150,7 @@ def load_master_key(path: str) -> bytes:
 
 # --- §5: wrapped keys --------------------------------------------------------------------
 
-LABEL_ROOT = b"ROOT"
+LABEL_ROOT = b"ROOT"  # root version N is wrapped with version N (0 for the row named 'root')
 LABEL_DATA_KEY = b"DEK1"
 
 
@@ -278,39 +297,78 @@ def open_db(path: str) -> sqlite3.Connection:
     return connection
 
 
+def has_column(db: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row["name"] == column for row in db.execute(f"PRAGMA table_info({table})"))
+
+
+def root_version_of(name: object) -> int | None:
+    """The root version a system_keys name denotes: 'root' is 0, 'root.N' is N (N ≥ 1, written
+    without leading zeros); any other name is no root key."""
+    if name == "root":
+        return 0
+    if isinstance(name, str):
+        match = re.fullmatch(r"root\.([1-9][0-9]*)", name)
+        if match:
+            return int(match.group(1))
+    return None
+
+
 class KeyRing:
-    """Unwraps keys on demand from system_keys and data_keys (§4, §5, §15 steps 2-4)."""
+    """Unwraps keys from system_keys and data_keys (§4, §5, §15 steps 2-4): every root-key version
+    up front, data keys on demand."""
 
     def __init__(self, db: sqlite3.Connection, master: bytes):
         self.db = db
         self.master = master
-        row = db.execute("SELECT wrapped_key FROM system_keys WHERE name = 'root'").fetchone()
-        if row is None:
+        self.roots: dict[int, bytes] = {}
+        self.root_created_at_ms: dict[int, int] = {}
+        for row in db.execute("SELECT name, wrapped_key, created_at_ms FROM system_keys"):
+            version = root_version_of(row["name"])
+            if version is None:
+                continue
+            if not isinstance(row["wrapped_key"], bytes):
+                raise FormatError(f"root key v{version} has no wrapped key")
+            self.roots[version] = unwrap(row["wrapped_key"], LABEL_ROOT, version, master)
+            self.root_created_at_ms[version] = row["created_at_ms"]
+        if not self.roots:
             raise FormatError("system_keys has no 'root' row: the vault is not initialised")
-        self.root = unwrap(bytes(row["wrapped_key"]), LABEL_ROOT, 0, master)
+        if sorted(self.roots) != list(range(len(self.roots))):
+            raise FormatError(f"the root-key versions {sorted(self.roots)} are not 0, 1, 2 … without a gap")
+        self.newest = max(self.roots)  # the active root version
         self._data_keys: dict[int, bytes] = {}
 
     def every_key(self) -> list[bytes]:
-        """The root key and every data key still wrapped in vault.db: all a holder of the master key gets."""
-        keys = [self.root]
+        """Every root key and every data key still wrapped in vault.db: all a holder of the master key gets."""
+        keys = [self.roots[version] for version in sorted(self.roots)]
         for row in self.db.execute("SELECT version FROM data_keys WHERE wrapped_key IS NOT NULL"):
             keys.append(self.data_key(row["version"]))
         return keys
 
-    def subkey(self, context: bytes) -> bytes:
-        return kdf(self.root, SUBKEY_ID, context)
+    def subkey(self, context: bytes, version: int | None = None) -> bytes:
+        """A subkey (§6) of root version `version`, by default the newest."""
+        version = self.newest if version is None else version
+        if version not in self.roots:
+            raise FormatError(f"there is no root key v{version}")
+        return kdf(self.roots[version], SUBKEY_ID, context)
+
+    def row_mac_key(self) -> bytes:
+        """Every row MAC is under the newest root version's row MAC key."""
+        return self.subkey(CONTEXT_ROW_MAC)
+
+    def data_key_row_ok(self, row: sqlite3.Row) -> bool:
+        expected = row_mac(self.row_mac_key(), "data_keys",
+                           [row["version"], row["state"], row["wrapped_key"], row["created_at_ms"]])
+        return isinstance(row["mac"], bytes) and hmac.compare_digest(expected, row["mac"])
 
     def data_key(self, version: int) -> bytes:
         if version not in self._data_keys:
             row = self.db.execute(
-                "SELECT state, wrapped_key, created_at_ms, mac FROM data_keys WHERE version = ?", (version,)
+                "SELECT version, state, wrapped_key, created_at_ms, mac FROM data_keys WHERE version = ?", (version,)
             ).fetchone()
             if row is None:
                 raise FormatError(f"data key v{version} does not exist")
             # §13.8: the row must be as the vault wrote it.
-            expected = row_mac(self.subkey(CONTEXT_ROW_MAC), "data_keys",
-                               [version, row["state"], row["wrapped_key"], row["created_at_ms"]])
-            if not isinstance(row["mac"], bytes) or not hmac.compare_digest(expected, row["mac"]):
+            if not self.data_key_row_ok(row):
                 raise FormatError(f"data key v{version} fails its row MAC: the row was changed without the key")
             if row["state"] == "retired" or row["wrapped_key"] is None:
                 raise FormatError(f"data key v{version} is retired; its records cannot be opened")
@@ -320,23 +378,33 @@ class KeyRing:
 
 def decrypt_token(db: sqlite3.Connection, master: bytes, token: str, expect_cvv: str | None) -> tuple[dict, bool]:
     ring = KeyRing(db, master)
+    # fingerprint_version (migration vault.root-versions): the root version whose keys made the
+    # fingerprint; absent in an older vault, where every fingerprint is under version 0.
+    fingerprint_version_column = "fingerprint_version" if has_column(db, "cards", "fingerprint_version") else "0"
     card = db.execute(
-        "SELECT token, format, bin, last4, exp_month, exp_year, fingerprint, key_version, ciphertext, "
-        "tenant, created_by FROM cards WHERE token = ?",
+        "SELECT token, format, bin, last4, exp_month, exp_year, fingerprint, fingerprint_prefix, key_version, "
+        f"ciphertext, tenant, created_by, {fingerprint_version_column} AS fingerprint_version FROM cards WHERE token = ?",
         (token,),
     ).fetchone()
     if card is None:
         raise FormatError(f"no card record for token {token}")
     version, pan, month, year = open_envelope(bytes(card["ciphertext"]), KIND_CARD, token, ring.data_key)
 
+    # §8 and §8.1 under the root version the row names (rewrap moves it to the newest one).
+    fingerprint_version = card["fingerprint_version"]
+    if not isinstance(fingerprint_version, int) or fingerprint_version not in ring.roots:
+        raise FormatError(f"card {token}: fingerprint_version {fingerprint_version!r} names no root key version")
     stored_fingerprint = card["fingerprint"]
-    fingerprint = keyed_blake2b(ring.subkey(CONTEXT_FINGERPRINT), pan, 16)
-    fingerprint_ok = isinstance(stored_fingerprint, bytes) and hmac.compare_digest(fingerprint, stored_fingerprint)
+    fingerprint = keyed_blake2b(ring.subkey(CONTEXT_FINGERPRINT, fingerprint_version), pan, 16)
+    # The dedupe index column: the first 8 fingerprint bytes as a signed big-endian integer (§8).
+    fingerprint_ok = (isinstance(stored_fingerprint, bytes) and hmac.compare_digest(fingerprint, stored_fingerprint)
+                      and card["fingerprint_prefix"] == struct.unpack(">q", fingerprint[:8])[0])
     # §8.1: what the token's creator sees as its fingerprint (reader = creator).
     creator = card["created_by"].encode()
     tenant = card["tenant"].encode()
     caller_message = bytes([len(tenant)]) + tenant + (bytes([len(creator)]) + creator) * 2 + fingerprint
-    caller_fingerprint = keyed_blake2b(ring.subkey(CONTEXT_CALLER_FINGERPRINT), caller_message, 16).hex()
+    caller_fingerprint = keyed_blake2b(
+        ring.subkey(CONTEXT_CALLER_FINGERPRINT, fingerprint_version), caller_message, 16).hex()
 
     metadata_ok = (
         card["bin"] == pan[:6].decode()
@@ -351,6 +419,7 @@ def decrypt_token(db: sqlite3.Connection, master: bytes, token: str, expect_cvv:
         "exp_month": month,
         "exp_year": year,
         "key_version": version,
+        "fingerprint_version": fingerprint_version,
         "fingerprint_ok": fingerprint_ok,
         "caller_fingerprint": caller_fingerprint,
         "format": card["format"],
@@ -448,6 +517,18 @@ def head_mac(audit_key: bytes, sequence: int, mac: bytes) -> bytes:
     return keyed_blake2b(audit_key, b"audit-head" + struct.pack(">Q", sequence & 0xFFFFFFFFFFFFFFFF) + mac, 32)
 
 
+SEGMENT_START_TYPE = "keys.rotate_root"
+
+
+def segment_detail(old_audit_key: bytes, version: int, sequence: int, mac: bytes) -> str:
+    """The detail of the record that starts root version N's segment: "root_version=N previous=" ‖
+    hex(BLAKE2b-256(key = the OLD segment's audit key, "audit-segment" ‖ u32 BE N ‖ u64 BE sequence ‖ mac)),
+    where (sequence, mac) are those of the record before it, the old segment's last."""
+    message = (b"audit-segment" + struct.pack(">I", version) + struct.pack(">Q", sequence & 0xFFFFFFFFFFFFFFFF)
+               + mac)
+    return f"root_version={version} previous=" + keyed_blake2b(old_audit_key, message, 32).hex()
+
+
 def genesis_detail(audit_key: bytes, created_at_ms: int) -> str:
     """The genesis record's detail (§11): "genesis=" ‖ hex(BLAKE2b-256(A, "audit-genesis" ‖ u64 BE c))."""
     message = b"audit-genesis" + struct.pack(">Q", created_at_ms & 0xFFFFFFFFFFFFFFFF)
@@ -455,8 +536,6 @@ def genesis_detail(audit_key: bytes, created_at_ms: int) -> str:
 
 
 def verify_audit(db: sqlite3.Connection, master: bytes, head_file: str) -> dict:
-    ring = KeyRing(db, master)
-    audit_key = ring.subkey(CONTEXT_AUDIT)
     # The head file first, then the log: the vault writes the file after each commit, so read in
     # this order the file can only lag the database, never run ahead of it (§16 step 5).
     try:
@@ -466,55 +545,97 @@ def verify_audit(db: sqlite3.Connection, master: bytes, head_file: str) -> dict:
         file_bytes = None
     except OSError as error:
         die(f"head file {head_file}: {error.strerror}")
-    db.execute("BEGIN")  # one read snapshot for the whole check
-    # §16 step 6: with a key ring, record 1 is the genesis record, unless a sealed marker says the
-    # log predates genesis records.
-    root = db.execute("SELECT created_at_ms FROM system_keys WHERE name = 'root'").fetchone()
-    genesis = None if root is None else genesis_detail(audit_key, root["created_at_ms"])
+    db.execute("BEGIN")  # one read snapshot for the whole check (the key ring included)
+    ring = KeyRing(db, master)
+    audit_keys = {version: ring.subkey(CONTEXT_AUDIT, version) for version in ring.roots}
+    # §16 step 6: with a key ring, record 1 is the genesis record (under root version 0, with the
+    # 'root' row's creation time), unless a sealed marker says the log predates genesis records.
+    genesis = genesis_detail(audit_keys[0], ring.root_created_at_ms[0])
     has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'vault_meta'").fetchone()
     marker = has_meta and db.execute(
         "SELECT value, mac FROM vault_meta WHERE name = 'audit_genesis'").fetchone()
     if marker and marker["value"] == "legacy" and isinstance(marker["mac"], bytes) and hmac.compare_digest(
-            row_mac(ring.subkey(CONTEXT_ROW_MAC), "vault_meta", ["audit_genesis", "legacy"]), marker["mac"]):
+            row_mac(ring.row_mac_key(), "vault_meta", ["audit_genesis", "legacy"]), marker["mac"]):
         genesis = "legacy"
     previous = bytes(32)
     macs = [previous]  # macs[n] = mac_n
+    # The log's segments: (first sequence, root version). It starts under root version 0; each
+    # keys.rotate_root record starts the next version's segment and is MAC'd under that version.
+    segments = [(1, 0)]
     expected = 0
+
+    def segments_so_far() -> list[int]:
+        return [version for _, version in segments]
+
     for row in db.execute("SELECT * FROM audit_log ORDER BY sequence"):
         expected += 1
+
+        def bad(reason: str, first_bad: int = expected, records: int = expected - 1) -> dict:
+            return {"ok": False, "records": records, "first_bad_record": first_bad, "reason": reason,
+                    "segments": segments_so_far()}
+
         if row["sequence"] != expected:
-            return {"ok": False, "records": expected - 1, "first_bad_record": min(row["sequence"], expected),
-                    "reason": f"sequence gap: expected {expected}, found {row['sequence']}"}
+            return bad(f"sequence gap: expected {expected}, found {row['sequence']}", min(row["sequence"], expected))
+        version = segments[-1][1]
+        if row["type"] == SEGMENT_START_TYPE:
+            detail = row["detail"]
+            match = re.match(r"root_version=([0-9]+) ", detail) if isinstance(detail, str) else None
+            if match is None:
+                return bad("a root-key rotation record without root_version=<N> previous=<hex> in its detail")
+            new_version = int(match.group(1))
+            if new_version != version + 1:
+                return bad(f"a root-key rotation record names root v{new_version} after a segment under v{version}")
+            if new_version not in audit_keys:
+                return bad(f"a root-key rotation record names root v{new_version}, which system_keys does not hold")
+            if detail != segment_detail(audit_keys[version], new_version, expected - 1, previous):
+                return bad(f"the record starting root v{new_version}'s segment does not close the v{version} "
+                           "segment (previous= commitment): record altered or forged")
+            version = new_version
+            segments.append((expected, version))
         try:
-            mac = keyed_blake2b(audit_key, previous + canonical(row), 32)
+            mac = keyed_blake2b(audit_keys[version], previous + canonical(row), 32)
         except (ValueError, FormatError) as error:
-            return {"ok": False, "records": expected - 1, "first_bad_record": expected, "reason": str(error)}
+            return bad(str(error))
         stored = row["mac"]
         if not isinstance(stored, bytes) or not hmac.compare_digest(mac, stored):
-            return {"ok": False, "records": expected - 1, "first_bad_record": expected, "reason": "MAC mismatch"}
-        if expected == 1 and genesis not in (None, "legacy") and row["detail"] != genesis:
-            return {"ok": False, "records": 0, "first_bad_record": 1,
-                    "reason": "the first record is not the genesis record of this vault's key ring"}
+            return bad(f"MAC mismatch (segment of root v{version})")
+        if expected == 1 and genesis != "legacy" and row["detail"] != genesis:
+            return bad("the first record is not the genesis record of this vault's key ring", 1, 0)
         previous = mac
         macs.append(mac)
 
     def cut(reason: str) -> dict:
-        return {"ok": False, "records": expected, "first_bad_record": expected + 1, "reason": reason}
+        return {"ok": False, "records": expected, "first_bad_record": expected + 1, "reason": reason,
+                "segments": segments_so_far()}
 
-    # §16 step 4: audit_head must be sealed and name exactly the last record.
-    head = db.execute("SELECT sequence, mac, head_mac FROM audit_head WHERE id = 1").fetchone()
+    last_start, last_version = segments[-1]
+    # A log cut back to an older segment (by someone holding an older root key) would verify
+    # under that key: its last segment must be under the newest root version.
+    if expected > 0 and last_version != ring.newest:
+        return cut(f"the log's last segment is under root v{last_version} but the newest root key is "
+                   f"v{ring.newest}: records cut")
+
+    # §16 step 4: audit_head must be sealed under the last segment's audit key, name that
+    # segment's root version, and name exactly the last record.
+    key_version_column = "key_version" if has_column(db, "audit_head", "key_version") else "0"
+    head = db.execute(
+        f"SELECT sequence, mac, head_mac, {key_version_column} AS key_version FROM audit_head WHERE id = 1").fetchone()
     if head is None:
         if expected > 0:
             return cut(f"log has {expected} records but audit_head is missing")
     else:
         sequence, mac, sealed = head["sequence"], head["mac"], head["head_mac"]
         if not (isinstance(sequence, int) and isinstance(mac, bytes) and isinstance(sealed, bytes)
-                and hmac.compare_digest(head_mac(audit_key, sequence, mac), sealed)):
-            return cut("audit_head is not sealed by the audit key (head_mac)")
+                and hmac.compare_digest(head_mac(audit_keys[last_version], sequence, mac), sealed)):
+            return cut(f"audit_head is not sealed by the audit key of root v{last_version} (head_mac)")
+        if head["key_version"] != last_version:
+            return cut(f"audit_head.key_version is {head['key_version']!r} but the log's last segment is under "
+                       f"root v{last_version}")
         if sequence != expected or not hmac.compare_digest(mac, previous):
             return cut(f"log ends at {expected} but audit_head says {sequence}")
 
-    # §16 step 5: the head file, which may lag the log but never run ahead of it.
+    # §16 step 5: the head file, which may lag the log but never run ahead of it. It is sealed
+    # under the audit key of the segment its sequence falls in.
     if file_bytes is None:
         if expected > 0:
             return cut(f"the head file {head_file} is missing")
@@ -523,16 +644,96 @@ def verify_audit(db: sqlite3.Connection, master: bytes, head_file: str) -> dict:
             return cut(f"the head file {head_file} is malformed")
         (sequence,) = struct.unpack(">Q", file_bytes[4:12])
         mac, sealed = file_bytes[12:44], file_bytes[44:76]
-        if not hmac.compare_digest(head_mac(audit_key, sequence, mac), sealed):
-            return cut(f"the head file {head_file} is not sealed by the audit key")
+        file_version = [version for start, version in segments if start <= max(sequence, 1)][-1]
+        if not hmac.compare_digest(head_mac(audit_keys[file_version], sequence, mac), sealed):
+            return cut(f"the head file {head_file} is not sealed by the audit key of root v{file_version}")
         if sequence > expected:
             return cut(f"the head file records {sequence} records but the log has {expected}: records cut")
         if sequence > 0 and not hmac.compare_digest(macs[sequence], mac):
             return {"ok": False, "records": expected, "first_bad_record": sequence,
-                    "reason": f"record {sequence} differs from the one the head file sealed"}
-    if expected == 0 and genesis is not None:
+                    "reason": f"record {sequence} differs from the one the head file sealed",
+                    "segments": segments_so_far()}
+    if expected == 0:
         return cut("the log is empty but the vault has a key ring")
-    return {"ok": True, "records": expected}
+    return {"ok": True, "records": expected, "segments": segments_so_far()}
+
+
+# --- §10, §13.8: row MACs and credential hashes --------------------------------------------
+
+
+def verify_rows(db: sqlite3.Connection, master: bytes, secret: str | None) -> dict:
+    """Checks every sealed row under the newest root version's row MAC key, and (given an API
+    secret) that its credential's hash is the keyed hash under the row's hash_version."""
+    db.execute("BEGIN")
+    ring = KeyRing(db, master)
+    row_key = ring.row_mac_key()
+    problems: list[str] = []
+
+    data_keys = db.execute("SELECT version, state, wrapped_key, created_at_ms, mac FROM data_keys").fetchall()
+    active = []
+    for row in data_keys:
+        version = row["version"]
+        if not ring.data_key_row_ok(row):
+            problems.append(f"data key v{version} fails its row MAC under root v{ring.newest}")
+            continue
+        if row["state"] == "retired":
+            if row["wrapped_key"] is not None:
+                problems.append(f"data key v{version} is retired but still has a wrapped key")
+            continue
+        try:
+            ring.data_key(version)
+        except FormatError as error:
+            problems.append(str(error))
+        if row["state"] == "active":
+            active.append(version)
+    live = [row["version"] for row in data_keys if row["state"] != "retired"]
+    if len(active) != 1 or active[0] != max(live, default=None):
+        problems.append(f"the active data key(s) {active} are not exactly the newest non-retired version")
+
+    hash_version_column = "hash_version" if has_column(db, "credentials", "hash_version") else "0"
+    credentials = db.execute(
+        "SELECT id, name, scopes, purposes, secret_hash, created_at_ms, revoked_at_ms, tenant, mac, "
+        f"{hash_version_column} AS hash_version FROM credentials").fetchall()
+    for row in credentials:
+        fields = [row["id"], row["name"], row["scopes"], row["purposes"], row["secret_hash"], row["created_at_ms"],
+                  row["revoked_at_ms"], row["tenant"]]
+        if not (isinstance(row["mac"], bytes)
+                and hmac.compare_digest(row_mac(row_key, "credentials", fields), row["mac"])):
+            problems.append(f"credential {row['id']} fails its row MAC under root v{ring.newest}")
+        if row["hash_version"] not in ring.roots:
+            problems.append(f"credential {row['id']}: hash_version {row['hash_version']!r} names no root version")
+
+    has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'vault_meta'").fetchone()
+    meta = db.execute("SELECT name, value, mac FROM vault_meta").fetchall() if has_meta else []
+    for row in meta:
+        if not (isinstance(row["mac"], bytes) and hmac.compare_digest(
+                row_mac(row_key, "vault_meta", [row["name"], row["value"]]), row["mac"])):
+            problems.append(f"vault_meta row {row['name']!r} fails its row MAC under root v{ring.newest}")
+
+    result = {"ok": not problems, "root_versions": len(ring.roots), "data_keys": len(data_keys),
+              "credentials": len(credentials), "vault_meta": len(meta)}
+    if secret is not None:
+        # §10: vk_<16-character id>_<43 characters>; the row is found by id.
+        parts = secret.split("_", 2)
+        row = None
+        if len(parts) == 3 and parts[0] == "vk" and len(parts[1]) == 16:
+            row = next((r for r in credentials if r["id"] == parts[1]), None)
+        if row is None:
+            problems.append("the secret names no credential")
+            result.update(credential_hash_version=None, credential_hash_ok=False)
+        else:
+            version = row["hash_version"]
+            hash_ok = (version in ring.roots and isinstance(row["secret_hash"], bytes) and hmac.compare_digest(
+                keyed_blake2b(ring.subkey(CONTEXT_CREDENTIALS, version), secret.encode("utf-8"), 32),
+                row["secret_hash"]))
+            if not hash_ok:
+                problems.append(f"credential {row['id']}: secret_hash is not the hash of the secret under root "
+                                f"v{version}")
+            result.update(credential_hash_version=version, credential_hash_ok=hash_ok)
+    result["ok"] = not problems
+    if problems:
+        result["problems"] = problems
+    return result
 
 
 # --- command line ------------------------------------------------------------------------
@@ -546,13 +747,25 @@ def main(argv: list[str]) -> int:
     mode.add_argument("--token", help="decrypt the card record of this token")
     mode.add_argument("--verify-audit", action="store_true",
                       help="recompute the audit MAC chain and check both heads (audit_head and the head file)")
+    mode.add_argument("--verify-rows", action="store_true",
+                      help="check the row MACs of data_keys, credentials and vault_meta under the newest root key")
     parser.add_argument("--audit-head", metavar="PATH",
                         help="with --verify-audit: the head file (default: audit.head beside the database)")
+    parser.add_argument("--secret-env", metavar="VAR",
+                        help="with --verify-rows: the environment variable holding an API secret whose credential "
+                        "hash to check (the secret is never taken from the command line)")
     parser.add_argument("--expect-cvv", help="with --token: a CVV must be held, and it must not decrypt "
                         "(with the key ring) to these digits or any others (never printed)")
     args = parser.parse_args(argv)
     if args.audit_head is not None and not args.verify_audit:
         parser.error("--audit-head only applies to --verify-audit")
+    if args.secret_env is not None and not args.verify_rows:
+        parser.error("--secret-env only applies to --verify-rows")
+    secret = None
+    if args.secret_env is not None:
+        secret = os.environ.get(args.secret_env)
+        if not secret:
+            parser.error(f"--secret-env: the environment variable {args.secret_env} is not set")
 
     master = load_master_key(args.master_key)
     db = open_db(args.db)
@@ -560,6 +773,10 @@ def main(argv: list[str]) -> int:
         if args.verify_audit:
             head_file = args.audit_head or os.path.join(os.path.dirname(os.path.abspath(args.db)), "audit.head")
             result = verify_audit(db, master, head_file)
+            print(json.dumps(result))
+            return 0 if result["ok"] else 1
+        if args.verify_rows:
+            result = verify_rows(db, master, secret)
             print(json.dumps(result))
             return 0 if result["ok"] else 1
         result, ok = decrypt_token(db, master, args.token, args.expect_cvv)

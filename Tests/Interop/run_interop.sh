@@ -6,7 +6,7 @@
 #
 # Uses a throw-away vault in a temporary folder and well-known TEST card numbers only.
 # Environment: INTEROP_KEEP=1 keeps the temporary folder; INTEROP_SKIP_LIFECYCLE=1 skips the
-# rewrap / retire / rotate-master phase.
+# rewrap / retire / rotate-master phase; INTEROP_SKIP_ROOT_ROTATION=1 skips the rotate-root phase.
 set -euo pipefail
 
 if [[ $# -ne 1 || ! -x "$1" ]]; then
@@ -132,25 +132,29 @@ check "keys init created a 32-byte master key with mode 600" \
 check "keys init created vault.db" test -f "$DB"
 
 # ---------------------------------------------------------------- 2. serve
-PORT="$(free_port)"
-SERVE_ARGS=(serve --data-dir "$DATA" --keys-dir "$KEYS" --host 127.0.0.1 --public-port "$PORT" --detokenize-port 0)
-# A separate detokenize listener, if this build has one, must not collide with anything either.
-SERVE_HELP="$("$VAULT" serve --help 2>&1 || true)"
-for flag in --detokenize-port --private-port; do
-    if grep -q -- "$flag" <<<"$SERVE_HELP"; then SERVE_ARGS+=("$flag" "$(free_port)"); fi
-done
-"$VAULT" "${SERVE_ARGS[@]}" >"$WORK/serve.log" 2>&1 &
-SERVER_PID=$!
-BASE="http://127.0.0.1:$PORT"
-up=0
-for _ in $(seq 1 120); do
-    kill -0 "$SERVER_PID" 2>/dev/null || fatal "vault serve exited during start-up"
-    health="$(http GET "$BASE/healthz")"
-    if [[ "${health%%$'\n'*}" == 200 ]]; then up=1; break; fi
-    sleep 0.25
-done
-[[ $up == 1 ]] || fatal "vault serve did not answer GET /healthz within 30 s"
-pass "vault serve is up on port $PORT"
+# start_server: starts `vault serve` on free ports, sets SERVER_PID and BASE, waits for /healthz.
+start_server() {
+    local port flag health up=0
+    port="$(free_port)"
+    SERVE_ARGS=(serve --data-dir "$DATA" --keys-dir "$KEYS" --host 127.0.0.1 --public-port "$port" --detokenize-port 0)
+    # A separate detokenize listener, if this build has one, must not collide with anything either.
+    SERVE_HELP="$("$VAULT" serve --help 2>&1 || true)"
+    for flag in --detokenize-port --private-port; do
+        if grep -q -- "$flag" <<<"$SERVE_HELP"; then SERVE_ARGS+=("$flag" "$(free_port)"); fi
+    done
+    "$VAULT" "${SERVE_ARGS[@]}" >>"$WORK/serve.log" 2>&1 &
+    SERVER_PID=$!
+    BASE="http://127.0.0.1:$port"
+    for _ in $(seq 1 120); do
+        kill -0 "$SERVER_PID" 2>/dev/null || fatal "vault serve exited during start-up"
+        health="$(http GET "$BASE/healthz")"
+        if [[ "${health%%$'\n'*}" == 200 ]]; then up=1; break; fi
+        sleep 0.25
+    done
+    [[ $up == 1 ]] || fatal "vault serve did not answer GET /healthz within 30 s"
+    pass "vault serve is up on port $port"
+}
+start_server
 
 # ---------------------------------------------------------------- 3. credential
 CREDENTIAL="$("$VAULT" credentials create --name interop --scope tokenize --json --data-dir "$DATA" --keys-dir "$KEYS")" \
@@ -161,13 +165,14 @@ export BEARER
 pass "credential created (secret has the documented vk_<id>_<43> shape)"
 
 # ---------------------------------------------------------------- 4. tokenize
-TOKENS=()      # token|pan|month|year|cvv|expected key version
+TOKENS=()      # token|pan|month|year|cvv|expected key version|expected fingerprint (root) version
 LAST_TOKEN=""
-# tokenize PAN MONTH YEAR CVV FORMAT: sets LAST_TOKEN.
+LAST_FINGERPRINT=""
+# tokenize PAN MONTH YEAR CVV FORMAT [DEDUPE]: sets LAST_TOKEN and LAST_FINGERPRINT (the API's).
 tokenize() {
-    local pan="$1" month="$2" year="$3" cvv="$4" format="$5" response status body
+    local pan="$1" month="$2" year="$3" cvv="$4" format="$5" dedupe="${6:-false}" response status body
     response="$(http POST "$BASE/v1/tokens" \
-        "{\"pan\":\"$pan\",\"exp_month\":$month,\"exp_year\":$year,\"cvv\":\"$cvv\",\"format\":\"$format\"}")"
+        "{\"pan\":\"$pan\",\"exp_month\":$month,\"exp_year\":$year,\"cvv\":\"$cvv\",\"format\":\"$format\",\"dedupe\":$dedupe}")"
     status="${response%%$'\n'*}"
     body="$(tail -n +2 <<<"$response")"
     if [[ "$status" != 201 && "$status" != 200 ]]; then
@@ -177,20 +182,22 @@ tokenize() {
         fail "the tokenize response echoes the PAN or CVV"
     fi
     LAST_TOKEN="$(json_get "$body" token)"
+    LAST_FINGERPRINT="$(json_get "$body" fingerprint)"
     [[ -n "$LAST_TOKEN" ]] || fatal "POST /v1/tokens returned no token: $body"
     # The API shows the caller's fingerprint (CRYPTO.md §8.1), never the stored internal one;
     # the independent decoder derives the same value from the master key.
-    local decoded
+    local decoded how="$format"
+    [[ "$dedupe" == true ]] && how="$format with dedupe"
     decoded="$(python3 "$DECRYPT" --master-key "$MASTER" --db "$DB" --token "$LAST_TOKEN" || true)"
-    check "tokenized ${pan:0:6}…${pan: -4} as $format: $LAST_TOKEN (API fingerprint is the caller's, not the stored one)" \
+    check "tokenized ${pan:0:6}…${pan: -4} as $how: $LAST_TOKEN (API fingerprint is the caller's, not the stored one)" \
         test "$(json_get "$body" fingerprint)" = "$(json_get "$decoded" caller_fingerprint)" \
         -a "$(json_get "$body" fingerprint)" != "$(sql 'SELECT fingerprint FROM cards WHERE token = ?' "$LAST_TOKEN")"
 }
 
 tokenize 4111111111111111 12 2031 123 opaque
-TOKENS+=("$LAST_TOKEN|4111111111111111|12|2031|123|1")
+TOKENS+=("$LAST_TOKEN|4111111111111111|12|2031|123|1|0")
 tokenize 5555555555554444 11 2030 321 numeric
-TOKENS+=("$LAST_TOKEN|5555555555554444|11|2030|321|1")
+TOKENS+=("$LAST_TOKEN|5555555555554444|11|2030|321|1|0")
 
 # ---------------------------------------------------------------- 5. rotate while serving
 ROTATED="$("$VAULT" keys rotate --json --data-dir "$DATA" --keys-dir "$KEYS")" || fatal "vault keys rotate failed"
@@ -201,7 +208,7 @@ deadline=$((SECONDS + 10))
 while :; do
     tokenize 378282246310005 6 2030 1234 opaque
     version="$(sql 'SELECT key_version FROM cards WHERE token = ?' "$LAST_TOKEN")"
-    TOKENS+=("$LAST_TOKEN|378282246310005|6|2030|1234|$version")
+    TOKENS+=("$LAST_TOKEN|378282246310005|6|2030|1234|$version|0")
     [[ "$version" == 2 ]] && break
     ((SECONDS < deadline)) || break
     sleep 1
@@ -212,34 +219,58 @@ stop_server
 pass "server stopped"
 
 # ---------------------------------------------------------------- 6. decrypt independently
-# verify_all PHASE [VERSION]: every test token decrypts, matches, and (if given) is under VERSION.
+# verify_all PHASE [VERSION [ROOT_VERSION]]: every test token decrypts, matches, and is under data key
+# VERSION and has its fingerprint under root version ROOT_VERSION (if given; else as in TOKENS).
 verify_all() {
-    local phase="$1" want_version="${2:-}" entry token pan month year cvv version output
+    local phase="$1" want_version="${2:-}" want_root="${3:-}" entry token pan month year cvv version root output
     for entry in "${TOKENS[@]}"; do
-        IFS='|' read -r token pan month year cvv version <<<"$entry"
+        IFS='|' read -r token pan month year cvv version root <<<"$entry"
         [[ -n "$want_version" ]] && version="$want_version"
+        [[ -n "$want_root" ]] && root="$want_root"
         if ! output="$(python3 "$DECRYPT" --master-key "$MASTER" --db "$DB" --token "$token" --expect-cvv "$cvv")"; then
             fail "$phase: decrypt_record.py $token: ${output:-no output} (see stderr above)"
             continue
         fi
-        check "$phase: $token → PAN, expiry, fingerprint, metadata, token shape, key v$version; CVV held and opens with no key" python3 -c '
+        check "$phase: $token → PAN, expiry, fingerprint (root v$root), metadata, token shape, key v$version; CVV held and opens with no key" python3 -c '
 import json, sys
 r = json.loads(sys.argv[1])
 expected = {"token": sys.argv[2], "pan": sys.argv[3], "exp_month": int(sys.argv[4]), "exp_year": int(sys.argv[5]),
-            "key_version": int(sys.argv[6]), "fingerprint_ok": True, "metadata_ok": True, "token_format_ok": True,
-            "cvv_ok": True}
+            "key_version": int(sys.argv[6]), "fingerprint_version": int(sys.argv[7]), "fingerprint_ok": True,
+            "metadata_ok": True, "token_format_ok": True, "cvv_ok": True}
 bad = {k: (r.get(k), v) for k, v in expected.items() if r.get(k) != v}
 if bad:
     print("    mismatch (got, expected):", {k: ("<pan>" if k == "pan" else g, "<pan>" if k == "pan" else e)
                                             for k, (g, e) in bad.items()}, file=sys.stderr)
-sys.exit(1 if bad else 0)' "$output" "$token" "$pan" "$month" "$year" "$version"
+sys.exit(1 if bad else 0)' "$output" "$token" "$pan" "$month" "$year" "$version" "$root"
     done
+}
+
+# retag_tokens VERSION [ROOT_VERSION]: every test token is now under data key VERSION (after a
+# rewrap), and its fingerprint under root version ROOT_VERSION (if given).
+retag_tokens() {
+    local entry token pan month year cvv version root retagged=()
+    for entry in "${TOKENS[@]}"; do
+        IFS='|' read -r token pan month year cvv version root <<<"$entry"
+        retagged+=("$token|$pan|$month|$year|$cvv|$1|${2:-$root}")
+    done
+    TOKENS=("${retagged[@]}")
 }
 
 verify_audit() {
     local phase="$1" output
     output="$(python3 "$DECRYPT" --master-key "$MASTER" --db "$DB" --verify-audit)" || true
     check "$phase: audit chain verifies ($output)" test "$(json_get "$output" ok)" = true
+}
+
+# verify_rows PHASE: every data_keys, credentials and vault_meta row passes its row MAC under the
+# newest root version, and the interop credential's hash is that of its secret under its
+# hash_version; prints that version.
+verify_rows() {
+    local phase="$1" output
+    output="$(CREDENTIAL_SECRET="$BEARER" python3 "$DECRYPT" --master-key "$MASTER" --db "$DB" \
+        --verify-rows --secret-env CREDENTIAL_SECRET)" || true
+    check "$phase: row MACs under the newest root key, credential hash under root v$(json_get "$output" credential_hash_version) ($output)" \
+        test "$(json_get "$output" ok)" = true -a "$(json_get "$output" credential_hash_ok)" = true
 }
 
 verify_all "after rotate"
@@ -286,6 +317,7 @@ if [[ "${INTEROP_SKIP_LIFECYCLE:-0}" != 1 ]]; then
     check "keys rewrap left no card record under v1 (CVVs are under in-memory epoch keys, not data keys)" \
         test "$(sql 'SELECT count(*) FROM cards WHERE key_version != 2')" = 0
     verify_all "after rewrap" 2
+    retag_tokens 2
 
     "$VAULT" keys retire --version 1 --data-dir "$DATA" --keys-dir "$KEYS" >"$WORK/retire.log" 2>&1 \
         || { cat "$WORK/retire.log" >&2; fatal "vault keys retire --version 1 failed"; }
@@ -307,6 +339,169 @@ if [[ "${INTEROP_SKIP_LIFECYCLE:-0}" != 1 ]]; then
     check "the old master key no longer opens this vault.db after rotate-master (older copies it still opens)" \
         bash -c '! python3 "$1" --master-key "$2" --db "$3" --token "$4" >/dev/null 2>&1' _ "$DECRYPT" "$WORK/old.key" "$DB" "$T1"
     verify_audit "after the key life cycle"
+fi
+
+# ---------------------------------------------------------------- 8. rotate-root, rewrap
+# copy_vault FOLDER: a consistent copy of the data folder (vault.db and audit.head) to tamper with.
+copy_vault() {
+    mkdir -m 700 "$1"
+    python3 - "$DB" "$1/vault.db" <<'PY'
+import sqlite3, sys
+source, target = sqlite3.connect(sys.argv[1]), sqlite3.connect(sys.argv[2])
+source.backup(target)
+source.close()
+target.execute("PRAGMA journal_mode = DELETE")
+target.close()
+PY
+    cp -p "$DATA/audit.head" "$1/audit.head"
+}
+
+# forge MODE FOLDER: what someone holding root keys could write, on a copy. The test tool
+# borrows decrypt_record.py's functions for it.
+#   relink: the keys.rotate_root record names a wrong previous= commitment, and it and every
+#           record after it are re-MAC'd (and both heads resealed) under the new root's audit key,
+#           so only the segment commitment is wrong.
+#   cut:    the log is cut back to the end of root version 0's segment, both heads resealed under
+#           v0's audit key (an older root key cannot write into the newer segment).
+forge() {
+    python3 - "$HERE" "$MASTER" "$1" "$2/vault.db" "$2/audit.head" <<'PY'
+import sqlite3, struct, sys
+sys.path.insert(0, sys.argv[1])
+import decrypt_record as d
+mode, master = sys.argv[3], open(sys.argv[2], "rb").read()
+db = sqlite3.connect(sys.argv[4])
+db.row_factory = sqlite3.Row
+ring = d.KeyRing(db, master)
+(start,) = db.execute("SELECT min(sequence) FROM audit_log WHERE type = 'keys.rotate_root'").fetchone()
+(previous,) = db.execute("SELECT mac FROM audit_log WHERE sequence = ?", (start - 1,)).fetchone()
+if mode == "relink":
+    version = 1
+    key = ring.subkey(d.CONTEXT_AUDIT, version)
+    (detail,) = db.execute("SELECT detail FROM audit_log WHERE sequence = ?", (start,)).fetchone()
+    last = detail[-1]
+    db.execute("UPDATE audit_log SET detail = ? WHERE sequence = ?", (detail[:-1] + ("0" if last != "0" else "1"), start))
+    for row in db.execute("SELECT * FROM audit_log WHERE sequence >= ? ORDER BY sequence", (start,)).fetchall():
+        previous = d.keyed_blake2b(key, previous + d.canonical(row), 32)
+        db.execute("UPDATE audit_log SET mac = ? WHERE sequence = ?", (previous, row["sequence"]))
+    (sequence,) = db.execute("SELECT max(sequence) FROM audit_log").fetchone()
+elif mode == "cut":
+    version = 0
+    key = ring.subkey(d.CONTEXT_AUDIT, version)
+    db.execute("DELETE FROM audit_log WHERE sequence >= ?", (start,))
+    sequence = start - 1
+else:
+    sys.exit(f"forge: unknown mode {mode}")
+sealed = d.head_mac(key, sequence, previous)
+db.execute("UPDATE audit_head SET sequence = ?, mac = ?, head_mac = ?, key_version = ? WHERE id = 1",
+           (sequence, previous, sealed, version))
+db.commit()
+db.close()
+with open(sys.argv[5], "wb") as handle:
+    handle.write(d.HEAD_FILE_MAGIC + struct.pack(">Q", sequence) + previous + sealed)
+PY
+}
+
+# audit_refused NAME FOLDER REASON: decrypt_record.py and `vault audit verify` both refuse the
+# copy's audit log; the independent verifier's reason contains REASON.
+audit_refused() {
+    local name="$1" folder="$2" reason="$3" output
+    output="$(python3 "$DECRYPT" --master-key "$MASTER" --db "$folder/vault.db" --verify-audit 2>&1)" || true
+    check "$name: decrypt_record.py refuses it ($output)" python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+sys.exit(0 if r.get("ok") is False and sys.argv[2] in r.get("reason", "") else 1)' "$output" "$reason"
+    output="$("$VAULT" audit verify --json --data-dir "$folder" --keys-dir "$KEYS" 2>&1)" \
+        && fail "$name: vault audit verify exits 0 ($output)" \
+        || pass "$name: vault audit verify exits non-zero ($(tr -d '\n' <<<"$output"))"
+}
+
+if [[ "${INTEROP_SKIP_ROOT_ROTATION:-0}" != 1 ]]; then
+    DATA_VERSION="$(sql "SELECT max(version) FROM data_keys")"
+    ROOTED="$("$VAULT" keys rotate-root --json --data-dir "$DATA" --keys-dir "$KEYS")" \
+        || fatal "vault keys rotate-root failed"
+    NEW_VERSION=$((DATA_VERSION + 1))
+    check "keys rotate-root made root v1 and data key v$NEW_VERSION active ($ROOTED)" \
+        test "$(json_get "$ROOTED" root_version)" = 1 -a "$(json_get "$ROOTED" active_version)" = "$NEW_VERSION"
+    check "system_keys holds root versions 0 and 1 ('root', 'root.1')" \
+        test "$(sql "SELECT group_concat(name, ',') FROM (SELECT name FROM system_keys ORDER BY name)")" = "root,root.1"
+    check "the audit log's last record is keys.rotate_root, root_version=1, and audit_head.key_version is 1" \
+        test "$(sql "SELECT type, substr(detail, 1, 24) FROM audit_log ORDER BY sequence DESC LIMIT 1")|$(sql 'SELECT key_version FROM audit_head')" \
+        = "keys.rotate_root|root_version=1 previous=|1"
+    verify_audit "after rotate-root"
+    verify_rows "after rotate-root"
+    # Nothing re-fingerprinted yet: every record still has its fingerprint under root v0.
+    verify_all "after rotate-root"
+
+    start_server
+    tokenize 4242424242424242 3 2032 456 opaque
+    TOKENS+=("$LAST_TOKEN|4242424242424242|3|2032|456|$NEW_VERSION|1")
+    check "a new record after rotate-root is under data key v$NEW_VERSION, fingerprint under root v1" \
+        test "$(sql 'SELECT key_version, fingerprint_version FROM cards WHERE token = ?' "$LAST_TOKEN")" = "$NEW_VERSION|1"
+    # The credential authenticated under root v1 for the first time: its hash moved to v1.
+    check "the credential's hash moved to root v1 on its first use after rotate-root" \
+        test "$(sql "SELECT hash_version FROM credentials WHERE name = 'interop'")" = 1
+    # Dedupe finds the first card under its root v0 fingerprint, and the API shows the caller
+    # fingerprint under v0's caller key (the decoder's, checked by tokenize).
+    IFS='|' read -r T1 T1_PAN T1_MONTH T1_YEAR T1_CVV _ <<<"${TOKENS[0]}"
+    tokenize "$T1_PAN" "$T1_MONTH" "$T1_YEAR" "$T1_CVV" opaque true
+    check "dedupe after rotate-root finds the record whose fingerprint is under root v0" test "$LAST_TOKEN" = "$T1"
+    T1_CALLER_V0="$LAST_FINGERPRINT"
+    stop_server
+    pass "server stopped"
+    verify_all "after rotate-root, serving"
+    verify_audit "after rotate-root, serving"
+    verify_rows "after rotate-root, serving"
+
+    # Tampering with the segment boundary, on copies: an edited detail; a wrong previous=
+    # commitment with every MAC after it recomputed under the new key; a log cut back to root v0's
+    # segment with both heads resealed under v0; audit_head naming the wrong root version.
+    copy_vault "$WORK/root-detail"
+    check "an untouched copy of the segmented audit log verifies" \
+        bash -c 'python3 "$1" --master-key "$2" --db "$3" --verify-audit >/dev/null' _ "$DECRYPT" "$MASTER" "$WORK/root-detail/vault.db"
+    python3 - "$WORK/root-detail/vault.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE audit_log SET detail = replace(detail, 'root_version=1 previous=', 'root_version=1 previous=0') "
+           "WHERE type = 'keys.rotate_root'")
+assert db.total_changes == 1
+db.commit()
+PY
+    audit_refused "an edited keys.rotate_root detail" "$WORK/root-detail" "segment"
+    copy_vault "$WORK/root-relink"
+    forge relink "$WORK/root-relink"
+    audit_refused "a keys.rotate_root record re-MAC'd under root v1 with a wrong previous= commitment" \
+        "$WORK/root-relink" "previous= commitment"
+    copy_vault "$WORK/root-cut"
+    forge cut "$WORK/root-cut"
+    audit_refused "a log cut back to root v0's segment, heads resealed under v0" "$WORK/root-cut" "newest root key is v1"
+    copy_vault "$WORK/root-head-version"
+    python3 - "$WORK/root-head-version/vault.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE audit_head SET key_version = 0")
+db.commit()
+PY
+    audit_refused "audit_head.key_version set back to 0" "$WORK/root-head-version" "key_version"
+
+    "$VAULT" keys rewrap --data-dir "$DATA" --keys-dir "$KEYS" >"$WORK/rewrap-root.log" 2>&1 \
+        || { cat "$WORK/rewrap-root.log" >&2; fatal "vault keys rewrap (after rotate-root) failed"; }
+    check "keys rewrap after rotate-root left every record under data key v$NEW_VERSION, fingerprint under root v1" \
+        test "$(sql "SELECT count(*) FROM cards WHERE key_version != $NEW_VERSION OR fingerprint_version != 1")" = 0
+    retag_tokens "$NEW_VERSION" 1
+    verify_all "after rotate-root and rewrap"
+    verify_audit "after rotate-root and rewrap"
+    verify_rows "after rotate-root and rewrap"
+
+    # The fingerprint a caller sees moved to root v1's caller key with the record.
+    start_server
+    tokenize "$T1_PAN" "$T1_MONTH" "$T1_YEAR" "$T1_CVV" opaque true
+    check "dedupe after the rewrap finds the same record, now under its root v1 fingerprint (caller fingerprint changed)" \
+        test "$LAST_TOKEN" = "$T1" -a "$LAST_FINGERPRINT" != "$T1_CALLER_V0"
+    stop_server
+    pass "server stopped"
+    output="$("$VAULT" audit verify --json --data-dir "$DATA" --keys-dir "$KEYS" 2>&1)" || true
+    check "vault audit verify agrees: the segmented log verifies ($output)" test "$(json_get "$output" ok)" = true
+    verify_audit "at the end"
 fi
 
 echo "interop: $PASSED passed, $FAILED failed"
