@@ -230,15 +230,20 @@ public final class SQLiteAuditLog: AuditLog {
             // here would hide that.
             throw AuditLogError("the audit log has no head (audit_head); refusing to start a new chain")
         case (.continuing, let stored?):
-            version = stored.version
+            // The vault's newest root version, not the head's unauthenticated `key_version`:
+            // an edited column must not make appends fall back to an older (perhaps leaked) key.
+            version = try keys.newestVersion?(db) ?? stored.version
         case (.segment(let next, let nextChain), let stored?):
-            guard next == stored.version + 1, let closing = try keys.chain(db, stored.version) else {
-                throw AuditLogError(
-                    "root key version \(next) does not follow the audit log's segment (version \(stored.version))")
+            guard next >= 1, let closing = try keys.chain(db, next - 1) else {
+                throw AuditLogError("root key version \(next) has no previous version to close the audit log's segment")
             }
             version = next
             chain = nextChain
             events[0].detail = closing.segmentDetail(version: next, sequence: stored.sequence, mac: stored.mac)
+        }
+        if case .segment = start {
+        } else if events.contains(where: { $0.type == AuditChain.segmentStartType }) {
+            throw AuditLogError("only a root-key rotation writes a \(AuditChain.segmentStartType) record")
         }
         guard let chain = try chain ?? keys.chain(db, version) else {
             throw AuditLogError(
@@ -409,7 +414,7 @@ public final class SQLiteAuditLog: AuditLog {
             }
             // The head in the database must seal exactly the last record, under the last segment's key.
             let stored = try Self.storedHead(db)
-            let storedVersion = try Self.head(db)?.version
+            let storedVersion = (try? Self.head(db))?.version
             let sealed = stored.map {
                 storedVersion == last.version
                     && ConstantTime.equals(last.chain.headMAC(sequence: $0.sequence, mac: $0.mac), $0.headMAC)
@@ -476,9 +481,12 @@ public final class SQLiteAuditLog: AuditLog {
     }
 
     private static func storedHead(_ db: Database) throws -> AuditHead? {
+        // A value of the wrong type reads as empty, and then fails its seal, rather than stopping the process.
         try Row.fetchOne(db, sql: "SELECT sequence, mac, head_mac FROM audit_head WHERE id = 1").map { row in
             AuditHead(
-                sequence: row["sequence"], mac: [UInt8](row["mac"] as Data), headMAC: [UInt8](row["head_mac"] as Data))
+                sequence: Int64.fromDatabaseValue(row["sequence"] as DatabaseValue) ?? -1,
+                mac: Data.fromDatabaseValue(row["mac"] as DatabaseValue).map { [UInt8]($0) } ?? [],
+                headMAC: Data.fromDatabaseValue(row["head_mac"] as DatabaseValue).map { [UInt8]($0) } ?? [])
         }
     }
 
@@ -493,13 +501,16 @@ public final class SQLiteAuditLog: AuditLog {
 
     private static func head(_ db: Database) throws -> StoredHead? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM audit_head WHERE id = 1") else { return nil }
-        let mac: Data = row["mac"]
+        // Decoded without trusting the row: a value of the wrong type is an error, never a crash.
         let hasVersion = row.hasColumn("key_version")
-        let version: Int64 = hasVersion ? row["key_version"] : 0
-        guard let version = UInt32(exactly: version) else {
-            throw AuditLogError("the audit head names an impossible root key version")
+        guard let mac = Data.fromDatabaseValue(row["mac"] as DatabaseValue),
+            let sequence = Int64.fromDatabaseValue(row["sequence"] as DatabaseValue),
+            let version = hasVersion
+                ? Int64.fromDatabaseValue(row["key_version"] as DatabaseValue).flatMap(UInt32.init(exactly:)) : 0
+        else {
+            throw AuditLogError("the audit head (audit_head) holds values the log never writes")
         }
-        return StoredHead(sequence: row["sequence"], mac: [UInt8](mac), version: version, hasVersionColumn: hasVersion)
+        return StoredHead(sequence: sequence, mac: [UInt8](mac), version: version, hasVersionColumn: hasVersion)
     }
 
     private static func record(_ row: Row) -> AuditRecord {

@@ -22,6 +22,18 @@ public struct RootKeyStatus: Sendable, Hashable, Codable {
     public var credentialHashes: Int
 }
 
+/// What `vault keys rotate-root` did.
+public struct RootRotation: Sendable, Hashable {
+    /// The new root-key version.
+    public var root: UInt32
+    /// The new active data-key version.
+    public var dataKey: UInt32
+    /// The unrevoked credentials whose rows were re-sealed under the new row key. A row forged by
+    /// someone who held the old root key passes the old key's check and is re-sealed too: each
+    /// should be one the operator knows (docs/THREAT_MODEL.md).
+    public var resealedCredentials: [String]
+}
+
 /// The status of the key ring.
 public struct KeyRingStatus: Sendable, Hashable, Codable {
     public var activeVersion: UInt32
@@ -79,6 +91,22 @@ public struct KeyManager: Sendable {
             throw VaultError(.notInitialized, "the vault has no key ring")
         }
         try reload(ring.dataKeys, roots: ring.roots)
+        try await checkFingerprintsCurrent(ring)
+    }
+
+    /// Once no card record is under a data key older than the one that came with the newest root
+    /// version, every fingerprint is under that root version (a root rotation adds a data key in
+    /// the same transaction, and `rewrap` re-fingerprints each record it re-encrypts): dedupe
+    /// stops looking under older root versions. Judged on one snapshot of the key ring, with one
+    /// index lookup.
+    private func checkFingerprintsCurrent(_ ring: (roots: [RootKeyRow], dataKeys: [DataKeyRow])) async throws {
+        guard let newestRoot = ring.roots.last, newestRoot.version > 0,
+            !keyRing.olderFingerprintRoots.isEmpty,
+            let active = ring.dataKeys.first(where: { $0.state == .active }),
+            active.createdAtMs >= newestRoot.createdAtMs,
+            try await store.recordsNotUnder(version: active.version, atMost: 1) == 0
+        else { return }
+        keyRing.markFingerprintsCurrent(under: newestRoot.version)
     }
 
     /// Reloads the ring from `rows`, logging (version only) any row it refuses.
@@ -118,7 +146,7 @@ public struct KeyManager: Sendable {
     /// with `rewrap` (which the new data key makes pass over every record), credential hashes at
     /// each key's next authentication.
     /// - Returns: the new root and data-key versions.
-    public func rotateRoot(by actor: Actor = .cli) async throws -> (root: UInt32, dataKey: UInt32) {
+    public func rotateRoot(by actor: Actor = .cli) async throws -> RootRotation {
         try await locked {
             let now = clock()
             let versions = try await store.rotateRoot(
@@ -149,7 +177,7 @@ public struct KeyManager: Sendable {
         guard batchSize > 0 else { throw VaultError(.invalidArgument, "batch size must be positive") }
         try await refresh()
         var (version, key) = keyRing.active
-        let total = try await store.recordsNotUnder(version: version)
+        let total = try await store.recordsNotUnder(version: version, atMost: nil)
         progress(0, total)
         var done = 0
         while true {

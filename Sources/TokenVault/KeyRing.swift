@@ -54,6 +54,9 @@ public final class KeyRing: Sendable {
         var activeVersion: UInt32
         /// Versions whose stored row the last reload refused.
         var refused: Set<UInt32> = []
+        /// The root version under which every card's fingerprint is known to be, once `rewrap`
+        /// has moved them all: dedupe then stops looking under older versions.
+        var fingerprintsCurrentUnder: UInt32?
     }
 
     private let state: Mutex<State>
@@ -62,6 +65,21 @@ public final class KeyRing: Sendable {
     public var root: RootSubkeys { state.withLock { $0.roots[$0.roots.keys.max()!]! } }
     /// The subkeys of root version `version`, if the ring holds it.
     public func root(version: UInt32) -> RootSubkeys? { state.withLock { $0.roots[version] } }
+    /// The older root versions whose fingerprints dedupe must still look under: all of them until
+    /// every card is known to be re-fingerprinted under the newest (``markFingerprintsCurrent(under:)``).
+    var olderFingerprintRoots: [RootSubkeys] {
+        state.withLock { state in
+            let newest = state.roots.keys.max()!
+            guard state.fingerprintsCurrentUnder != newest else { return [] }
+            return state.roots.values.filter { $0.version != newest }.sorted { $0.version > $1.version }
+        }
+    }
+
+    /// Records that no card's fingerprint is under a root version older than `version`.
+    func markFingerprintsCurrent(under version: UInt32) {
+        state.withLock { $0.fingerprintsCurrentUnder = version }
+    }
+
     /// Every root version's subkeys, oldest first.
     public var roots: [RootSubkeys] { state.withLock { $0.roots.values.sorted { $0.version < $1.version } } }
 
@@ -95,8 +113,7 @@ public final class KeyRing: Sendable {
     ///   the way to the migration that adds them.
     init(master: SecretBytes, roots rootRows: [RootKeyRow], dataKeys rows: [DataKeyRow], verifyingRowMACs: Bool) throws
     {
-        guard !rootRows.isEmpty else { throw VaultError(.notInitialized, "the vault has no root key") }
-        let roots = try Self.unwrap(rootRows, master: master, known: [:])
+        let roots = try Self.derive(RootKeyRow.unwrapAll(rootRows, master: master))
         let rowMAC = roots[roots.keys.max()!]!.rowMAC
         if verifyingRowMACs, let bad = rows.first(where: { !rowMAC.verify($0) }) {
             throw VaultError(
@@ -107,16 +124,9 @@ public final class KeyRing: Sendable {
         state = Mutex(State(master: master, roots: roots, dataKeys: keys, rows: rows, activeVersion: active))
     }
 
-    /// Root versions are 0, 1, 2 … without a gap, each opened by `master`; keys already held are
-    /// kept as they are.
-    private static func unwrap(
-        _ rows: [RootKeyRow], master: SecretBytes, known: [UInt32: RootSubkeys]
-    ) throws -> [UInt32: RootSubkeys] {
-        guard rows.map(\.version) == Array(0..<UInt32(rows.count)) else {
-            throw VaultError(.recordCorrupt, "the root-key versions are not 0, 1, 2 … without a gap")
-        }
+    private static func derive(_ opened: [(row: RootKeyRow, key: SecretBytes)]) throws -> [UInt32: RootSubkeys] {
         var roots = [UInt32: RootSubkeys]()
-        for row in rows { roots[row.version] = try known[row.version] ?? RootSubkeys(row, master: master) }
+        for (row, key) in opened { roots[row.version] = try RootSubkeys(root: key, version: row.version) }
         return roots
     }
 
@@ -127,19 +137,18 @@ public final class KeyRing: Sendable {
     func adoptRoots(_ rows: [RootKeyRow]) throws -> Bool {
         let (master, known) = state.withLock { ($0.master, $0.roots) }
         guard rows.contains(where: { known[$0.version] == nil }) else { return false }
-        var merged = known
-        for row in rows where known[row.version] == nil { merged[row.version] = try RootSubkeys(row, master: master) }
-        guard merged.keys.sorted() == Array(0..<UInt32(merged.count)) else {
-            throw VaultError(.recordCorrupt, "the root-key versions are not 0, 1, 2 … without a gap")
-        }
-        state.withLock { $0.roots.merge(merged) { old, _ in old } }
+        let stored = try Self.derive(RootKeyRow.unwrapAll(rows, master: master))
+        state.withLock { $0.roots.merge(stored) { held, _ in held } }
         return true
     }
 
-    /// Reads the root-key rows of `db` and takes in any new version; the row MAC then in force.
+    /// Reads the root-key rows of `db` and takes in any new version; the row MAC in force in
+    /// that snapshot (that of its newest version, even if another task has since taken in a newer one).
     func currentRowMAC(_ db: Database) throws -> RowMAC {
-        try adoptRoots(RootKeyRow.all(db))
-        return rowMAC
+        let rows = try RootKeyRow.all(db)
+        try adoptRoots(rows)
+        guard let newest = rows.last.flatMap({ root(version: $0.version) }) else { return rowMAC }
+        return newest.rowMAC
     }
 
     /// The subkeys of root version `version`, read from `db` if this process does not hold them
@@ -215,7 +224,7 @@ public final class KeyRing: Sendable {
     ) throws -> [UInt32] {
         if let newMaster {
             // Every root version re-wrapped under the new master key must still be the one held.
-            let reopened = try Self.unwrap(storedRoots, master: newMaster, known: [:])
+            let reopened = try Self.derive(RootKeyRow.unwrapAll(storedRoots, master: newMaster))
             let held = state.withLock { $0.roots }
             for (version, root) in reopened where held[version].map({ $0.rowMACKey != root.rowMACKey }) ?? false {
                 throw VaultError(.recordCorrupt, "root key v\(version) changed during the master-key rotation")

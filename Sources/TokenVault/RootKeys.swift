@@ -25,14 +25,75 @@ public struct RootKeyRow: Sendable, Hashable {
         return version
     }
 
-    /// Every root-key row in `db`, oldest first.
+    /// Every root-key row in `db`, oldest first. Decoded without trusting the row: a root row
+    /// holding a value of the wrong type is `record_corrupt`, never a crash.
     static func all(_ db: Database) throws -> [RootKeyRow] {
         try Row.fetchAll(db, sql: "SELECT name, wrapped_key, created_at_ms FROM system_keys").compactMap { row in
-            guard let version = Self.version(name: row["name"]), let wrapped = row["wrapped_key"] as Data? else {
-                return nil
+            guard let name = String.fromDatabaseValue(row["name"] as DatabaseValue),
+                let version = Self.version(name: name)
+            else { return nil }
+            guard let wrapped = Data.fromDatabaseValue(row["wrapped_key"] as DatabaseValue),
+                let createdAtMs = Int64.fromDatabaseValue(row["created_at_ms"] as DatabaseValue)
+            else {
+                throw VaultError(.recordCorrupt, "the system_keys row \(name) holds values the vault never writes")
             }
-            return RootKeyRow(version: version, wrappedKey: [UInt8](wrapped), createdAtMs: row["created_at_ms"])
+            return RootKeyRow(version: version, wrappedKey: [UInt8](wrapped), createdAtMs: createdAtMs)
         }.sorted { $0.version < $1.version }
+    }
+
+    /// The label a root version is wrapped with when `newest` is the newest version.
+    static func label(version: UInt32, newest: UInt32) -> WrappedKey.Label {
+        version == newest ? .root : .supersededRoot
+    }
+
+    /// Unwraps every row of `rows` (the vault's whole set of root versions) under `master`: they
+    /// must be 0, 1, 2 … without a gap, the newest labelled `ROOT` and every older one `ROLD`.
+    /// - Throws: ``VaultError`` `master_key_wrong` if `master` opens none of them;
+    ///   `record_corrupt` if the set was edited (a gap, a newer version deleted, a row that this
+    ///   master key does not open while others open).
+    static func unwrapAll(_ rows: [RootKeyRow], master: SecretBytes) throws -> [(row: RootKeyRow, key: SecretBytes)] {
+        guard !rows.isEmpty else { throw VaultError(.notInitialized, "the vault has no root key") }
+        guard rows.map(\.version) == Array(0..<UInt32(rows.count)) else {
+            throw VaultError(.recordCorrupt, "the root-key versions in system_keys are not 0, 1, 2 … without a gap")
+        }
+        let newest = rows[rows.count - 1].version
+        var opened = [(row: RootKeyRow, key: SecretBytes)]()
+        for row in rows.reversed() {
+            do {
+                opened.append((row, try row.unwrap(master: master, newest: newest)))
+            } catch let error as VaultError where error.code == .wrongMasterKey {
+                // The wrong master key opens none; a row this one does not open beside rows it
+                // does open was put there by someone else.
+                let othersOpen = rows.contains { other in
+                    other.version != row.version
+                        && [WrappedKey.Label.root, .supersededRoot].contains { label in
+                            (try? WrappedKey.unwrap(
+                                other.wrappedKey, label: label, version: other.version, master: master))
+                                != nil
+                        }
+                }
+                guard othersOpen else { throw error }
+                throw VaultError(
+                    .recordCorrupt,
+                    "the system_keys row \(Self.name(version: row.version)) does not open with the master key that opens the others: it was not written by this vault"
+                )
+            }
+        }
+        return opened.reversed()
+    }
+
+    /// This row's root key, given the vault's newest version.
+    func unwrap(master: SecretBytes, newest: UInt32) throws -> SecretBytes {
+        let label = Self.label(version: version, newest: newest)
+        do {
+            return try WrappedKey.unwrap(wrappedKey, label: label, version: version, master: master)
+        } catch let error as VaultError where error.code == .recordCorrupt && label == .root {
+            // Labelled as superseded: the newer version that superseded it is gone.
+            throw VaultError(
+                .recordCorrupt,
+                "root key v\(version) was superseded by a newer version that is no longer in system_keys: the key ring was rolled back"
+            )
+        }
     }
 
     func insert(in db: Database) throws {
@@ -82,11 +143,4 @@ public final class RootSubkeys: Sendable {
         auditChain = AuditChain(key: auditKey)
     }
 
-    /// Unwraps `row` under `master` and derives its subkeys.
-    /// - Throws: ``VaultError`` `master_key_wrong` if `master` does not open it; `record_corrupt`
-    ///   if it was moved from another row.
-    convenience init(_ row: RootKeyRow, master: SecretBytes) throws {
-        let root = try WrappedKey.unwrap(row.wrappedKey, label: .root, version: row.version, master: master)
-        try self.init(root: root, version: row.version)
-    }
 }

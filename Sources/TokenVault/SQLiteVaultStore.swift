@@ -102,9 +102,7 @@ public struct SQLiteVaultStore: VaultStore {
         let roots = try RootKeyRow.all(db)
         guard !roots.isEmpty else { throw VaultError(.notInitialized, "the vault has no key ring") }
         do {
-            return try roots.map {
-                ($0, try WrappedKey.unwrap($0.wrappedKey, label: .root, version: $0.version, master: master))
-            }
+            return try RootKeyRow.unwrapAll(roots, master: master)
         } catch VaultError.Code.wrongMasterKey {
             throw VaultError(.masterKeyChanged, "the master key changed while this command ran; run it again")
         }
@@ -269,7 +267,10 @@ public struct SQLiteVaultStore: VaultStore {
             createdAt: Date(milliseconds: row["created_at_ms"]), cvvExpiresAt: cvvExpiry.map(Date.init(milliseconds:)))
         return StoredCard(
             metadata: metadata, keyVersion: row["key_version"], ciphertext: [UInt8](ciphertext),
-            fingerprint: [UInt8](fingerprint), fingerprintVersion: row["fingerprint_version"], tenant: row["tenant"],
+            fingerprint: [UInt8](fingerprint),
+            fingerprintVersion: UInt32(
+                truncatingIfNeeded: Int64.fromDatabaseValue(row["fingerprint_version"] as DatabaseValue) ?? -1),
+            tenant: row["tenant"],
             createdBy: row["created_by"], cvvEpoch: cvvEpoch.map { UInt64(bitPattern: $0) })
     }
 
@@ -414,7 +415,7 @@ public struct SQLiteVaultStore: VaultStore {
     public func rotateRoot(
         at date: Date, master: SecretBytes, newRoot: SecretBytes, newDataKey: SecretBytes,
         audit event: @Sendable (_ root: UInt32, _ dataKey: UInt32) -> AuditEvent
-    ) async throws -> (root: UInt32, dataKey: UInt32) {
+    ) async throws -> RootRotation {
         try await pool.write { [audit] db in
             let roots = try Self.checkMaster(master, in: db)
             let oldRowMAC = try rowMAC(in: db)
@@ -436,6 +437,17 @@ public struct SQLiteVaultStore: VaultStore {
             }) {
                 throw VaultError(.recordCorrupt, "vault_meta row \(bad.name) fails its integrity check")
             }
+            // The current newest is re-wrapped as superseded: deleting the new row later cannot make
+            // it the newest again (CRYPTO.md §13.9).
+            let current = roots[roots.count - 1]
+            try db.execute(
+                sql: "UPDATE system_keys SET wrapped_key = ? WHERE name = ?",
+                arguments: [
+                    Data(
+                        WrappedKey.wrap(
+                            current.key, label: .supersededRoot, version: current.row.version, master: master)),
+                    RootKeyRow.name(version: current.row.version),
+                ])
             try RootKeyRow(
                 version: rootVersion,
                 wrappedKey: WrappedKey.wrap(newRoot, label: .root, version: rootVersion, master: master),
@@ -469,7 +481,9 @@ public struct SQLiteVaultStore: VaultStore {
             guard let audit else { throw VaultError(.notInitialized, "the store was opened without its audit log") }
             try audit.appendSegmentStart(
                 event(rootVersion, dataVersion), version: rootVersion, chain: subkeys.auditChain, in: db)
-            return (rootVersion, dataVersion)
+            return RootRotation(
+                root: rootVersion, dataKey: dataVersion,
+                resealedCredentials: credentials.filter { $0.revokedAtMs == nil }.map(\.id).sorted())
         }
     }
 
@@ -477,7 +491,11 @@ public struct SQLiteVaultStore: VaultStore {
         try await pool.read { db in
             func counts(_ sql: String) throws -> [UInt32: Int] {
                 var counts = [UInt32: Int]()
-                for row in try Row.fetchAll(db, sql: sql) { counts[row["v"], default: 0] += row["n"] as Int }
+                for row in try Row.fetchAll(db, sql: sql) {
+                    // Out-of-range values (a row edited without the key) are counted, not decoded into a crash.
+                    let version = UInt32(truncatingIfNeeded: Int64.fromDatabaseValue(row["v"] as DatabaseValue) ?? -1)
+                    counts[version, default: 0] += row["n"] as Int
+                }
                 return counts
             }
             return (
@@ -499,9 +517,11 @@ public struct SQLiteVaultStore: VaultStore {
         }
     }
 
-    public func recordsNotUnder(version: UInt32) async throws -> Int {
+    public func recordsNotUnder(version: UInt32, atMost: Int? = nil) async throws -> Int {
         try await pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM cards WHERE key_version < ?", arguments: [version]) ?? 0
+            try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM (SELECT 1 FROM cards WHERE key_version < ? LIMIT ?)",
+                arguments: [version, atMost ?? -1]) ?? 0
         }
     }
 
@@ -627,11 +647,13 @@ public struct SQLiteVaultStore: VaultStore {
                 try Self.writeDataKey(row, rowMAC: rowMAC, in: db)
                 rewrapped.append(row.version)
             }
+            let newest = roots[roots.count - 1].row.version
             for (row, root) in roots {
+                let label = RootKeyRow.label(version: row.version, newest: newest)
                 try db.execute(
                     sql: "UPDATE system_keys SET wrapped_key = ? WHERE name = ?",
                     arguments: [
-                        Data(WrappedKey.wrap(root, label: .root, version: row.version, master: newMaster)),
+                        Data(WrappedKey.wrap(root, label: label, version: row.version, master: newMaster)),
                         RootKeyRow.name(version: row.version),
                     ])
             }

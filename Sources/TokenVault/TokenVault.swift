@@ -271,7 +271,9 @@ public final class TokenVault: Tokenizing {
         let now = Date(milliseconds: clock().milliseconds)
         let (version, key) = dataKey
         // Dedupe also looks under older root versions until rewrap has re-fingerprinted every record.
-        let olderRoots = items.contains { $0.request.dedupe } ? keyRing.roots.filter { $0.version != root.version } : []
+        let olderRoots =
+            items.contains { $0.request.dedupe }
+            ? keyRing.olderFingerprintRoots.filter { $0.version != root.version } : []
         let perItem = SecretBox.nonceByteCount * 2 + TokenGenerator.randomBytesPerToken
         var pool = RandomPool(byteCount: perItem * items.count)
         let scratch = SecretBytes(zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
@@ -355,6 +357,15 @@ public final class TokenVault: Tokenizing {
     public func metadata(of token: Token, for principal: Principal = .system) async throws -> CardMetadata {
         guard let card = try await store.card(token, now: clock()), card.tenant == principal.tenant else {
             throw VaultError(.tokenNotFound, "no such token")
+        }
+        if keyRing.root(version: card.fingerprintVersion) == nil {
+            // Re-fingerprinted under a root version another process added within the last second:
+            // take it in rather than answer a fingerprint under the wrong key.
+            try await refreshKeys()
+            guard keyRing.root(version: card.fingerprintVersion) != nil else {
+                throw VaultError(
+                    .recordCorrupt, "the record of token \(token) names a root key version the vault lacks")
+            }
         }
         return callerMetadata(card, for: principal)
     }

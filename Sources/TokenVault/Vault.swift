@@ -217,9 +217,7 @@ public final class Vault: Sendable {
         guard let roots = try? database.pool.read({ db in try RootKeyRow.all(db) }), !roots.isEmpty else {
             return false
         }
-        return roots.allSatisfy {
-            (try? WrappedKey.unwrap($0.wrappedKey, label: .root, version: $0.version, master: master)) != nil
-        }
+        return (try? RootKeyRow.unwrapAll(roots, master: master)) != nil
     }
 
     static func hasRowMACs(_ db: Database) throws -> Bool {

@@ -132,18 +132,19 @@ public protocol VaultStore: Sendable {
     /// data key, in one transaction that checks `master` against every stored root version,
     /// verifies every row MAC under the old row key and re-seals each row under the new one, and
     /// opens the audit log's segment under the new audit key (docs/CRYPTO.md §13.9).
-    /// - Returns: the new root and data-key versions.
+    /// - Returns: the new root and data-key versions, and the ids of the unrevoked credentials
+    ///   whose rows were re-sealed.
     func rotateRoot(
         at: Date, master: SecretBytes, newRoot: SecretBytes, newDataKey: SecretBytes,
         audit: @Sendable (_ root: UInt32, _ dataKey: UInt32) -> AuditEvent
-    ) async throws -> (root: UInt32, dataKey: UInt32)
+    ) async throws -> RootRotation
     /// How many card fingerprints and credential hashes each root version still made.
     func rootKeyUse() async throws -> (fingerprints: [UInt32: Int], credentialHashes: [UInt32: Int])
     /// Card records per key version (CVVs are under epoch keys, not data keys).
     func recordCounts() async throws -> [UInt32: Int]
     /// Card records under a version older than `version` (invariant: the active version is the
-    /// highest, and every record is under it or an older one).
-    func recordsNotUnder(version: UInt32) async throws -> Int
+    /// highest, and every record is under it or an older one), counted up to `atMost` if given.
+    func recordsNotUnder(version: UInt32, atMost: Int?) async throws -> Int
     /// Re-encrypts up to `limit` card records under versions older than `version` in one
     /// transaction; returns how many.
     func rewrap(

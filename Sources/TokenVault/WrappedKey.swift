@@ -10,8 +10,13 @@ enum WrappedKey {
     enum Label: String {
         /// A data-encryption key (DEK) for card records.
         case dataKey = "DEK1"
-        /// The system root key, from which the index, credential and audit keys are derived.
+        /// The newest root key, from which the fingerprint, credential, audit and row MAC keys are
+        /// derived.
         case root = "ROOT"
+        /// A root key that a newer version has superseded: re-wrapped with this label by the
+        /// rotation that added the newer one, so that deleting the newer row does not make it the
+        /// newest again (docs/CRYPTO.md §5, §13.9).
+        case supersededRoot = "ROLD"
     }
 
     static let keyByteCount = 32

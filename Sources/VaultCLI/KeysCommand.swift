@@ -225,17 +225,32 @@ struct KeysCommand: AsyncParsableCommand {
                 """)
 
         @OptionGroup var storage: StorageOptions
-        @Flag(help: "Print {\"root_version\": N, \"active_version\": M}.") var json = false
+        @Flag(help: "Print {\"root_version\": N, \"active_version\": M, \"resealed_credentials\": [ids]}.")
+        var json = false
 
         func run() async throws {
             try await CLI.run {
-                let versions = try await CLI.opened(storage, logger: CLI.logger()).keys.rotateRoot()
+                let rotation = try await CLI.opened(storage, logger: CLI.logger()).keys.rotateRoot()
+                struct Output: Encodable {
+                    var rootVersion: UInt32
+                    var activeVersion: UInt32
+                    var resealedCredentials: [String]
+                }
                 if json {
-                    try CLI.printJSON(["root_version": versions.root, "active_version": versions.dataKey])
+                    try CLI.printJSON(
+                        Output(
+                            rootVersion: rotation.root, activeVersion: rotation.dataKey,
+                            resealedCredentials: rotation.resealedCredentials))
                 } else {
                     print(
-                        "Root key v\(versions.root) and data key v\(versions.dataKey) are now active. "
+                        "Root key v\(rotation.root) and data key v\(rotation.dataKey) are now active. "
                             + "Run `vault keys rewrap` to re-encrypt and re-fingerprint every record.")
+                    print(
+                        "Re-sealed \(rotation.resealedCredentials.count) active API credential(s): "
+                            + rotation.resealedCredentials.joined(separator: ", "))
+                    print(
+                        "A credential row forged with the old root key would have been re-sealed too: check each id "
+                            + "against your records, and re-issue and revoke any you cannot account for.")
                 }
             }
         }

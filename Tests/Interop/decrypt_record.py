@@ -28,8 +28,9 @@ Usage:
   decrypt_record.py --master-key Keys/master.key --db data/vault.db --verify-rows [--secret-env VAR]
 
 Root keys: system_keys row 'root' is root version 0, 'root.N' version N (1, 2, … without a gap),
-each wrapped like version 0 (label "ROOT", its own version); the newest is active, and every row
-MAC is under the newest version's row MAC key.
+each wrapped like version 0 with its own version: the newest with label "ROOT", every older one
+with label "ROLD" (superseded); the newest is active, and every row MAC is under the newest
+version's row MAC key.
 
 Output (one JSON object on stdout):
   token mode:  {"token", "pan", "exp_month", "exp_year", "key_version", "fingerprint_version",
@@ -150,7 +151,8 @@ def load_master_key(path: str) -> bytes:
 
 # --- §5: wrapped keys --------------------------------------------------------------------
 
-LABEL_ROOT = b"ROOT"  # root version N is wrapped with version N (0 for the row named 'root')
+LABEL_ROOT = b"ROOT"  # the newest root version N is wrapped with version N (0 for the row named 'root')
+LABEL_SUPERSEDED_ROOT = b"ROLD"  # every older root version
 LABEL_DATA_KEY = b"DEK1"
 
 
@@ -322,19 +324,23 @@ class KeyRing:
         self.master = master
         self.roots: dict[int, bytes] = {}
         self.root_created_at_ms: dict[int, int] = {}
+        wrapped: dict[int, bytes] = {}
         for row in db.execute("SELECT name, wrapped_key, created_at_ms FROM system_keys"):
             version = root_version_of(row["name"])
             if version is None:
                 continue
             if not isinstance(row["wrapped_key"], bytes):
                 raise FormatError(f"root key v{version} has no wrapped key")
-            self.roots[version] = unwrap(row["wrapped_key"], LABEL_ROOT, version, master)
+            wrapped[version] = row["wrapped_key"]
             self.root_created_at_ms[version] = row["created_at_ms"]
-        if not self.roots:
+        if not wrapped:
             raise FormatError("system_keys has no 'root' row: the vault is not initialised")
-        if sorted(self.roots) != list(range(len(self.roots))):
-            raise FormatError(f"the root-key versions {sorted(self.roots)} are not 0, 1, 2 … without a gap")
-        self.newest = max(self.roots)  # the active root version
+        if sorted(wrapped) != list(range(len(wrapped))):
+            raise FormatError(f"the root-key versions {sorted(wrapped)} are not 0, 1, 2 … without a gap")
+        self.newest = max(wrapped)  # the active root version
+        for version, box in wrapped.items():
+            label = LABEL_ROOT if version == self.newest else LABEL_SUPERSEDED_ROOT
+            self.roots[version] = unwrap(box, label, version, master)
         self._data_keys: dict[int, bytes] = {}
 
     def every_key(self) -> list[bytes]:

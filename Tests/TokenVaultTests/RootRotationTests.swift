@@ -22,8 +22,8 @@ struct RootRotationTests {
                 name: "frontend", scopes: [.tokenize], purposes: [])
             let tokens = try await KeyLifecycleTests.seed(vault, count: 12)
             let old = vault.keyRing.root
-            let versions = try await vault.keys.rotateRoot()
-            #expect(versions == (root: 1, dataKey: 2))
+            let rotation = try await vault.keys.rotateRoot()
+            #expect(rotation == RootRotation(root: 1, dataKey: 2, resealedCredentials: [credential.id]))
             let new = vault.keyRing.root
             #expect(new.version == 1)
             for (a, b) in [
@@ -228,21 +228,76 @@ struct RootRotationTests {
             let master = try MasterKeyFile.load(path: sandbox.paths.masterKeyPath)
             let rows = try await reopened.database.pool.read { db in try RootKeyRow.all(db) }
             #expect(rows.count == 3)
+            // The newest is wrapped as "ROOT", every older one as superseded ("ROLD").
             for row in rows {
-                _ = try WrappedKey.unwrap(row.wrappedKey, label: .root, version: row.version, master: master)
+                _ = try WrappedKey.unwrap(
+                    row.wrappedKey, label: row.version == 2 ? .root : .supersededRoot, version: row.version,
+                    master: master)
             }
         }
     }
 
-    @Test func finding8ADeletedNewestRootKeyIsRefused() async throws {
+    /// Review of finding 8: someone who kept the old root key re-seals every row with it and
+    /// deletes the new root row; the old root is wrapped as superseded, so the vault refuses.
+    @Test func finding8ARootRolledBackByAHolderOfTheOldRootKeyIsRefused() async throws {
         try await withVault { vault, sandbox in
+            let old = try #require(vault.keyRing.root(version: 0))
             try await vault.keys.rotateRoot()
-            // Rolled back to root v0 by deleting `root.1`: every row is sealed under v1's row key.
-            try AuditTamper.execute(vault, "DELETE FROM system_keys WHERE name = 'root.1'")
+            try await vault.database.pool.write { db in
+                try db.execute(sql: "DELETE FROM system_keys WHERE name = 'root.1'")
+                for row in try SQLiteVaultStore.dataKeys(db) {
+                    try db.execute(
+                        sql: "UPDATE data_keys SET mac = ? WHERE version = ?",
+                        arguments: [Data(old.rowMAC.mac(of: row)), row.version])
+                }
+            }
             let error = await #expect(throws: VaultError.self) {
                 _ = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
             }
             #expect(error?.code == .recordCorrupt)
+            #expect(error?.message.contains("superseded") == true, "\(String(describing: error))")
+        }
+    }
+
+    /// Review of finding 8: rows the vault never writes in `system_keys` and `audit_head` are
+    /// refused with an error, never a crash, and never taken for a wrong master key.
+    @Test func finding8MalformedKeyRowsAreRefusedNotCrashedOn() async throws {
+        try await withVault { vault, sandbox in
+            try await vault.keys.rotateRoot()
+            // A row without a name is no root row: ignored.
+            try AuditTamper.execute(vault, "INSERT INTO system_keys VALUES (NULL, zeroblob(80), 0)")
+            _ = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
+            // A root row of the wrong type.
+            try AuditTamper.execute(vault, "INSERT INTO system_keys VALUES ('root.2', zeroblob(80), 'x')")
+            var error = await #expect(throws: VaultError.self) {
+                _ = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
+            }
+            #expect(error?.code == .recordCorrupt)
+            // A root row this master key does not open, beside ones it opens: forged, not a wrong key.
+            try AuditTamper.execute(vault, "UPDATE system_keys SET created_at_ms = 0 WHERE name = 'root.2'")
+            error = await #expect(throws: VaultError.self) {
+                _ = try await Vault.open(paths: sandbox.paths, logger: TestLog.quiet())
+            }
+            #expect(error?.code == .recordCorrupt)
+            try AuditTamper.execute(vault, "DELETE FROM system_keys WHERE name = 'root.2'")
+            // An audit head of the wrong type stops appends with an error.
+            try AuditTamper.execute(vault, "UPDATE audit_head SET key_version = 'x'")
+            await #expect(throws: AuditLogError.self) { try await vault.audit.append([AuditTamper.event(1)]) }
+        }
+    }
+
+    /// Review of finding 8: `audit_head.key_version` is not what picks the key: an edit cannot
+    /// make the log continue under an older root's audit key.
+    @Test func finding8AnEditedHeadVersionDoesNotPickTheKey() async throws {
+        try await withVault { vault, _ in
+            try await vault.keys.rotateRoot()
+            try AuditTamper.execute(vault, "UPDATE audit_head SET key_version = 0")
+            try await vault.audit.append([AuditTamper.event(1)])
+            #expect(try await vault.audit.verify().ok)
+            // Only a root rotation writes a segment opening.
+            var forged = AuditTamper.event(2)
+            forged.type = "keys.rotate_root"
+            await #expect(throws: AuditLogError.self) { try await vault.audit.append([forged]) }
         }
     }
 

@@ -173,19 +173,20 @@ public final class CredentialService: Sendable {
             databaseLookups.add(1, ordering: .relaxed)
             // The revocations in the audit log are read only for a row that exists: an unknown id
             // costs one indexed lookup, not a scan of the log.
-            let read = try? await pool.read { [keyRing] db -> (CredentialRow?, Set<String>) in
+            let read = try? await pool.read { [keyRing] db -> (CredentialRow?, Set<String>, RowMAC) in
                 // A row sealed under a root version another process just added verifies only
-                // once this process holds that version.
-                _ = try keyRing.currentRowMAC(db)
+                // once this process holds that version; the rows are checked with the row key of
+                // this snapshot, whatever another task adopts meanwhile.
+                let rowMAC = try keyRing.currentRowMAC(db)
                 guard
                     let row = try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(
                         CredentialRow.init(row:))
-                else { return (nil, []) }
-                return (row, try Self.revokedInLog(db))
+                else { return (nil, [], rowMAC) }
+                return (row, try Self.revokedInLog(db), rowMAC)
             }
-            if let (row, revoked) = read, let row {
-                entry = accept([row], revokedInLog: revoked)[id]
-            } else if case (nil, _)? = read {
+            if let (row, revoked, rowMAC) = read, let row {
+                entry = accept([row], revokedInLog: revoked, rowMAC: rowMAC)[id]
+            } else if case (nil, _, _)? = read {
                 cache.withLock { cache in
                     if cache.unknown.count >= Self.unknownIDCapacity { cache.unknown.removeAll(keepingCapacity: true) }
                     cache.unknown.insert(id)
@@ -249,14 +250,14 @@ public final class CredentialService: Sendable {
 
     /// Reloads every credential from the database (picks up revocations made elsewhere).
     public func reload() async throws {
-        let (rows, revoked) = try await pool.read { [keyRing] db in
-            _ = try keyRing.currentRowMAC(db)
-            return (
+        let (rows, revoked, rowMAC) = try await pool.read { [keyRing] db in
+            (
                 try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:)),
-                try Self.revokedInLog(db)
+                try Self.revokedInLog(db),
+                try keyRing.currentRowMAC(db)
             )
         }
-        let accepted = accept(rows, revokedInLog: revoked)
+        let accepted = accept(rows, revokedInLog: revoked, rowMAC: rowMAC)
         cache.withLock {
             $0.entries = accepted
             $0.unknown.removeAll(keepingCapacity: true)
@@ -276,11 +277,10 @@ public final class CredentialService: Sendable {
     /// The rows that verify, as cache entries (also added to the cache); refused rows are logged
     /// once, by id. A credential revoked in its row or in the audit log stays revoked.
     private func accept(
-        _ rows: [CredentialRow], revokedInLog: Set<String>
+        _ rows: [CredentialRow], revokedInLog: Set<String>, rowMAC: RowMAC
     ) -> [String: Entry] {
         var accepted = [String: Entry]()
         var refused = [String]()
-        let rowMAC = keyRing.rowMAC
         for row in rows {
             guard row.verifies(with: rowMAC) else {
                 refused.append(row.id)
