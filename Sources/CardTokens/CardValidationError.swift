@@ -6,6 +6,8 @@ public struct CardValidationError: Error, Sendable, Hashable, CustomStringConver
     /// A stable error code, returned to API clients as `error.code`.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         public let rawValue: String
+        /// Every card-validation failure is invalid input.
+        public var category: ErrorCategory { .invalidInput }
         private init(_ rawValue: String) { self.rawValue = rawValue }
 
         /// The PAN contains characters other than digits, spaces and dashes.
@@ -44,4 +46,10 @@ public struct CardValidationError: Error, Sendable, Hashable, CustomStringConver
     }
 
     public var description: String { "CardValidationError(\(code): \(message))" }
+}
+
+extension CardValidationError: CategorizedError {
+    public var category: ErrorCategory { code.category }
+    public var errorCode: String { code.rawValue }
+    public var publicMessage: String { message }
 }

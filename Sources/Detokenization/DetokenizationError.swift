@@ -1,26 +1,26 @@
+public import CardTokens
+
 /// Why a detokenize request was refused or failed. Messages never contain request data.
 public struct DetokenizationError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// How the refusal maps onto HTTP.
-    public enum Kind: Sendable, Hashable {
-        case badRequest
-        case unauthenticated
-        case forbidden
-        case rateLimited(retryAfterSeconds: Int)
-        case auditUnavailable
-        /// A fault of the service after the request was accepted (e.g. a corrupt record).
-        case internalFailure
-    }
-
-    public let kind: Kind
+    /// What kind of failure it is (the server maps it to a status; this module knows no HTTP).
+    public let category: ErrorCategory
     /// A stable code, returned to clients as `error.code`.
     public let code: String
     public let message: String
+    /// For a rate limit: when the same request may pass.
+    public let retryAfterSeconds: Int?
 
-    public init(_ kind: Kind, code: String, message: String) {
-        self.kind = kind
+    public init(_ category: ErrorCategory, code: String, message: String, retryAfterSeconds: Int? = nil) {
+        self.category = category
         self.code = code
         self.message = message
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     public var description: String { "DetokenizationError(\(code): \(message))" }
+}
+
+extension DetokenizationError: CategorizedError {
+    public var errorCode: String { code }
+    public var publicMessage: String { message }
 }

@@ -180,7 +180,7 @@ public final class Detokenizer: Sendable {
                         try await audit.append(event)
                     } catch {
                         throw DetokenizationError(
-                            .auditUnavailable, code: "audit_unavailable",
+                            .unavailable, code: "audit_unavailable",
                             message: "the audit log cannot be written; nothing was revealed")
                     }
                 }
@@ -201,7 +201,7 @@ public final class Detokenizer: Sendable {
             throw error
         } catch {
             logger.error("detokenize failed", metadata: ["error_type": "\(type(of: error))"])
-            throw DetokenizationError(.internalFailure, code: "internal_error", message: "detokenization failed")
+            throw DetokenizationError(.internal, code: "internal_error", message: "detokenization failed")
         }
         return results.map { $0! }
     }
@@ -224,13 +224,14 @@ public final class Detokenizer: Sendable {
         }
         if let rateLimiter, let wait = rateLimiter.acquire(credential.id, cost: request.tokens.count) {
             return .init(
-                .rateLimited(retryAfterSeconds: wait), code: "rate_limited",
-                message: "too many tokens detokenized by this API key; retry after \(wait) s")
+                .rateLimited, code: "rate_limited",
+                message: "too many tokens detokenized by this API key; retry after \(wait) s", retryAfterSeconds: wait)
         }
         if request.reveal == .pan, let panQuota, let wait = panQuota.take(credential.id, count: valid.count) {
             return .init(
-                .rateLimited(retryAfterSeconds: wait), code: "daily_limit_reached",
-                message: "this API key has revealed its \(panQuota.limit) full PANs for today (UTC)")
+                .rateLimited, code: "daily_limit_reached",
+                message: "this API key has revealed its \(panQuota.limit) full PANs for today (UTC)",
+                retryAfterSeconds: wait)
         }
         return nil
     }
@@ -252,16 +253,16 @@ public final class Detokenizer: Sendable {
     static func validate(_ request: DetokenizeRequest) -> DetokenizationError? {
         guard (1...maximumTokens).contains(request.tokens.count) else {
             return .init(
-                .badRequest, code: "invalid_batch_size", message: "tokens must hold 1 to \(maximumTokens) entries")
+                .invalidInput, code: "invalid_batch_size", message: "tokens must hold 1 to \(maximumTokens) entries")
         }
         guard safePurpose(request.purpose) != nil else {
             return .init(
-                .badRequest, code: "invalid_purpose",
+                .invalidInput, code: "invalid_purpose",
                 message: "purpose must be 1 to 64 lower-case letters, digits or _ and hold no card number")
         }
         guard isSafeReference(request.reference) else {
             return .init(
-                .badRequest, code: "invalid_reference",
+                .invalidInput, code: "invalid_reference",
                 message: "reference must be 1 to 128 characters of A-Z a-z 0-9 . _ : / - and hold no card number")
         }
         return nil

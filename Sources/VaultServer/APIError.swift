@@ -52,22 +52,15 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         .requestTimeout, code: "request_timeout", message: "the request body did not arrive in full")
     static let internalError = APIError(.internalServerError, code: "internal_error", message: "internal error")
 
-    /// The status of each wallet refusal: 400 malformed, 404 unknown resource, 409 a request
-    /// with the same Idempotency-Key still running, 422 well-formed but refused, 5xx the
-    /// acquirer or the service.
-    static func status(of code: WalletError.Code) -> HTTPResponse.Status {
-        switch code {
-        case .invalidOwnerRef, .invalidIdempotencyKey, .invalidCursor, .invalidIBAN: .badRequest
-        case .walletNotFound, .cardNotFound: .notFound
-        case .idempotencyKeyInUse: .conflict
-        case .unsupportedCurrency, .currencyMismatch, .invalidAmount, .tokenNotFound, .cardExpired, .sameWallet,
-            .insufficientFunds, .amountOverflow, .idempotencyKeyReused:
-            .unprocessableContent
-        case .acquirerTimeout: .gatewayTimeout
-        case .acquirerUnavailable: .badGateway
-        case .acquirerNotConfigured, .accountNumbersExhausted, .invalidAccountNumbering: .serviceUnavailable
-        default: .internalServerError
+    /// The API form of a domain error: the status its category maps to, its code and message,
+    /// `Retry-After` when retrying helps; a 401 with its challenge.
+    init(_ error: any CategorizedError) {
+        if error.category == .unauthenticated {
+            self = .unauthenticated
+            return
         }
+        self.init(error.category.status, code: error.errorCode, message: error.publicMessage)
+        if let seconds = error.retryAfterSeconds { headers[.retryAfter] = String(seconds) }
     }
 
     /// The API form of any error thrown while handling a request.
@@ -75,26 +68,11 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         switch error {
         case let error as APIError:
             return error
-        case let error as CardValidationError:
-            return APIError(.badRequest, code: error.code.rawValue, message: error.message)
-        case let error as VaultError:
-            switch error.code {
-            case .tokenNotFound: return APIError(.notFound, code: error.code.rawValue, message: "no such token")
-            case .tokenSpaceExhausted, .dedupeExpiryMismatch:
-                return APIError(.conflict, code: error.code.rawValue, message: error.message)
-            case .similarCardsLimit:
-                return APIError(.tooManyRequests, code: error.code.rawValue, message: error.message)
-            case .invalidArgument: return APIError(.badRequest, code: error.code.rawValue, message: error.message)
-            case .keyVersionActive:
-                var busy = APIError(.serviceUnavailable, code: "retry", message: error.message)
-                busy.headers = [.retryAfter: "1"]
-                return busy
-            default: return nil
-            }
-        case let error as WalletError:
-            var apiError = APIError(status(of: error.code), code: error.code.rawValue, message: error.message)
-            if error.isRetryable { apiError.headers = [.retryAfter: "1"] }
-            return apiError
+        case let error as VaultError where error.category == .internal:
+            // Faults of the vault are logged by type, and the client is told nothing more.
+            return nil
+        case let error as any CategorizedError:
+            return APIError(error)
         case is NIOTooManyBytesError:
             return bodyTooLarge
         case let error as MethodNotAllowedError:
@@ -112,6 +90,26 @@ public struct APIError: Error, HTTPResponseError, Sendable {
             return APIError(error.status, code: code, message: error.status.reasonPhrase.lowercased())
         default:
             return nil
+        }
+    }
+}
+
+extension ErrorCategory {
+    /// The one place a category becomes an HTTP status; exhaustive, so a new category cannot
+    /// fall through to a 500.
+    var status: HTTPResponse.Status {
+        switch self {
+        case .invalidInput: .badRequest
+        case .notFound: .notFound
+        case .conflict: .conflict
+        case .refused: .unprocessableContent
+        case .unauthenticated: .unauthorized
+        case .forbidden: .forbidden
+        case .rateLimited: .tooManyRequests
+        case .unavailable: .serviceUnavailable
+        case .upstreamTimeout: .gatewayTimeout
+        case .upstreamFailed: .badGateway
+        case .internal: .internalServerError
         }
     }
 }

@@ -90,12 +90,13 @@ struct DetokenizeController {
                 // Audited as a bad request; answered with the decoder's own status (413 for a
                 // body over the limit, as on the public listener).
                 _ = await detokenizer.refuse(
-                    caller, error: .init(.badRequest, code: error.code, message: error.message))
+                    caller, error: .init(.invalidInput, code: error.code, message: error.message))
                 throw error
             }
             guard let reveal = RevealLevel(rawValue: body.reveal ?? RevealLevel.masked.rawValue) else {
                 throw await detokenizer.refuse(
-                    caller, error: .init(.badRequest, code: "invalid_reveal", message: "reveal must be masked or pan"))
+                    caller, error: .init(.invalidInput, code: "invalid_reveal", message: "reveal must be masked or pan")
+                )
             }
             let results = try await detokenizer.detokenize(
                 DetokenizeRequest(
@@ -201,21 +202,5 @@ struct DetokenizeController {
         [("since", since), ("actor", actor), ("token", token)].compactMap { name, value in
             value.map { " \(name)=\($0.prefix(64))" }
         }.joined()
-    }
-}
-
-extension APIError {
-    init(_ error: DetokenizationError) {
-        switch error.kind {
-        case .badRequest: self.init(.badRequest, code: error.code, message: error.message)
-        case .unauthenticated:
-            self = .unauthenticated
-        case .forbidden: self.init(.forbidden, code: error.code, message: error.message)
-        case .rateLimited(let seconds):
-            self.init(.tooManyRequests, code: error.code, message: error.message)
-            headers = [.retryAfter: String(seconds)]
-        case .auditUnavailable: self.init(.serviceUnavailable, code: error.code, message: error.message)
-        case .internalFailure: self.init(.internalServerError, code: error.code, message: error.message)
-        }
     }
 }

@@ -1,40 +1,69 @@
+public import CardTokens
+
 /// Why the wallet refused a request. Codes are stable (the HTTP layer maps each to a status);
 /// messages are fixed text: they never echo an id, amount or key the client sent, since a client
 /// may put a card number in any of them by mistake.
 public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConvertible {
-    public struct Code: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, Codable, CustomStringConvertible {
         public let rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
-        init(_ rawValue: String) { self.rawValue = rawValue }
+        /// What kind of failure it is, declared with the code (a code cannot exist without one).
+        public let category: ErrorCategory
+        private init(_ rawValue: String, _ category: ErrorCategory) {
+            self.rawValue = rawValue
+            self.category = category
+        }
+
+        /// Every code, for decoding a stored outcome (an idempotent replay).
+        static let all: [Code] = [
+            .invalidOwnerRef, .unsupportedCurrency, .invalidAmount, .invalidIBAN, .invalidAccountNumbering,
+            .invalidCursor, .invalidIdempotencyKey, .walletNotFound, .cardNotFound, .tokenNotFound, .cardExpired,
+            .currencyMismatch, .sameWallet, .insufficientFunds, .amountOverflow, .accountNumbersExhausted,
+            .idempotencyKeyReused, .idempotencyKeyInUse, .acquirerTimeout, .acquirerUnavailable, .acquirerNotConfigured,
+            .internalFailure,
+        ]
+
+        public init(from decoder: any Decoder) throws {
+            let rawValue = try decoder.singleValueContainer().decode(String.self)
+            guard let known = Self.all.first(where: { $0.rawValue == rawValue }) else {
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "unknown wallet error code"))
+            }
+            self = known
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(rawValue)
+        }
 
         // Input
-        public static let invalidOwnerRef = Self("invalid_owner_ref")
-        public static let unsupportedCurrency = Self("unsupported_currency")
-        public static let invalidAmount = Self("invalid_amount")
-        public static let invalidIBAN = Self("invalid_iban")
-        public static let invalidAccountNumbering = Self("invalid_account_numbering")
-        public static let invalidCursor = Self("invalid_cursor")
-        public static let invalidIdempotencyKey = Self("invalid_idempotency_key")
+        public static let invalidOwnerRef = Self("invalid_owner_ref", .invalidInput)
+        public static let unsupportedCurrency = Self("unsupported_currency", .refused)
+        public static let invalidAmount = Self("invalid_amount", .refused)
+        public static let invalidIBAN = Self("invalid_iban", .invalidInput)
+        public static let invalidAccountNumbering = Self("invalid_account_numbering", .unavailable)
+        public static let invalidCursor = Self("invalid_cursor", .invalidInput)
+        public static let invalidIdempotencyKey = Self("invalid_idempotency_key", .invalidInput)
         // What the request names
-        public static let walletNotFound = Self("wallet_not_found")
-        public static let cardNotFound = Self("card_not_found")
-        public static let tokenNotFound = Self("token_not_found")
-        public static let cardExpired = Self("card_expired")
-        public static let currencyMismatch = Self("currency_mismatch")
-        public static let sameWallet = Self("same_wallet")
+        public static let walletNotFound = Self("wallet_not_found", .notFound)
+        public static let cardNotFound = Self("card_not_found", .notFound)
+        public static let tokenNotFound = Self("token_not_found", .refused)
+        public static let cardExpired = Self("card_expired", .refused)
+        public static let currencyMismatch = Self("currency_mismatch", .refused)
+        public static let sameWallet = Self("same_wallet", .refused)
         // Money
-        public static let insufficientFunds = Self("insufficient_funds")
-        public static let amountOverflow = Self("amount_overflow")
-        public static let accountNumbersExhausted = Self("account_numbers_exhausted")
+        public static let insufficientFunds = Self("insufficient_funds", .refused)
+        public static let amountOverflow = Self("amount_overflow", .refused)
+        public static let accountNumbersExhausted = Self("account_numbers_exhausted", .unavailable)
         // Idempotency
-        public static let idempotencyKeyReused = Self("idempotency_key_reused")
-        public static let idempotencyKeyInUse = Self("idempotency_key_in_use")
+        public static let idempotencyKeyReused = Self("idempotency_key_reused", .refused)
+        public static let idempotencyKeyInUse = Self("idempotency_key_in_use", .conflict)
         // The acquirer (retry with the same Idempotency-Key)
-        public static let acquirerTimeout = Self("acquirer_timeout")
-        public static let acquirerUnavailable = Self("acquirer_unavailable")
-        public static let acquirerNotConfigured = Self("acquirer_not_configured")
+        public static let acquirerTimeout = Self("acquirer_timeout", .upstreamTimeout)
+        public static let acquirerUnavailable = Self("acquirer_unavailable", .upstreamFailed)
+        public static let acquirerNotConfigured = Self("acquirer_not_configured", .unavailable)
         /// A fault of the service (e.g. the ledger refused a commit for an invariant).
-        public static let internalFailure = Self("internal_failure")
+        public static let internalFailure = Self("internal_failure", .internal)
 
         public var description: String { rawValue }
 
@@ -58,4 +87,11 @@ public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConve
     public var isRetryable: Bool { [.acquirerTimeout, .acquirerUnavailable, .idempotencyKeyInUse].contains(code) }
 
     public var description: String { "WalletError(\(code): \(message))" }
+}
+
+extension WalletError: CategorizedError {
+    public var category: ErrorCategory { code.category }
+    public var errorCode: String { code.rawValue }
+    public var publicMessage: String { message }
+    public var retryAfterSeconds: Int? { isRetryable ? 1 : nil }
 }

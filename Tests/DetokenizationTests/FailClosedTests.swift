@@ -25,7 +25,7 @@ struct FailClosedTests {
                     tokens + [unknownToken], reveal: reveal, as: credential, using: detokenizer)
                 return revealed
             }
-            #expect(error?.kind == .auditUnavailable)
+            #expect(error?.category == .unavailable)
             #expect(error?.code == "audit_unavailable")
             #expect(revealed == nil)
             #expect(failing.attempts.load(ordering: .relaxed) == 1)
@@ -44,7 +44,7 @@ struct FailClosedTests {
             let failing = FailingAuditLog()
             let detokenizer = harness.detokenizer(audit: failing)
             let error = await refusal { try await detokenizer.authorize(harness.caller(nil)) }
-            #expect(error?.kind == .unauthenticated)
+            #expect(error?.category == .unauthenticated)
             #expect(failing.attempts.load(ordering: .relaxed) == 1)
             #expect(harness.logs.entries.contains { $0.level == .error && "\($0.message)".contains("audit") })
 

@@ -22,7 +22,7 @@ struct GrantTests {
                 await refusal { try await harness.detokenize(tokens, reveal: .pan, as: maskedOnly) }
             }
             #expect(error?.code == "reveal_not_allowed")
-            #expect(error?.kind == .forbidden)
+            #expect(error?.category == .forbidden)
             RefusalTests.expectDenied(
                 records, actor: maskedOnly.id, code: "reveal_not_allowed", purpose: "settlement",
                 reference: "batch-1", objects: tokens)
@@ -91,7 +91,7 @@ struct GrantTests {
                 }
             }
             #expect(error?.code == "daily_limit_reached")
-            if case .rateLimited(let seconds) = error?.kind {
+            if error?.category == .rateLimited, let seconds = error?.retryAfterSeconds {
                 #expect((1...86_400).contains(seconds))
             } else {
                 Issue.record("expected rateLimited, got \(String(describing: error))")

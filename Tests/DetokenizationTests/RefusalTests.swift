@@ -36,7 +36,7 @@ struct RefusalTests {
             let (error, records) = try await harness.newAuditRecords {
                 await refusal { try await harness.detokenizer.authorize(harness.caller(nil)) }
             }
-            #expect(error?.kind == .unauthenticated)
+            #expect(error?.category == .unauthenticated)
             #expect(error?.code == "unauthenticated")
             Self.expectDenied(records, actor: "anonymous", code: "unauthenticated")
         }
@@ -50,7 +50,7 @@ struct RefusalTests {
                     try await harness.detokenizer.authorize(harness.caller(nil, presentedID: "0123456789abcdef"))
                 }
             }
-            #expect(error?.kind == .unauthenticated)
+            #expect(error?.category == .unauthenticated)
             Self.expectDenied(records, actor: "unknown:0123456789abcdef", code: "unauthenticated")
         }
     }
@@ -64,7 +64,7 @@ struct RefusalTests {
             let (error, records) = try await harness.newAuditRecords {
                 await refusal { try await harness.detokenizer.authorize(harness.caller(credential)) }
             }
-            #expect(error?.kind == .forbidden)
+            #expect(error?.category == .forbidden)
             #expect(error?.code == "forbidden")
             Self.expectDenied(records, actor: credential.id, code: "forbidden")
         }
@@ -78,7 +78,7 @@ struct RefusalTests {
             let (error, records) = try await harness.newAuditRecords {
                 await refusal { try await harness.detokenizer.authorize(harness.caller(credential)) }
             }
-            #expect(error?.kind == .forbidden)
+            #expect(error?.category == .forbidden)
             Self.expectDenied(records, actor: credential.id, code: "forbidden")
         }
     }
@@ -99,7 +99,7 @@ struct RefusalTests {
                             as: credential)
                     }
                 }
-                #expect(error?.kind == .forbidden)
+                #expect(error?.category == .forbidden)
                 #expect(error?.code == "purpose_not_allowed")
                 Self.expectDenied(
                     records, actor: credential.id, code: "purpose_not_allowed", purpose: purpose, reference: "case-7",
@@ -122,7 +122,7 @@ struct RefusalTests {
             let (error, records) = try await harness.newAuditRecords {
                 await refusal { try await harness.detokenize(tokens, as: credential) }
             }
-            guard case .rateLimited(let retryAfter) = error?.kind else {
+            guard error?.category == .rateLimited, let retryAfter = error?.retryAfterSeconds else {
                 Issue.record("expected rateLimited, got \(String(describing: error))")
                 return
             }
@@ -196,7 +196,7 @@ struct RefusalTests {
                         reference: request.reference, as: credential)
                 }
             }
-            #expect(error?.kind == .badRequest)
+            #expect(error?.category == .invalidInput)
             #expect(error?.code == request.code)
             Self.expectDenied(
                 records, actor: credential.id, code: request.code,

@@ -135,22 +135,22 @@ struct OpenAPITests {
     }
 
     /// Every error code the server can send: those of `CardValidationError` and `WalletError`
-    /// (all of which `APIError` passes through), the `VaultError`s `APIError` maps, and the
+    /// (all of which `APIError` passes through), the `VaultError`s that reach a route, and the
     /// literals in `Sources/VaultServer` (the wallet controller's included) and
     /// `Sources/Detokenization`.
     static func emittedErrorCodes() throws -> Set<String> {
         var codes = Set<String>()
         for path in ["Sources/CardTokens/CardValidationError.swift", "Sources/Wallet/WalletError.swift"] {
             let source = try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
-            let found = source.matches(of: /Self\("([a-z_]+)"\)/).map { String($0.1) }
+            let found = source.matches(of: /Self\("([a-z_]+)"[,)]/).map { String($0.1) }
             #expect(!found.isEmpty, "no codes in \(path)")
             codes.formUnion(found)
         }
         for code in [
             VaultError.Code.tokenNotFound, .tokenSpaceExhausted, .invalidArgument, .dedupeExpiryMismatch,
-            .similarCardsLimit,
+            .similarCardsLimit, .keyVersionActive,
         ] {
-            codes.insert(code.rawValue)
+            codes.insert(VaultError(code, "").errorCode)
         }
         var files = [URL]()
         for directory in ["Sources/VaultServer", "Sources/Detokenization", "Sources/HTTPListener"] {
