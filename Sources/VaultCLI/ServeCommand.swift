@@ -22,13 +22,13 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var storage: StorageOptions
 
     @Option(help: "The address to listen on.")
-    var host: String = "127.0.0.1"
+    var host: String = VaultConfiguration.defaults.host
 
     @Option(help: "The port of the public API (tokenize, metadata, delete).")
-    var publicPort: Int = 8080
+    var publicPort: Int = VaultConfiguration.defaults.publicPort
 
     @Option(help: "The port of the detokenize API (detokenize and audit routes, audited, own credentials).")
-    var detokenizePort: Int = 8081
+    var detokenizePort: Int = VaultConfiguration.defaults.detokenizePort
 
     @OptionGroup(title: "Connections (each listener on its own)") var connections: ListenerOptions
 
@@ -36,27 +36,27 @@ struct ServeCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "Tokens detokenized per second per API key (a request of n tokens counts n; bursts up to the same number); 0 for no limit.",
             valueName: "tokens"))
-    var detokenizeRateLimit: Double = 1000
+    var detokenizeRateLimit: Double = VaultConfiguration.defaults.detokenizeRateLimit ?? 0
 
     @Option(
         help: ArgumentHelp(
             "Full PANs (reveal pan) one API key may reveal per UTC day; 0 for no limit.", valueName: "pans"))
-    var detokenizePanDailyLimit: Int = 100_000
+    var detokenizePanDailyLimit: Int = VaultConfiguration.defaults.detokenizePANDailyLimit ?? 0
 
     @Option(
         help: ArgumentHelp(
             "Cards tokenized per second per API key (a batch of n cards counts n; bursts up to the same number); 0 for no limit.",
             valueName: "cards"))
-    var tokenizeRateLimit: Double = 2000
+    var tokenizeRateLimit: Double = VaultConfiguration.defaults.tokenizeRateLimit ?? 0
 
     @Option(
         help: ArgumentHelp(
             "Distinct card numbers sharing one BIN and last four that one API key may tokenize per hour; more are refused (429 similar_cards_limit) and audited.",
             valueName: "cards"))
-    var similarCardLimit: Int = 10
+    var similarCardLimit: Int = VaultConfiguration.defaults.similarCardLimit
 
     @Option(help: "How long a CVV given at tokenization is held, in seconds (PCI DSS 3.3.2).")
-    var cvvTtl: Int = 3600
+    var cvvTtl: Int = Int(VaultConfiguration.defaults.cvvTimeToLive)
 
     @Option(
         help: ArgumentHelp(
@@ -78,7 +78,7 @@ struct ServeCommand: AsyncParsableCommand {
     var acquirerKeyPin: String?
 
     @Option(help: "Seconds to wait for the acquirer before a top-up ends as acquirer_timeout (retryable).")
-    var acquirerTimeout: Double = 5
+    var acquirerTimeout: Double = Double(AcquirerEndpoint.defaultTimeout.components.seconds)
 
     @Option(
         help: ArgumentHelp(
@@ -86,16 +86,16 @@ struct ServeCommand: AsyncParsableCommand {
             discussion:
                 "A retry after that runs as a new request (a top-up still books once: its attempt keeps the key)."
         ))
-    var idempotencyRetentionHours: Int = 24
+    var idempotencyRetentionHours: Int = Int(VaultConfiguration.defaults.idempotencyRetention.components.seconds / 3600)
 
     @Option(help: "Country (ISO 3166) of new virtual account IBANs: AT, CH, DE, GB, IE, LI, LT, LU or NL.")
-    var ibanCountry: String = VirtualAccountNumbering.default.country
+    var ibanCountry: String = VaultConfiguration.defaults.numbering.country
 
     @Option(
         help:
             "Bank code of new virtual account IBANs, in the country's format (DE: 8 digits; GB: 4 letters + sort code)."
     )
-    var ibanBankCode: String = VirtualAccountNumbering.default.bankCode
+    var ibanBankCode: String = VaultConfiguration.defaults.numbering.bankCode
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
@@ -135,61 +135,56 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
+    /// The flags, mapped onto the one configuration (its defaults are the flags' defaults).
+    func configuration() throws -> VaultConfiguration {
+        var configuration = VaultConfiguration(paths: storage.paths)
+        configuration.host = host
+        configuration.publicPort = publicPort
+        configuration.detokenizePort = detokenizePort
+        configuration.limits = connections.limits
+        configuration.detokenizeRateLimit = detokenizeRateLimit > 0 ? detokenizeRateLimit : nil
+        configuration.detokenizePANDailyLimit = detokenizePanDailyLimit > 0 ? detokenizePanDailyLimit : nil
+        configuration.tokenizeRateLimit = tokenizeRateLimit > 0 ? tokenizeRateLimit : nil
+        configuration.similarCardLimit = similarCardLimit
+        configuration.cvvTimeToLive = TimeInterval(cvvTtl)
+        configuration.idempotencyRetention = .seconds(idempotencyRetentionHours * 3600)
+        configuration.numbering = try VirtualAccountNumbering(country: ibanCountry, bankCode: ibanBankCode)
+        configuration.acquirer = acquirerUrl.map { url in
+            VaultConfiguration.Acquirer(
+                baseURL: url, publicKeyFile: acquirerKey ?? "", timeout: .milliseconds(Int(acquirerTimeout * 1000)),
+                pin: acquirerKeyPin)
+        }
+        return configuration
+    }
+
     func run() async throws {
         CLI.harden()
         connections.ensureFileDescriptors(listeners: 2, command: "vault")
         try await CLI.run {
             let logger = CLI.logger(level: Logger.Level(rawValue: logLevel) ?? .info)
-            let vault = try await Vault.open(
-                paths: storage.paths, logger: logger, cvvTimeToLive: TimeInterval(cvvTtl),
-                similarCardLimit: similarCardLimit)
-            let configuration = ServerConfiguration(
-                host: host, publicPort: publicPort, detokenizePort: detokenizePort,
-                detokenizeRateLimit: detokenizeRateLimit > 0 ? detokenizeRateLimit : nil,
-                detokenizePANDailyLimit: detokenizePanDailyLimit > 0 ? detokenizePanDailyLimit : nil,
-                tokenizeRateLimit: tokenizeRateLimit > 0 ? tokenizeRateLimit : nil,
-                idempotencyRetention: .seconds(idempotencyRetentionHours * 3600), limits: connections.limits)
-            let numbering = try VirtualAccountNumbering(country: ibanCountry, bankCode: ibanBankCode)
-            let acquirer: AcquirerEndpoint?
+            let started: VaultServices
             do {
-                acquirer = try acquirerUrl.map { url throws(AcquirerEndpointError) in
-                    try AcquirerEndpoint(
-                        baseURL: url, publicKeyFile: acquirerKey ?? "",
-                        timeout: .milliseconds(Int(acquirerTimeout * 1000)), pin: acquirerKeyPin)
+                started = try await VaultApplication.build(try configuration(), logger: logger) { listener, port in
+                    print(
+                        "vault: \(listener == "public" ? "public" : "detokenize") API listening on http://\(host):\(port)"
+                    )
+                    fflush(nil)
                 }
             } catch let error as AcquirerEndpointError {
                 CLI.fail(error.message)
-            }
-            let gateway = AuthorizationGateway(
-                tokens: vault.tokens, audit: vault.audit, acquirer: acquirer, logger: logger)
-            let wallets = try VaultApplication.walletService(vault: vault, authorizer: gateway, numbering: numbering)
-            // The ledger checks its invariants in every commit from that commit's changes; a full
-            // recount at start also catches a wallet.db altered behind its back.
-            try await wallets.rescopeCardFingerprints()
-            do {
-                try await wallets.ledger.verifyInvariants()
             } catch let error as LedgerError {
                 CLI.fail("\(Ledger.fileName) fails its invariants, refusing to start: \(error.message)")
             }
-            try await VaultApplication.run(
-                vault: vault, wallets: wallets, configuration: configuration, logger: logger
-            ) {
-                listener, port in
-                if listener == "public" {
-                    print("vault: public API listening on http://\(host):\(port)")
-                    print("vault: active data key v\(vault.keyRing.active.version); data in \(storage.dataDir)")
-                    print(
-                        "vault: wallet top-ups "
-                            + (acquirer.map { "authorize with the acquirer at \($0.baseURL), key \($0.publicKeyHex)" }
-                                ?? "are off (no --acquirer-url)"))
-                    print(
-                        "vault: create an API key with: vault credentials create --name frontend --scope tokenize "
-                            + "--scope tokens:read")
-                } else {
-                    print("vault: detokenize API listening on http://\(host):\(port)")
-                }
-                fflush(nil)
-            }
+            print("vault: active data key v\(started.vault.keyRing.active.version); data in \(storage.dataDir)")
+            print(
+                "vault: wallet top-ups "
+                    + (started.acquirer.map { "authorize with the acquirer at \($0.baseURL), key \($0.publicKeyHex)" }
+                        ?? "are off (no --acquirer-url)"))
+            print(
+                "vault: create an API key with: vault credentials create --name frontend --scope tokenize "
+                    + "--scope tokens:read")
+            fflush(nil)
+            try await started.run()
         }
     }
 }

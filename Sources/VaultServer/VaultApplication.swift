@@ -1,4 +1,4 @@
-import Audit
+public import Audit
 public import CardTokens
 public import Detokenization
 public import HTTPListener
@@ -7,44 +7,8 @@ import Ledger
 public import Logging
 public import ServiceLifecycle
 public import TokenVault
-import UnixSignals
+public import UnixSignals
 public import Wallet
-
-/// How `vault serve` listens.
-public struct ServerConfiguration: Sendable {
-    public var host: String
-    /// The public API: tokenize, metadata, delete.
-    public var publicPort: Int
-    /// The detokenize listener: detokenize and audit routes only.
-    public var detokenizePort: Int
-    /// Tokens detokenized per second per credential (bursts up to the same number); `nil`
-    /// for no limit.
-    public var detokenizeRateLimit: Double?
-    /// Full PANs one credential may reveal per UTC day; `nil` for no limit.
-    public var detokenizePANDailyLimit: Int?
-    /// Cards tokenized per second per credential (bursts up to the same number); `nil` for no limit.
-    public var tokenizeRateLimit: Double?
-    /// How long wallet Idempotency-Key outcomes are kept.
-    public var idempotencyRetention: Duration
-    /// Timeouts and the connection cap, for each listener on its own.
-    public var limits: ListenerLimits
-
-    public init(
-        host: String = "127.0.0.1", publicPort: Int = 8080, detokenizePort: Int = 8081,
-        detokenizeRateLimit: Double? = 1000, detokenizePANDailyLimit: Int? = 100_000,
-        tokenizeRateLimit: Double? = 2000, idempotencyRetention: Duration = .seconds(24 * 3600),
-        limits: ListenerLimits = ListenerLimits()
-    ) {
-        self.host = host
-        self.publicPort = publicPort
-        self.detokenizePort = detokenizePort
-        self.detokenizeRateLimit = detokenizeRateLimit
-        self.detokenizePANDailyLimit = detokenizePANDailyLimit
-        self.tokenizeRateLimit = tokenizeRateLimit
-        self.idempotencyRetention = idempotencyRetention
-        self.limits = limits
-    }
-}
 
 /// Builds the HTTP side of the vault: two listeners with disjoint routes.
 public enum VaultApplication {
@@ -123,46 +87,92 @@ public enum VaultApplication {
             logger: logger)
     }
 
-    /// Runs both listeners and the maintenance services (vault; wallet, when given) until SIGINT or SIGTERM.
-    /// - Parameter onListening: called with the listener's name and port once it accepts.
-    public static func run(
-        vault: Vault, wallets: WalletService?, configuration: ServerConfiguration, logger: Logger,
+    /// The composition root: opens the vault, checks `wallet.db` (fingerprints re-read, the
+    /// ledger's invariants recounted), and wires both listeners, the authorization gateway and
+    /// the maintenance services. `vault serve` and the tests call it alike.
+    /// - Parameter onListening: called with the listener's name (`public`, `detokenize`) and
+    ///   its bound port once it accepts.
+    /// - Throws: what opening the vault throws (``MasterKeyError``, ``VaultError``),
+    ///   ``AcquirerEndpointError`` for a bad acquirer key file, ``LedgerError`` when `wallet.db`
+    ///   fails its invariants.
+    public static func build(
+        _ configuration: VaultConfiguration, logger: Logger,
         onListening: @escaping @Sendable (_ listener: String, _ port: Int) async -> Void = { _, _ in }
-    ) async throws {
-        func application(_ name: String, _ router: Router<VaultRequestContext>, port: Int) -> some Service {
-            listener(
-                router, host: configuration.host, port: port, limits: configuration.limits, logger: logger
-            ) { port in await onListening(name, port) }
+    ) async throws -> VaultServices {
+        let vault = try await Vault.open(
+            paths: configuration.paths, logger: logger, cvvTimeToLive: configuration.cvvTimeToLive,
+            similarCardLimit: configuration.similarCardLimit)
+        let acquirer = try configuration.acquirer.map { acquirer throws(AcquirerEndpointError) in
+            try AcquirerEndpoint(
+                baseURL: acquirer.baseURL, publicKeyFile: acquirer.publicKeyFile, timeout: acquirer.timeout,
+                pin: acquirer.pin)
         }
-        let walletMaintenance = wallets.map {
-            ServiceGroupConfiguration.ServiceConfiguration(
-                service: WalletMaintenanceService(
-                    wallets: $0, retention: configuration.idempotencyRetention, logger: logger))
+        let gateway = AuthorizationGateway(tokens: vault.tokens, audit: vault.audit, acquirer: acquirer, logger: logger)
+        let wallets = try walletService(vault: vault, authorizer: gateway, numbering: configuration.numbering)
+        // The ledger checks its invariants in every commit from that commit's changes; a full
+        // recount at start also catches a wallet.db altered behind its back.
+        try await wallets.rescopeCardFingerprints()
+        try await wallets.ledger.verifyInvariants()
+
+        func application(_ name: String, _ router: Router<VaultRequestContext>, port: Int) -> any Service {
+            listener(router, host: configuration.host, port: port, limits: configuration.limits, logger: logger) {
+                port in await onListening(name, port)
+            }
         }
-        let group = ServiceGroup(
+        // Shut down in reverse order: the listeners first, the head-file writer last.
+        let services: [any Service] = [
+            AuditHeadFileService(audit: vault.audit),
+            VaultMaintenanceService(vault: vault, logger: logger),
+            WalletMaintenanceService(wallets: wallets, retention: configuration.idempotencyRetention, logger: logger),
+            application(
+                "public",
+                publicRouter(vault: vault, wallets: wallets, tokenizeRateLimit: configuration.tokenizeRateLimit),
+                port: configuration.publicPort),
+            application(
+                "detokenize",
+                detokenizeRouter(
+                    vault: vault, rateLimit: configuration.detokenizeRateLimit,
+                    panDailyLimit: configuration.detokenizePANDailyLimit, logger: logger),
+                port: configuration.detokenizePort),
+        ]
+        return VaultServices(vault: vault, wallets: wallets, acquirer: acquirer, services: services, logger: logger)
+    }
+}
+
+/// What ``VaultApplication/build(_:logger:onListening:)`` wired: the vault, the wallet side and
+/// the services that serve them.
+public struct VaultServices: Sendable {
+    public let vault: Vault
+    public let wallets: WalletService
+    /// The acquirer top-ups are authorized with, if configured.
+    public let acquirer: AcquirerEndpoint?
+    /// Head-file writer, maintenance services, then the two listeners.
+    public let services: [any Service]
+    let logger: Logger
+
+    /// The services in one group; `signals` end it gracefully (none for tests, which call
+    /// `triggerGracefulShutdown()`).
+    public func serviceGroup(signals: [UnixSignal] = [.sigterm, .sigint]) -> ServiceGroup {
+        ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(
-                        service: application(
-                            "public",
-                            publicRouter(
-                                vault: vault, wallets: wallets, tokenizeRateLimit: configuration.tokenizeRateLimit),
-                            port: configuration.publicPort)),
-                    .init(
-                        service: application(
-                            "detokenize",
-                            detokenizeRouter(
-                                vault: vault, rateLimit: configuration.detokenizeRateLimit,
-                                panDailyLimit: configuration.detokenizePANDailyLimit, logger: logger),
-                            port: configuration.detokenizePort)),
-                    .init(service: VaultMaintenanceService(vault: vault, logger: logger)),
-                ] + (walletMaintenance.map { [$0] } ?? []),
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        // Under load, commits hand the audit head to a background writer (coalesced); whatever
-        // is still pending is written on the way out.
-        vault.audit.deferHeadFileWrites()
-        defer { vault.audit.flushHeadFile() }
-        try await group.run()
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger))
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    public func run() async throws {
+        try await serviceGroup().run()
+    }
+}
+
+/// Lets the audit log write its head file from a background task while the server runs
+/// (coalescing bursts of commits), and writes whatever is pending on the way out: the ordering
+/// that callers had to get right by hand is the service's lifetime.
+struct AuditHeadFileService: Service {
+    let audit: SQLiteAuditLog
+
+    func run() async throws {
+        audit.deferHeadFileWrites()
+        defer { audit.flushHeadFile() }
+        try? await gracefulShutdown()
     }
 }

@@ -22,7 +22,7 @@ struct OpenAPITests {
 
         /// The server URL the document gives this listener: its default address.
         var url: String {
-            let defaults = ServerConfiguration()
+            let defaults = VaultConfiguration.defaults
             return "http://\(defaults.host):\(self == .public ? defaults.publicPort : defaults.detokenizePort)"
         }
 
