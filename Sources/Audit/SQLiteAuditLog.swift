@@ -71,15 +71,16 @@ public final class SQLiteAuditLog: AuditLog {
         }
     }
 
-    /// Lets a long-running server write the head file from a background task, coalescing bursts
-    /// of commits (see `AuditHeadFileWriter`). Call ``flushHeadFile()`` before exiting.
-    public func deferHeadFileWrites() {
-        headFile?.deferWrites()
+    /// Writes the head file from this loop for as long as it runs (a server's service owns
+    /// it), coalescing bursts of commits into one write; returns after ``finishHeadFileWrites()``
+    /// once what is pending is written. Without it, each commit writes the file itself.
+    public func writeHeadFiles() async {
+        await headFile?.writeDeferred()
     }
 
-    /// Writes a head that is still pending.
-    public func flushHeadFile() {
-        headFile?.flush()
+    /// Ends ``writeHeadFiles()`` (graceful shutdown).
+    public func finishHeadFileWrites() {
+        headFile?.finish()
     }
 
     /// Creates the tables. Registered by the vault's migrator.

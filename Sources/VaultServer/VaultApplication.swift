@@ -164,15 +164,17 @@ public struct VaultServices: Sendable {
     }
 }
 
-/// Lets the audit log write its head file from a background task while the server runs
-/// (coalescing bursts of commits), and writes whatever is pending on the way out: the ordering
-/// that callers had to get right by hand is the service's lifetime.
+/// Owns the loop that writes the audit head file while the server runs (coalescing bursts of
+/// commits), and ends it, with whatever is pending written, on graceful shutdown: the ordering
+/// that callers had to get right by hand is the service's lifetime, and no detached task is left.
 struct AuditHeadFileService: Service {
     let audit: SQLiteAuditLog
 
     func run() async throws {
-        audit.deferHeadFileWrites()
-        defer { audit.flushHeadFile() }
-        try? await gracefulShutdown()
+        await withGracefulShutdownHandler {
+            await audit.writeHeadFiles()
+        } onGracefulShutdown: {
+            audit.finishHeadFileWrites()
+        }
     }
 }
