@@ -8,7 +8,7 @@ import Synchronization
 import Testing
 
 /// Issue 8, finding 17: the acquirer link does not follow redirects.
-@Suite("Acquirer link")
+@Suite("Acquirer link", .timeLimit(.minutes(10)))
 struct AcquirerRedirectTests {
     @Test("Finding 17: a redirect from the acquirer is refused, and the request never reaches its target")
     func redirectsAreNotFollowed() async throws {

@@ -14,7 +14,7 @@ import VaultTestSupport
 
 /// The authorization gateway end to end: a real vault in a temporary folder, the simulator on
 /// a loopback port, HTTP in between.
-@Suite("Authorization gateway")
+@Suite("Authorization gateway", .timeLimit(.minutes(10)))
 struct AuthorizationGatewayTests {
     static func request(
         _ token: Token, amount: Int64 = 1000, currency: String = "EUR", reference: String = "topup-1",

@@ -7,7 +7,7 @@ import TokenVault
 
 /// Security review, issue 8, finding 15: the gateway's audit records carried the constant origin
 /// `wallet` instead of the caller's address (PCI DSS 10.2.2).
-@Suite("Finding 15: the gateway audits the caller's address")
+@Suite("Finding 15: the gateway audits the caller's address", .timeLimit(.minutes(10)))
 struct GatewayOriginTests {
     @Test("Finding 15: granted and refused authorizations are audited with the request's origin")
     func finding15OriginIsTheCallersAddress() async throws {

@@ -10,7 +10,7 @@ import VaultCrypto
 
 @testable import TokenVault
 
-@Suite("Dedupe")
+@Suite("Dedupe", .timeLimit(.minutes(10)))
 struct DedupeTests {
     @Test func dedupeReturnsTheExistingTokenOfTheSamePANAndFormat() async throws {
         try await withVault { vault, _ in

@@ -11,7 +11,7 @@ import VaultTestSupport
 
 @testable import TokenVault
 
-@Suite("Tokenize")
+@Suite("Tokenize", .timeLimit(.minutes(10)))
 struct TokenizeTests {
     /// Property: for generated PANs of every length, with and without CVV, in both formats, the
     /// stored ciphertext opens to exactly the PAN, the expiry and the token, and the metadata is right.

@@ -7,7 +7,7 @@ import Testing
 
 /// `vault audit verify [--json]` and `vault audit list [--since] [--actor] [--token] [--after]
 /// [--limit] [--json]`, run as an operator would, against a vault tampered with from outside.
-@Suite("vault audit")
+@Suite("vault audit", .timeLimit(.minutes(10)))
 struct AuditCommandTests {
     /// One record of `vault audit list --json`.
     struct Record: Decodable, Sendable {

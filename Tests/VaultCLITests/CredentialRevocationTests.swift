@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@Suite("vault credentials revoke")
+@Suite("vault credentials revoke", .timeLimit(.minutes(10)))
 struct CredentialRevocationTests {
     @Test("a key revoked by the CLI stops working on a running server within 5 seconds")
     func revokedKeyStopsWorking() async throws {

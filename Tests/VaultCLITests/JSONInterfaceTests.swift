@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The `--json` outputs scripts rely on: their keys and types are pinned here.
-@Suite("JSON interfaces")
+@Suite("JSON interfaces", .timeLimit(.minutes(10)))
 struct JSONInterfaceTests {
     static let keyStates: Set<String> = ["active", "decrypt_only", "retired"]
 

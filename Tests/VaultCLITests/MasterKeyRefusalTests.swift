@@ -3,7 +3,7 @@ import Testing
 
 /// Every command refuses a bad master key with an error naming the file and the problem, and
 /// leaves vault.db as it was (DESIGN §3).
-@Suite("Master key problems")
+@Suite("Master key problems", .timeLimit(.minutes(10)))
 struct MasterKeyRefusalTests {
     enum Problem: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case missing

@@ -7,7 +7,7 @@ import Testing
 /// in a temporary folder: `swift test` holds the lock on `.build` while tests run, so a nested
 /// SwiftPM on the same build folder would wait for it forever. `describe` only loads the root
 /// manifest (no dependency checkout or build is needed), so this takes well under a second.
-@Suite("Module graph")
+@Suite("Module graph", .timeLimit(.minutes(10)))
 struct ModuleGraphTests {
     /// The cardholder-data environment's targets.
     static let cde: Set<String> = [

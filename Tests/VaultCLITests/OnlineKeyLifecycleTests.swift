@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 
 /// Key rotation and rewrap by the CLI while `vault serve` runs in another process (DESIGN §3).
-@Suite("Online rotation and rewrap")
+@Suite("Online rotation and rewrap", .timeLimit(.minutes(10)))
 struct OnlineKeyLifecycleTests {
     /// Tokenizes a card every 250 ms until `keys status` shows a record under `version`, i.e.
     /// until the running server encrypts under it. Returns how long that took from the call, or

@@ -4,7 +4,7 @@ import Testing
 /// Top-ups end to end, the way they run in production: `vault serve` and `vault acquirer-sim`
 /// as two processes, the card sealed to the acquirer's key, the CVV used once, the wallet
 /// credited at most once across a timeout and its retry, and no card data in `wallet.db`.
-@Suite("Wallet top-ups through a real acquirer process")
+@Suite("Wallet top-ups through a real acquirer process", .timeLimit(.minutes(10)))
 struct WalletTopUpTests {
     struct Client {
         let api: APIClient

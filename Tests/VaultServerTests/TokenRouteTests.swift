@@ -5,7 +5,7 @@ import Testing
 import VaultTestSupport
 
 /// The happy paths of every public route.
-@Suite("Token routes")
+@Suite("Token routes", .timeLimit(.minutes(10)))
 struct TokenRouteTests {
     @Test("GET /healthz answers 200 without a credential")
     func health() async throws {

@@ -9,7 +9,7 @@ import VaultTestSupport
 /// The wallet routes over HTTP (router transport): authentication and scope, Idempotency-Key
 /// rules, every refusal with its status and code, top-ups through a scripted acquirer,
 /// statements, and no card data in `wallet.db`.
-@Suite("Wallet routes")
+@Suite("Wallet routes", .timeLimit(.minutes(10)))
 struct WalletRouteTests {
     /// Every wallet route, with `{wallet}` filled in by the test.
     static func routes(wallet: String) -> [(method: HTTPRequest.Method, uri: String)] {
