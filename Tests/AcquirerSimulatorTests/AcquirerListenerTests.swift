@@ -9,7 +9,7 @@ import VaultTestSupport
 @Suite("Acquirer simulator listener", .timeLimit(.minutes(10)))
 struct AcquirerListenerTests {
     static func withListener(limits: ListenerLimits, _ body: (RunningAcquirer) async throws -> Void) async throws {
-        try await withTemporaryDirectory { root in
+        try await withTemporaryDirectory("acquirer-tests") { root in
             let logger = TestLog.quiet()
             let simulator = try AcquirerSimulator.open(stateDirectory: root, logger: logger)
             let server = try await AcquirerServer.start(simulator: simulator, limits: limits, logger: logger)

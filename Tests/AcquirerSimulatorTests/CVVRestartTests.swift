@@ -13,7 +13,7 @@ struct CVVRestartTests {
     @Test("Finding 3: after a restart the gateway charges without the CVV given before it, and deletes it")
     func finding3RestartEndsHeldCVVs() async throws {
         try await withGateway { harness in
-            let token = try await harness.tokenize(.visa.withCVV("737"))
+            let token = try await harness.tokenize(.visa.with(cvv: "737"))
             // The same database, a new process: its TokenVault holds no CVV key from before.
             let restarted = TokenVault(
                 store: harness.vault.store, keyRing: harness.vault.keyRing, logger: harness.logger)

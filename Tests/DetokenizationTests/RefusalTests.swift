@@ -1,4 +1,5 @@
 import Audit
+import CDETestSupport
 import CardTokens
 import Detokenization
 import Foundation
@@ -177,11 +178,11 @@ struct RefusalTests {
     /// Generated Luhn-valid numbers of the shortest and longest PAN lengths.
     static let luhn12: String = {
         var generator = SeededGenerator(seed: 12)
-        return PANGenerator.pan(length: 12, using: &generator)
+        return PANGenerator.pan(length: 12, using: &generator).pan
     }()
     static let luhn19: String = {
         var generator = SeededGenerator(seed: 19)
-        return PANGenerator.pan(length: 19, using: &generator)
+        return PANGenerator.pan(length: 19, using: &generator).pan
     }()
 
     @Test("Invalid requests: bad_request codes, audited without the reference", arguments: Invalid.all)
@@ -259,7 +260,7 @@ struct RefusalTests {
             let tokens = try await harness.tokenize([.visa2])
             let credential = try await harness.credential()
             var generator = SeededGenerator()
-            let generated = PANGenerator.pan(length: 16, using: &generator)
+            let generated = PANGenerator.pan(length: 16, using: &generator).pan
             let pans = TestCard.published.map(\.pan) + [generated]
             let sent = pans + ["4111 1111 1111 1111", "4111-1111-1111-1111", "", "tok_short"]
             let (results, records) = try await harness.newAuditRecords {

@@ -31,7 +31,7 @@ struct TokenRouteTests {
             #expect(token.format == "opaque")
             #expect(token.bin == card.bin)
             #expect(token.last4 == card.last4)
-            #expect(token.brand == card.brand)
+            #expect(token.brand == card.brand.rawValue)
             #expect(token.expMonth == card.expMonth)
             #expect(token.expYear == card.expYear)
             #expect(!token.fingerprint.isEmpty)
@@ -99,7 +99,7 @@ struct TokenRouteTests {
     func formattedPAN() async throws {
         try await withServer { server in
             let plain = try await server.tokenized(.visa)
-            let spaced = try await server.tokenized(TestCard(pan: "4111 1111-1111 1111", brand: "visa"))
+            let spaced = try await server.tokenized(TestCard(pan: "4111 1111-1111 1111", brand: .visa))
             #expect(spaced.bin == "411111")
             #expect(spaced.last4 == "1111")
             #expect(spaced.fingerprint == plain.fingerprint)
@@ -126,7 +126,7 @@ struct TokenRouteTests {
                 #expect(Token.format(of: token.token) == .numeric)
                 #expect(token.bin == card.bin)
                 #expect(token.last4 == card.last4)
-                #expect(token.brand == card.brand)
+                #expect(token.brand == card.brand.rawValue)
 
                 let read = try await server.send(.get, "/v1/tokens/\(token.token)")
                 #expect(read.status == .ok, "\(read)")
@@ -148,7 +148,7 @@ struct TokenRouteTests {
             #expect(deduped.token == original.token)
             #expect(deduped.fingerprint == original.fingerprint)
 
-            let spaced = try await server.tokenize(TestCard(pan: "4242-4242-4242-4242", brand: "visa"), dedupe: true)
+            let spaced = try await server.tokenize(TestCard(pan: "4242-4242-4242-4242", brand: .visa), dedupe: true)
             #expect(spaced.status == .ok, "\(spaced)")
             #expect(try spaced.decode(TokenReply.self).token == original.token)
 
@@ -214,7 +214,7 @@ struct TokenRouteTests {
     func expiresThisMonth() async throws {
         try await withServer { server in
             let (year, month) = Months.current
-            let card = TestCard(pan: TestCard.visa.pan, expMonth: month, expYear: year, brand: "visa")
+            let card = TestCard(pan: TestCard.visa.pan, expMonth: month, expYear: year, brand: .visa)
             let reply = try await server.tokenize(card)
             #expect(reply.status == .created, "\(reply)")
         }

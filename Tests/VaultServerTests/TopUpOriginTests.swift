@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Testing
 import VaultServer
+import VaultTestSupport
 
 /// Security review, issue 8, finding 15: a top-up reached the gateway without the caller's
 /// address, so its audit record named the constant origin `wallet` (PCI DSS 10.2.2).

@@ -777,7 +777,7 @@ struct WalletRouteTests {
         try await withServer(wallets: WalletSetup(authorizer: authorizer)) { server in
             var generator = SeededGenerator(seed: 0x3A11E7)
             let cards =
-                TestCard.published.map { $0.with(cvv: $0.brand == "amex" ? "1234" : "123") }
+                TestCard.published.map { $0.with(cvv: $0.brand == .amex ? "1234" : "123") }
                 + (0..<6).map { _ in PANGenerator.card(withCVV: true, using: &generator) }
             let wallet = try await server.createWallet()
             let other = try await server.createWallet()

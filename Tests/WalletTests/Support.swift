@@ -111,16 +111,7 @@ func withWallet<R>(
 func walletErrorCode<R>(
     sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> R
 ) async -> WalletError.Code? {
-    do {
-        let value = try await body()
-        Issue.record("expected a WalletError, got \(value)", sourceLocation: sourceLocation)
-        return nil
-    } catch let error as WalletError {
-        return error.code
-    } catch {
-        Issue.record("expected a WalletError, got \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
+    await thrownError(WalletError.self, sourceLocation: sourceLocation, body)?.code
 }
 
 // MARK: - Cards
