@@ -217,6 +217,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "VaultCLITests", dependencies: ["VaultCLI", "TokenVault"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "VaultCLITests", dependencies: ["VaultCLI", "VaultTestSupport"], swiftSettings: swiftSettings),
     ]
 )

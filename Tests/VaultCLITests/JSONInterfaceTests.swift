@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VaultTestSupport
 
 /// The `--json` outputs scripts rely on: their keys and types are pinned here.
 @Suite("JSON interfaces", .timeLimit(.minutes(10)))

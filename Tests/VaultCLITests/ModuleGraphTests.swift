@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VaultTestSupport
 
 /// The trust boundary is the module graph (DESIGN §2).
 ///
@@ -37,7 +38,7 @@ struct ModuleGraphTests {
         defer { try? FileManager.default.removeItem(at: scratch) }
         let result = try await runProcess(
             "/usr/bin/env", ["swift", "package", "--scratch-path", scratch.path, "describe", "--type", "json"],
-            cwd: VaultBinary.repositoryRoot, timeout: .seconds(60))
+            cwd: VaultBinary.repositoryRoot)
         guard result.succeeded else { throw TestFailure("swift package describe failed: \(result)") }
         let description = try JSONCoding.decoder.decode(Description.self, from: Data(result.stdout.utf8))
         return Dictionary(uniqueKeysWithValues: description.targets.map { ($0.name, $0.targetDependencies ?? []) })

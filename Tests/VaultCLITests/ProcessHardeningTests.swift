@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VaultCLI
+import VaultTestSupport
 
 #if canImport(Glibc)
     import Glibc

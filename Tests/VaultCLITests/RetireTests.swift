@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VaultTestSupport
 
 @Suite("vault keys retire", .timeLimit(.minutes(10)))
 struct RetireTests {

@@ -1,75 +1,49 @@
 import Foundation
-import Testing
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import VaultTestSupport
 
 /// A running `vault acquirer-sim` child process on a port the system picked (read from its
 /// `acquirer-sim: listening on http://HOST:PORT` line).
-final class AcquirerProcess: @unchecked Sendable {
-    // @unchecked: constants only; `Process` is used from one test at a time.
-    let process: Process
+final class AcquirerProcess: Sendable {
+    let child: ChildProcess
     let port: Int
     let stateDir: String
 
     static let readyPrefix = "acquirer-sim: listening on http://"
 
+    var process: Process { child.process }
     var url: String { "http://127.0.0.1:\(port)" }
     var publicKeyPath: String { stateDir + "/acquirer.pub" }
     var databasePath: String { stateDir + "/acquirer.db" }
+    /// What the simulator logged so far (standard error).
+    var stderr: String { child.stderr }
 
-    private init(process: Process, port: Int, stateDir: String) {
-        self.process = process
+    private init(child: ChildProcess, port: Int, stateDir: String) {
+        self.child = child
         self.port = port
         self.stateDir = stateDir
     }
 
-    static func start(_ sandbox: Sandbox, extraArguments: [String] = []) async throws -> AcquirerProcess {
+    /// Starts `vault acquirer-sim` in the sandbox (logging at `logLevel`) and waits until it
+    /// listens (however long that takes; the suite's time limit bounds it).
+    static func start(
+        _ sandbox: Sandbox, logLevel: String = "warning", extraArguments: [String] = []
+    ) async throws -> AcquirerProcess {
         let stateDir = sandbox.path("acquirer")
-        let stdoutPath = sandbox.path("acquirer-\(UUID().uuidString).out")
-        let stderrPath = stdoutPath.replacingOccurrences(of: ".out", with: ".err")
-        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        guard let out = FileHandle(forWritingAtPath: stdoutPath), let err = FileHandle(forWritingAtPath: stderrPath)
-        else { throw TestFailure("cannot create \(stdoutPath)") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try VaultBinary.require())
-        process.arguments =
-            ["acquirer-sim", "--port", "0", "--state-dir", stateDir, "--log-level", "warning"] + extraArguments
-        process.currentDirectoryURL = URL(fileURLWithPath: sandbox.root)
-        process.environment = VaultBinary.childEnvironment
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = out
-        process.standardError = err
-        try launchProcess(process)
-        try? out.close()
-        try? err.close()
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(20)
-        while clock.now < deadline {
-            let output = (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? ""
-            for line in output.split(separator: "\n") where line.hasPrefix(readyPrefix) {
-                if let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]), port > 0 {
-                    return AcquirerProcess(process: process, port: port, stateDir: stateDir)
-                }
-            }
-            guard process.isRunning else {
-                let stderr = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
-                throw TestFailure("vault acquirer-sim exited before listening: \(output)\(stderr)")
-            }
-            try? await Task.sleep(for: .milliseconds(20))
+        let child = try ChildProcess.launch(
+            try VaultBinary.require(),
+            ["acquirer-sim", "--port", "0", "--state-dir", stateDir, "--log-level", logLevel] + extraArguments,
+            cwd: sandbox.root, outputBase: sandbox.path("acquirer-\(UUID().uuidString)"))
+        guard let line = try await child.waitForLine(startingWith: readyPrefix) else {
+            child.killNow()
+            throw TestFailure("vault acquirer-sim exited before listening: \(child.stdout)\(child.stderr)")
         }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        throw TestFailure("vault acquirer-sim did not start listening")
+        guard let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]), port > 0 else {
+            child.killNow()
+            throw TestFailure("cannot read the port from: \(line)")
+        }
+        return AcquirerProcess(child: child, port: port, stateDir: stateDir)
     }
 
-    func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
-    }
+    /// Asks the simulator to stop (SIGTERM) and waits for it; SIGKILL if it does not.
+    func stop() { child.terminate() }
 }

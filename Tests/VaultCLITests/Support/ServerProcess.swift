@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VaultTestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -13,112 +14,69 @@ import Testing
 /// port actually bound once it listens; the port is read from that line. Should a build ever
 /// print 0 there, the server is restarted on a port found free by binding a socket to port 0.
 /// Stop it with ``stop()`` (SIGTERM) or ``killNow()`` (SIGKILL), typically in a `defer`.
-final class ServerProcess: @unchecked Sendable {
-    // @unchecked: every stored property is a constant; `Process` is used from one test at a time.
-    let process: Process
+final class ServerProcess: Sendable {
+    let child: ChildProcess
     let port: Int
-    let stdoutPath: String
-    let stderrPath: String
 
     static let readyPrefix = "vault: public API listening on http://"
 
     var baseURL: URL { URL(string: "http://127.0.0.1:\(port)")! }
+    var process: Process { child.process }
+    var stdoutPath: String { child.stdoutPath }
 
-    private init(process: Process, port: Int, stdoutPath: String, stderrPath: String) {
-        self.process = process
+    private init(child: ChildProcess, port: Int) {
+        self.child = child
         self.port = port
-        self.stdoutPath = stdoutPath
-        self.stderrPath = stderrPath
     }
 
-    /// Starts `vault serve` on the sandbox's vault and waits until it listens.
-    static func start(
-        _ sandbox: Sandbox, extraArguments: [String] = [], timeout: Duration = .seconds(20)
-    ) async throws -> ServerProcess {
-        let server = try await launch(sandbox, port: 0, extraArguments: extraArguments, timeout: timeout)
+    /// Starts `vault serve` on the sandbox's vault and waits until it listens (however long
+    /// that takes; the suite's time limit bounds it).
+    static func start(_ sandbox: Sandbox, extraArguments: [String] = []) async throws -> ServerProcess {
+        let server = try await launch(sandbox, port: 0, extraArguments: extraArguments)
         guard server.port == 0 else { return server }
         server.stop()
-        return try await launch(sandbox, port: try freePort(), extraArguments: extraArguments, timeout: timeout)
+        return try await launch(sandbox, port: try freePort(), extraArguments: extraArguments)
     }
 
-    private static func launch(
-        _ sandbox: Sandbox, port: Int, extraArguments: [String], timeout: Duration
-    ) async throws -> ServerProcess {
-        let name = "serve-\(UUID().uuidString)"
-        let stdoutPath = sandbox.path(name + ".out")
-        let stderrPath = sandbox.path(name + ".err")
-        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        guard let out = FileHandle(forWritingAtPath: stdoutPath), let err = FileHandle(forWritingAtPath: stderrPath)
-        else { throw TestFailure("cannot create \(stdoutPath)") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try VaultBinary.require())
-        process.arguments =
+    private static func launch(_ sandbox: Sandbox, port: Int, extraArguments: [String]) async throws -> ServerProcess {
+        let child = try ChildProcess.launch(
+            try VaultBinary.require(),
             ["serve", "--public-port", String(port), "--detokenize-port", "0", "--log-level", "warning"]
-            + sandbox.storageArguments
-            + extraArguments
-        process.currentDirectoryURL = URL(fileURLWithPath: sandbox.root)
-        process.environment = VaultBinary.childEnvironment
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = out
-        process.standardError = err
-        try launchProcess(process)
-        try? out.close()
-        try? err.close()
-
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while clock.now < deadline {
-            let output = (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? ""
-            for line in output.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-            where line.hasPrefix(readyPrefix) {
-                guard let colon = line.lastIndex(of: ":"), let bound = Int(line[line.index(after: colon)...]) else {
-                    process.terminate()
-                    throw TestFailure("cannot read the port from: \(line)")
-                }
-                return ServerProcess(process: process, port: bound, stdoutPath: stdoutPath, stderrPath: stderrPath)
-            }
-            guard process.isRunning else {
-                process.waitUntilExit()
-                let stderr = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
-                throw TestFailure(
-                    "vault serve exited with status \(process.terminationStatus) before listening\n\(output)\(stderr)")
-            }
-            try? await Task.sleep(for: .milliseconds(20))
+                + sandbox.storageArguments + extraArguments,
+            cwd: sandbox.root, outputBase: sandbox.path("serve-\(UUID().uuidString)"))
+        guard let line = try await child.waitForLine(startingWith: readyPrefix) else {
+            child.killNow()
+            throw TestFailure(
+                "vault serve exited with status \(child.process.terminationStatus) before listening\n"
+                    + "\(child.stdout)\(child.stderr)")
         }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        throw TestFailure("vault serve did not print “\(readyPrefix)…” within \(timeout)")
+        guard let colon = line.lastIndex(of: ":"), let bound = Int(line[line.index(after: colon)...]) else {
+            child.killNow()
+            throw TestFailure("cannot read the port from: \(line)")
+        }
+        return ServerProcess(child: child, port: bound)
+    }
+
+    /// The detokenize listener's port, from the line `vault serve` prints when it listens.
+    func detokenizePort() async throws -> Int {
+        let prefix = "vault: detokenize API listening on http://"
+        guard let line = try await child.waitForLine(startingWith: prefix),
+            let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]), port > 0
+        else { throw TestFailure("vault serve did not print its detokenize port: \(stderr)") }
+        return port
     }
 
     /// Whether the process is still alive.
-    var isRunning: Bool { process.isRunning }
+    var isRunning: Bool { child.isRunning }
 
     /// What the server wrote to standard error so far.
-    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+    var stderr: String { child.stderr }
 
-    /// Asks the server to stop (SIGTERM) and waits for it; SIGKILL after 5 seconds.
-    func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        let deadline = Date().addingTimeInterval(5)
-        while process.isRunning && Date() < deadline {
-            usleep(10_000)
-        }
-        if process.isRunning {
-            killNow()
-        } else {
-            process.waitUntilExit()
-        }
-    }
+    /// Asks the server to stop (SIGTERM) and waits for it; SIGKILL if it does not.
+    func stop() { child.terminate() }
 
     /// Kills the server with SIGKILL (no chance to flush or clean up) and waits until it is gone.
-    func killNow() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-        }
-        process.waitUntilExit()
-    }
+    func killNow() { child.killNow() }
 
     /// A TCP port nothing listens on right now: bind a socket to port 0 and read what was given.
     static func freePort() throws -> Int {

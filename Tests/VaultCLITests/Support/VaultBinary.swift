@@ -1,34 +1,10 @@
 import Foundation
-import Synchronization
 import Testing
+import VaultTestSupport
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
-// End-to-end helpers: these tests run the real `vault` executable as a child process, the way an
-// operator or a deployment script would, and never link the vault's modules.
-
-/// Foundation's `Process.run()` on Linux is not safe to call from several threads at once: CI
-/// crashed in its spawn path (a bad `memcpy`) while Swift Testing ran these suites in parallel.
-/// Launches go one at a time through this lock; the children still run concurrently.
-private let processLaunch = Mutex<Void>(())
-
-/// Starts `process` (see `processLaunch`).
-func launchProcess(_ process: Process) throws {
-    try processLaunch.withLock { _ in try process.run() }
-}
-
-/// A failure of the test harness itself (binary missing, server did not start, …).
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-
-    init(_ description: String) {
-        self.description = description
-    }
-}
+// Process-level helpers: these tests run the real `vault` executable as a child process, the way
+// an operator or a deployment script would (only ProcessHardeningTests also calls VaultCLI code
+// in process).
 
 /// The package checkout these tests belong to, and the executable `swift build` puts in it.
 enum VaultBinary {
@@ -89,56 +65,29 @@ struct CommandResult: Sendable, CustomStringConvertible {
     }
 }
 
-/// Runs `executable` with `arguments` in `cwd` and waits for it, killing it after `timeout`.
-/// Output goes to temporary files (not pipes), so a chatty child can never block on a full pipe.
+/// Runs `executable` with `arguments` in `cwd` and waits for it, killing it as hung after
+/// `timeout`.
 func runProcess(
-    _ executable: String, _ arguments: [String], cwd: String, timeout: Duration = .seconds(30)
+    _ executable: String, _ arguments: [String], cwd: String, timeout: Duration = ChildProcess.hangTimeout
 ) async throws -> CommandResult {
     let base = FileManager.default.temporaryDirectory.appendingPathComponent("vault-cli-run-\(UUID().uuidString)").path
-    let outPath = base + ".out"
-    let errPath = base + ".err"
-    defer {
-        try? FileManager.default.removeItem(atPath: outPath)
-        try? FileManager.default.removeItem(atPath: errPath)
-    }
-    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-    guard let out = FileHandle(forWritingAtPath: outPath), let err = FileHandle(forWritingAtPath: errPath) else {
-        throw TestFailure("cannot create output files at \(base)")
-    }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: cwd)
-    process.environment = VaultBinary.childEnvironment
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = out
-    process.standardError = err
     let clock = ContinuousClock()
     let start = clock.now
-    try launchProcess(process)
-    try? out.close()
-    try? err.close()
-    var timedOut = false
-    while process.isRunning {
-        if clock.now - start > timeout {
-            timedOut = true
-            kill(process.processIdentifier, SIGKILL)
-            break
-        }
-        try? await Task.sleep(for: .milliseconds(10))
+    let child = try ChildProcess.launch(executable, arguments, cwd: cwd, outputBase: base)
+    defer {
+        try? FileManager.default.removeItem(atPath: child.stdoutPath)
+        try? FileManager.default.removeItem(atPath: child.stderrPath)
     }
-    process.waitUntilExit()
-    let duration = clock.now - start
-    let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-    let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+    let timedOut = try await child.waitForExit(killingAfter: timeout)
     return CommandResult(
-        command: [(executable as NSString).lastPathComponent] + arguments, status: process.terminationStatus,
-        exitedNormally: process.terminationReason == .exit, timedOut: timedOut, stdout: stdout, stderr: stderr,
-        duration: duration)
+        command: child.command, status: child.process.terminationStatus,
+        exitedNormally: child.process.terminationReason == .exit, timedOut: timedOut, stdout: child.stdout,
+        stderr: child.stderr, duration: clock.now - start)
 }
 
 /// Runs the vault executable with `arguments` in `cwd`.
-func run(_ arguments: [String], cwd: String, timeout: Duration = .seconds(30)) async throws -> CommandResult {
+func run(
+    _ arguments: [String], cwd: String, timeout: Duration = ChildProcess.hangTimeout
+) async throws -> CommandResult {
     try await runProcess(try VaultBinary.require(), arguments, cwd: cwd, timeout: timeout)
 }
