@@ -68,6 +68,16 @@ struct ModuleGraphTests {
         #expect(sodiumUsers == ["VaultCrypto"], "targets depending on CSodium: \(sodiumUsers)")
     }
 
+    @Test("the shared test helpers and the tests of code outside the CDE reach none of it")
+    func testTargetsOutside() async throws {
+        let graph = try await Self.describePackage()
+        for name in ["VaultTestSupport", "LedgerTests", "WalletTests"] {
+            #expect(graph[name] != nil, "\(name) is missing from the package description")
+            let reached = Self.reachable(from: name, in: graph).intersection(Self.cde)
+            #expect(reached.isEmpty, "\(name) reaches \(reached.sorted())")
+        }
+    }
+
     @Test("Detokenization is inside the CDE, on top of TokenVault, and CardTokens does not reach it")
     func detokenizationTarget() async throws {
         let graph = try await Self.describePackage()
