@@ -217,7 +217,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The `vault` executable run as child processes (in a test process of its own: Scripts/test).
         .testTarget(
-            name: "VaultCLITests", dependencies: ["VaultCLI", "VaultTestSupport"], swiftSettings: swiftSettings),
+            name: "VaultProcessTests", dependencies: ["VaultCLI", "VaultTestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -8,9 +8,7 @@ final class Sandbox: Sendable {
     let root: String
 
     init() throws {
-        root =
-            FileManager.default.temporaryDirectory.appendingPathComponent("vault-cli-tests-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        root = try makeTemporaryDirectory("vault-process-tests")
     }
 
     var dataDir: String { root + "/data" }

@@ -70,7 +70,7 @@ struct CommandResult: Sendable, CustomStringConvertible {
 func runProcess(
     _ executable: String, _ arguments: [String], cwd: String, timeout: Duration = ChildProcess.hangTimeout
 ) async throws -> CommandResult {
-    let base = FileManager.default.temporaryDirectory.appendingPathComponent("vault-cli-run-\(UUID().uuidString)").path
+    let base = FileManager.default.temporaryDirectory.path + "/vault-process-run-\(UUID().uuidString)"
     let clock = ContinuousClock()
     let start = clock.now
     let child = try ChildProcess.launch(executable, arguments, cwd: cwd, outputBase: base)
