@@ -43,16 +43,16 @@ struct WalletTopUpTests {
     @Test("approved, replayed, declined, timed out then retried once, unavailable; CVV used once; no card data kept")
     func topUps() async throws {
         try await withSandbox { sandbox in
-            // The gateway's timeout is generous for a loaded machine, and the slow amount's delay
-            // well beyond it.
+            // The gateway's timeout (the default, 5 s) is generous for a loaded machine, and the
+            // slow amount's delay (the simulator's default, 10 s) well beyond it.
             let acquirer = try await AcquirerProcess.start(
-                sandbox, logLevel: "info", extraArguments: ["--slow-delay", "5"])
+                sandbox, logLevel: "info", extraArguments: ["--slow-delay", "10"])
             defer { acquirer.stop() }
             let server = try await ServerProcess.start(
                 sandbox,
                 extraArguments: [
                     "--acquirer-url", acquirer.url, "--acquirer-key", acquirer.publicKeyPath, "--acquirer-timeout",
-                    "2",
+                    "5",
                 ])
             defer { server.stop() }
             let credential = try await sandbox.createCredential(
