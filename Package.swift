@@ -138,11 +138,11 @@ let package = Package(
             path: "Tests/VaultTestSupport",
             swiftSettings: swiftSettings
         ),
-        // Helpers for the suites of CDE code: a fresh vault, audit logs that fail or watch.
+        // Helpers for the suites of CDE code: a fresh vault, audit logs that fail or watch, audit checks.
         .target(
             name: "CDETestSupport",
             dependencies: [
-                "VaultTestSupport", "TokenVault", "Audit",
+                "VaultTestSupport", "TokenVault", "Audit", "Detokenization",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],

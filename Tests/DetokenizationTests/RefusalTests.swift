@@ -12,23 +12,15 @@ import VaultTestSupport
 /// mistake (a PAN as a token, in a purpose or a reference) reaches the audit log or the logs.
 @Suite("Detokenize refusals")
 struct RefusalTests {
-    /// Checks that `records` is exactly one `denied` detokenize record with these fields.
+    /// Checks that `records` is exactly one `denied` detokenize record from ``Harness/origin``
+    /// with these fields.
     static func expectDenied(
         _ records: [AuditRecord], actor: String, code: String, purpose: String? = nil, reference: String? = nil,
         objects: [String] = [], sourceLocation: SourceLocation = #_sourceLocation
     ) {
-        guard records.count == 1, let event = records.first?.event else {
-            Issue.record("expected one audit record, got \(records.count)", sourceLocation: sourceLocation)
-            return
-        }
-        #expect(event.type == Detokenizer.eventType, sourceLocation: sourceLocation)
-        #expect(event.outcome == .denied, sourceLocation: sourceLocation)
-        #expect(event.actor == actor, sourceLocation: sourceLocation)
-        #expect(event.origin == Harness.origin, sourceLocation: sourceLocation)
-        #expect(event.purpose == purpose, sourceLocation: sourceLocation)
-        #expect(event.reference == reference, sourceLocation: sourceLocation)
-        #expect(event.objects == objects, sourceLocation: sourceLocation)
-        #expect(event.detail?.contains(code) == true, "\(event.detail ?? "-")", sourceLocation: sourceLocation)
+        expectOneDeniedDetokenize(
+            records, actor: actor, code: code, purpose: purpose, reference: reference, origin: Harness.origin,
+            objects: objects, sourceLocation: sourceLocation)
     }
 
     @Test("No credential: unauthenticated, audited as anonymous")
