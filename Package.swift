@@ -127,13 +127,26 @@ let package = Package(
         .executableTarget(name: "vault", dependencies: ["VaultCLI"], swiftSettings: swiftSettings),
 
         // MARK: Tests
+        // Helpers every test target may use: nothing of the CDE.
         .target(
             name: "VaultTestSupport",
             dependencies: [
+                "CardTokens",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],
             path: "Tests/VaultTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        // Helpers for the suites of CDE code: a fresh vault, audit logs that fail or watch, audit checks.
+        .target(
+            name: "CDETestSupport",
+            dependencies: [
+                "VaultTestSupport", "TokenVault", "Audit", "Detokenization",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            path: "Tests/CDETestSupport",
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"], swiftSettings: swiftSettings),
@@ -163,8 +176,9 @@ let package = Package(
         .testTarget(
             name: "AcquirerSimulatorTests",
             dependencies: [
-                "VaultTestSupport", "AcquirerSimulator", "Detokenization", "TokenVault", "VaultCrypto", "Audit",
-                "CardTokens", "HTTPListener",
+                "VaultTestSupport", "CDETestSupport",
+                "AcquirerSimulator", "Detokenization", "TokenVault", "VaultCrypto", "Audit", "CardTokens",
+                "HTTPListener",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -185,7 +199,7 @@ let package = Package(
         .testTarget(
             name: "VaultServerTests",
             dependencies: [
-                "VaultTestSupport",
+                "VaultTestSupport", "CDETestSupport",
                 "VaultServer", "TokenVault", "CardTokens", "Detokenization", "Audit", "Wallet", "Ledger",
                 "AcquirerSimulator", "HTTPListener",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -196,13 +210,15 @@ let package = Package(
         .testTarget(
             name: "DetokenizationTests",
             dependencies: [
-                "VaultTestSupport",
+                "VaultTestSupport", "CDETestSupport",
                 "Detokenization", "TokenVault", "Audit", "CardTokens",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "VaultCLITests", dependencies: ["VaultCLI", "TokenVault"], swiftSettings: swiftSettings),
+        // The `vault` executable run as child processes (in a test process of its own: Scripts/test).
+        .testTarget(
+            name: "VaultProcessTests", dependencies: ["VaultCLI", "VaultTestSupport"], swiftSettings: swiftSettings),
     ]
 )

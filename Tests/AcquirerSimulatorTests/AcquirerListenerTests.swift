@@ -6,10 +6,10 @@ import VaultTestSupport
 
 /// Findings 18 and 19 on the simulator's listener: it has the same limits and answers as the
 /// vault's (it is built with the same ``HTTPListener``).
-@Suite("Acquirer simulator listener", .timeLimit(.minutes(1)))
+@Suite("Acquirer simulator listener", .timeLimit(.minutes(10)))
 struct AcquirerListenerTests {
     static func withListener(limits: ListenerLimits, _ body: (RunningAcquirer) async throws -> Void) async throws {
-        try await withTemporaryDirectory { root in
+        try await withTemporaryDirectory("acquirer-tests") { root in
             let logger = TestLog.quiet()
             let simulator = try AcquirerSimulator.open(stateDirectory: root, logger: logger)
             let server = try await AcquirerServer.start(simulator: simulator, limits: limits, logger: logger)

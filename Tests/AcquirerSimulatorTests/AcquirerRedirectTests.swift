@@ -6,14 +6,15 @@ import Hummingbird
 import HummingbirdTesting
 import Synchronization
 import Testing
+import VaultTestSupport
 
 /// Issue 8, finding 17: the acquirer link does not follow redirects.
-@Suite("Acquirer link")
+@Suite("Acquirer link", .timeLimit(.minutes(10)))
 struct AcquirerRedirectTests {
     @Test("Finding 17: a redirect from the acquirer is refused, and the request never reaches its target")
     func redirectsAreNotFollowed() async throws {
         try await withGateway { harness in
-            let token = try await harness.tokenize(.visa.withCVV("737"))
+            let token = try await harness.tokenize(.visa.with(cvv: "737"))
             let hits = Atomic<Int>(0)
             let target = Router()
             target.post("/v1/authorizations") { _, _ in

@@ -13,7 +13,7 @@ struct AcquirerSimulatorTests {
     @Test func approvesWithASixDigitAuthCode() async throws {
         try await withSimulatorRouter { harness, client in
             let reply = try await client.post(
-                "/v1/authorizations", try harness.body(.visa.withCVV("737"), amount: 2500, reference: "topup-1"))
+                "/v1/authorizations", try harness.body(.visa.with(cvv: "737"), amount: 2500, reference: "topup-1"))
             #expect(reply.status == .ok, "\(reply)")
             let json = reply.json
             #expect(json["reference"] as? String == "topup-1")
@@ -34,10 +34,10 @@ struct AcquirerSimulatorTests {
         (.insufficientFunds, 1000, "insufficient_funds"),
         (TestCard(pan: "4111111111111111", expMonth: 1, expYear: 2020), 1000, "expired_card"),
         (.visa, 1_000_001, "amount_limit_exceeded"),
-        (TestCard.visa.withCVV("123"), 1000, "incorrect_cvv"),
-        (TestCard.visa.withCVV("7373"), 1000, "incorrect_cvv"),
-        (TestCard.amex.withCVV("737"), 1000, "incorrect_cvv"),
-        (TestCard.mastercard.withCVV("000"), 1000, "incorrect_cvv"),
+        (TestCard.visa.with(cvv: "123"), 1000, "incorrect_cvv"),
+        (TestCard.visa.with(cvv: "7373"), 1000, "incorrect_cvv"),
+        (TestCard.amex.with(cvv: "737"), 1000, "incorrect_cvv"),
+        (TestCard.mastercard.with(cvv: "000"), 1000, "incorrect_cvv"),
     ]
 
     @Test("each decline rule", arguments: declineCases)
@@ -53,8 +53,8 @@ struct AcquirerSimulatorTests {
     }
 
     static let approveCases: [(TestCard, Int64)] = [
-        (TestCard.visa.withCVV("737"), 1_000_000),
-        (TestCard.amex.withCVV("7373"), 1),
+        (TestCard.visa.with(cvv: "737"), 1_000_000),
+        (TestCard.amex.with(cvv: "7373"), 1),
         (.mastercard, 999),
         (.visa2, 1_000_000),
     ]
@@ -80,7 +80,7 @@ struct AcquirerSimulatorTests {
 
     @Test func aRepeatedReferenceGetsTheFirstAnswer() async throws {
         try await withSimulatorRouter { harness, client in
-            let body = try harness.body(.visa.withCVV("737"), amount: 700, reference: "retry-me")
+            let body = try harness.body(.visa.with(cvv: "737"), amount: 700, reference: "retry-me")
             let first = try await client.post("/v1/authorizations", body)
             // The retry comes without CVV (the vault deleted it on first use) and in another sealed box.
             let second = try await client.post(
@@ -220,7 +220,7 @@ struct AcquirerSimulatorTests {
             for (index, card) in TestCard.all.enumerated() {
                 let cvv = card.pan.count == 15 ? "7373" : "737"
                 _ = try await client.post(
-                    "/v1/authorizations", try harness.body(card.withCVV(cvv), reference: "scan-\(index)"))
+                    "/v1/authorizations", try harness.body(card.with(cvv: cvv), reference: "scan-\(index)"))
             }
             let records = try await harness.simulator.records()
             #expect(records.count == TestCard.all.count)
@@ -230,9 +230,9 @@ struct AcquirerSimulatorTests {
                 #expect(record.cvvPresent)
             }
             for file in ["acquirer.db", "acquirer.db-wal"] {
-                #expect(try mode(of: harness.directory + "/" + file) == 0o600, "\(file) is owner-only")
+                #expect(try Bytes.mode(of: harness.directory + "/" + file) == 0o600, "\(file) is owner-only")
             }
-            let files = try bytes(ofFilesIn: harness.directory, prefix: "acquirer.db")
+            let files = Array(try Bytes.files(in: harness.directory, prefix: "acquirer.db").values.joined())
             #expect(files.count > 0)
             for card in TestCard.all {
                 // The PAN, and the hidden digits joined to either end (BIN and last four alone
@@ -243,7 +243,7 @@ struct AcquirerSimulatorTests {
                     forms.append(String(card.pan.dropFirst(6)))
                 }
                 for form in forms {
-                    let found = contains(files, form)
+                    let found = Bytes.contains(files, form)
                     #expect(!found, "PAN digits in acquirer.db (\(card.testDescription))")
                 }
             }
@@ -255,7 +255,7 @@ struct AcquirerSimulatorTests {
     }
 
     @Test func recordsSurviveARestart() async throws {
-        try await withTemporaryDirectory { root in
+        try await withTemporaryDirectory("acquirer-tests") { root in
             let logger = TestLog.quiet()
             let first = try AcquirerSimulator.open(stateDirectory: root, logger: logger)
             let sealed = try Array(TestCard.visa.blockJSON.utf8).withUnsafeBytes {

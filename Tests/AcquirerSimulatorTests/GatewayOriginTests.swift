@@ -1,18 +1,20 @@
 import Audit
+import CDETestSupport
 import CardTokens
 import Detokenization
 import Foundation
 import Testing
 import TokenVault
+import VaultTestSupport
 
 /// Security review, issue 8, finding 15: the gateway's audit records carried the constant origin
 /// `wallet` instead of the caller's address (PCI DSS 10.2.2).
-@Suite("Finding 15: the gateway audits the caller's address")
+@Suite("Finding 15: the gateway audits the caller's address", .timeLimit(.minutes(10)))
 struct GatewayOriginTests {
     @Test("Finding 15: granted and refused authorizations are audited with the request's origin")
     func finding15OriginIsTheCallersAddress() async throws {
         try await withGateway { harness in
-            let token = try await harness.tokenize(.visa.withCVV("737"))
+            let token = try await harness.tokenize(.visa.with(cvv: "737"))
             let gateway = try harness.gateway()
             var request = AuthorizationGatewayTests.request(token, reference: "topup-origin")
             request.origin = "203.0.113.7"

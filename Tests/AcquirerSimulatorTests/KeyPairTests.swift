@@ -9,13 +9,13 @@ import VaultTestSupport
 @Suite("Acquirer key pair")
 struct KeyPairTests {
     @Test func firstStartCreatesTheKeyFilesWithTheirModes() async throws {
-        try await withTemporaryDirectory { root in
+        try await withTemporaryDirectory("acquirer-tests") { root in
             let directory = root + "/state"
             let keyPair = try AcquirerKeyPair.loadOrCreate(directory: root + "/state")
             let secretPath = directory + "/acquirer.key"
             let publicPath = directory + "/acquirer.pub"
-            #expect(try mode(of: secretPath) == 0o600)
-            #expect(try mode(of: publicPath) == 0o644)
+            #expect(try Bytes.mode(of: secretPath) == 0o600)
+            #expect(try Bytes.mode(of: publicPath) == 0o644)
             #expect(try Data(contentsOf: URL(fileURLWithPath: secretPath)).count == 32)
             #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: publicPath))) == keyPair.publicKey)
             #expect(try AcquirerKeyPair.readPublicKey(path: publicPath) == keyPair.publicKey)
@@ -27,7 +27,7 @@ struct KeyPairTests {
     }
 
     @Test func aBoxSealedToThePublicFileOpensWithTheLoadedKey() async throws {
-        try await withTemporaryDirectory { root in
+        try await withTemporaryDirectory("acquirer-tests") { root in
             _ = try AcquirerKeyPair.loadOrCreate(directory: root)
             let publicKey = try AcquirerKeyPair.readPublicKey(path: root + "/acquirer.pub")
             let message = Array(#"{"pan":"4111111111111111"}"#.utf8)
@@ -47,7 +47,7 @@ struct KeyPairTests {
 
     @Test(arguments: [0o640, 0o604, 0o660, 0o644, 0o601, 0o610])
     func aSecretKeyOthersCanReachIsRefused(permissions: Int) async throws {
-        try await withTemporaryDirectory { root in
+        try await withTemporaryDirectory("acquirer-tests") { root in
             _ = try AcquirerKeyPair.loadOrCreate(directory: root)
             try FileManager.default.setAttributes(
                 [.posixPermissions: permissions], ofItemAtPath: root + "/acquirer.key")
@@ -64,7 +64,7 @@ struct KeyPairTests {
     }
 
     @Test func aSecretKeyOfTheWrongSizeIsRefused() async throws {
-        try await withTemporaryDirectory { root in
+        try await withTemporaryDirectory("acquirer-tests") { root in
             _ = try AcquirerKeyPair.loadOrCreate(directory: root)
             let path = root + "/acquirer.key"
             let handle = try #require(FileHandle(forWritingAtPath: path))
@@ -80,7 +80,7 @@ struct KeyPairTests {
     }
 
     @Test func aPublicKeyThatDoesNotMatchIsRefused() async throws {
-        try await withTemporaryDirectory { root in
+        try await withTemporaryDirectory("acquirer-tests") { root in
             _ = try AcquirerKeyPair.loadOrCreate(directory: root)
             let other = SealedBox.KeyPair.generate()
             try Data(other.publicKey).write(to: URL(fileURLWithPath: root + "/acquirer.pub"))
@@ -92,11 +92,11 @@ struct KeyPairTests {
     }
 
     @Test func aMissingPublicKeyIsWrittenAgainButAMissingSecretKeyIsNotReplaced() async throws {
-        try await withTemporaryDirectory { root in
+        try await withTemporaryDirectory("acquirer-tests") { root in
             let original = try AcquirerKeyPair.loadOrCreate(directory: root)
             try FileManager.default.removeItem(atPath: root + "/acquirer.pub")
             #expect(try AcquirerKeyPair.loadOrCreate(directory: root).publicKey == original.publicKey)
-            #expect(try mode(of: root + "/acquirer.pub") == 0o644)
+            #expect(try Bytes.mode(of: root + "/acquirer.pub") == 0o644)
             try FileManager.default.removeItem(atPath: root + "/acquirer.key")
             let error = try #require(throws: AcquirerKeyError.self) {
                 try AcquirerKeyPair.loadOrCreate(directory: root)
@@ -107,7 +107,7 @@ struct KeyPairTests {
     }
 
     @Test func theGatewayEndpointReadsThePublicKeyFile() async throws {
-        try await withTemporaryDirectory { root in
+        try await withTemporaryDirectory("acquirer-tests") { root in
             let keyPair = try AcquirerKeyPair.loadOrCreate(directory: root)
             let endpoint = try AcquirerEndpoint(
                 baseURL: "http://127.0.0.1:8090/", publicKeyFile: root + "/acquirer.pub", timeout: .seconds(2))
@@ -141,7 +141,7 @@ struct KeyPairTests {
 
     @Test("Finding 17: acquirer.pub writable by group or others is refused; a pinned key must match")
     func thePublicKeyFileIsCheckedAndCanBePinned() async throws {
-        try await withTemporaryDirectory { root in
+        try await withTemporaryDirectory("acquirer-tests") { root in
             let keyPair = try AcquirerKeyPair.loadOrCreate(directory: root)
             let path = root + "/acquirer.pub"
             let hex = keyPair.publicKey.map { String(format: "%02x", $0) }.joined()

@@ -1,5 +1,6 @@
 import AcquirerSimulator
 import Audit
+import CDETestSupport
 import CardTokens
 import Detokenization
 import Foundation
@@ -8,72 +9,23 @@ import HummingbirdTesting
 import InMemoryLogging
 import Logging
 import NIOCore
-import Synchronization
 import Testing
 import TokenVault
 import VaultCrypto
 import VaultTestSupport
 
-// Helpers for the acquirer suites (a test target cannot import another's helpers).
-
-// MARK: - Folders
-
-/// A fresh temporary folder, removed when `body` returns.
-func withTemporaryDirectory<R>(_ body: (String) async throws -> R) async throws -> R {
-    let root = FileManager.default.temporaryDirectory
-        .appendingPathComponent("acquirer-tests-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: root) }
-    return try await body(root)
-}
-
-/// The POSIX permission bits of `path`.
-func mode(of path: String) throws -> Int {
-    let attributes = try FileManager.default.attributesOfItem(atPath: path)
-    return (attributes[.posixPermissions] as? NSNumber)?.intValue ?? -1
-}
-
-/// Every byte of the files in `directory` whose names start with `prefix` (a database and its
-/// -wal and -shm files).
-func bytes(ofFilesIn directory: String, prefix: String) throws -> [UInt8] {
-    try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix(prefix) }.flatMap {
-        [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory + "/" + $0)))
-    }
-}
-
-/// Whether `haystack` holds `needle`'s bytes.
-func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
-    let pattern = Array(needle.utf8)
-    guard !pattern.isEmpty, haystack.count >= pattern.count else { return false }
-    for start in 0...(haystack.count - pattern.count) where haystack[start] == pattern[0] {
-        if haystack[start..<start + pattern.count].elementsEqual(pattern) { return true }
-    }
-    return false
-}
+// Helpers for the acquirer suites (cards, folders and audit logs that misbehave come from
+// VaultTestSupport and CDETestSupport).
 
 // MARK: - Cards
 
-/// Card data for tests: published test numbers only.
-struct TestCard: Sendable, Hashable, CustomTestStringConvertible {
-    var pan: String
-    var expMonth: Int
-    var expYear: Int
-    var cvv: String?
+extension TestCard {
+    /// Always declined `do_not_honor`.
+    static let declined = TestCard(pan: "4000000000000002", brand: .visa)
+    /// Always declined `insufficient_funds`.
+    static let insufficientFunds = TestCard(pan: "4000000000009995", brand: .visa)
 
-    init(pan: String, expMonth: Int = 12, expYear: Int = 2031, cvv: String? = nil) {
-        self.pan = pan
-        self.expMonth = expMonth
-        self.expYear = expYear
-        self.cvv = cvv
-    }
-
-    var testDescription: String { "card ending \(pan.suffix(4))\(cvv == nil ? "" : " with CVV")" }
-
-    func withCVV(_ cvv: String?) -> TestCard {
-        var card = self
-        card.cvv = cvv
-        return card
-    }
+    static let all: [TestCard] = [.visa, .visa2, .mastercard, .amex, .declined, .insufficientFunds]
 
     /// The card block as the gateway writes it.
     var blockJSON: String {
@@ -81,21 +33,6 @@ struct TestCard: Sendable, Hashable, CustomTestStringConvertible {
         if let cvv { json += #","cvv":"\#(cvv)""# }
         return json + "}"
     }
-
-    func request(format: TokenFormat = .opaque) throws -> TokenizeRequest {
-        TokenizeRequest(card: try CardInput(pan: pan, expMonth: expMonth, expYear: expYear, cvv: cvv), format: format)
-    }
-
-    static let visa = TestCard(pan: "4111111111111111")
-    static let visa2 = TestCard(pan: "4242424242424242")
-    static let mastercard = TestCard(pan: "5555555555554444")
-    static let amex = TestCard(pan: "378282246310005")
-    /// Always declined `do_not_honor`.
-    static let declined = TestCard(pan: "4000000000000002")
-    /// Always declined `insufficient_funds`.
-    static let insufficientFunds = TestCard(pan: "4000000000009995")
-
-    static let all: [TestCard] = [.visa, .visa2, .mastercard, .amex, .declined, .insufficientFunds]
 }
 
 // MARK: - The simulator
@@ -128,7 +65,7 @@ struct SimulatorHarness: Sendable {
 func withSimulator<R>(
     configuration: AcquirerConfiguration = .init(), _ body: (SimulatorHarness) async throws -> R
 ) async throws -> R {
-    try await withTemporaryDirectory { root in
+    try await withTemporaryDirectory("acquirer-tests") { root in
         let (logger, logs) = TestLog.capturing()
         let directory = root + "/acquirer"
         let simulator = try AcquirerSimulator.open(
@@ -188,7 +125,7 @@ func withSimulatorRouter<R: Sendable>(
 
 /// A vault in a temporary folder, a simulator serving on a loopback port, and a gateway between
 /// them; everything the vault, the gateway and the simulator logged lands in `logs`.
-struct GatewayHarness: Sendable {
+struct GatewayHarness: VaultHarness {
     let vault: Vault
     let simulator: AcquirerSimulator
     let server: RunningAcquirer
@@ -197,7 +134,9 @@ struct GatewayHarness: Sendable {
     let logs: InMemoryLogHandler
 
     /// The simulator's endpoint, its public key read from `acquirer.pub` as `vault serve` would.
-    func endpoint(timeout: Duration = .seconds(5)) throws -> AcquirerEndpoint {
+    /// The timeout is generous unless a test is about it: a loaded machine must not turn a slow
+    /// answer into a timeout.
+    func endpoint(timeout: Duration = .seconds(60)) throws -> AcquirerEndpoint {
         try AcquirerEndpoint(
             baseURL: server.baseURL, publicKeyFile: simulatorDirectory + "/" + AcquirerKeyPair.publicKeyFileName,
             timeout: timeout)
@@ -205,7 +144,7 @@ struct GatewayHarness: Sendable {
 
     /// A gateway on this vault (its audit log unless told otherwise).
     func gateway(
-        audit: (any AuditLog)? = nil, timeout: Duration = .seconds(5), endpoint: AcquirerEndpoint?? = nil
+        audit: (any AuditLog)? = nil, timeout: Duration = .seconds(60), endpoint: AcquirerEndpoint?? = nil
     ) throws -> AuthorizationGateway {
         AuthorizationGateway(
             tokens: vault.tokens, audit: audit ?? vault.audit,
@@ -216,32 +155,20 @@ struct GatewayHarness: Sendable {
     func tokenize(_ card: TestCard) async throws -> Token {
         try await vault.tokens.tokenize(card.request()).metadata.token
     }
-
-    /// Every audit record, oldest first.
-    func auditRecords() async throws -> [AuditRecord] {
-        try await vault.audit.records(limit: 1_000_000)
-    }
-
-    /// Everything logged, one line per entry.
-    var renderedLogs: String { logs.entries.map(TestLog.rendered).joined(separator: "\n") }
 }
 
 /// Runs `body` with a fresh vault, a simulator on a loopback port and a gateway to it.
 func withGateway<R>(
     configuration: AcquirerConfiguration = .init(), _ body: (GatewayHarness) async throws -> R
 ) async throws -> R {
-    try await withTemporaryDirectory { root in
-        let (logger, logs) = TestLog.capturing()
-        let paths = VaultPaths(dataDirectory: root + "/data", keysDirectory: root + "/Keys")
-        _ = try await Vault.initialize(paths: paths, logger: logger)
-        let vault = try await Vault.open(paths: paths, logger: logger)
-        let directory = root + "/acquirer"
+    try await withFreshVault("acquirer-tests") { fresh in
+        let directory = fresh.root + "/acquirer"
         let simulator = try AcquirerSimulator.open(
-            stateDirectory: directory, configuration: configuration, logger: logger)
-        let server = try await AcquirerServer.start(simulator: simulator, logger: logger)
+            stateDirectory: directory, configuration: configuration, logger: fresh.logger)
+        let server = try await AcquirerServer.start(simulator: simulator, logger: fresh.logger)
         let harness = GatewayHarness(
-            vault: vault, simulator: simulator, server: server, simulatorDirectory: directory, logger: logger,
-            logs: logs)
+            vault: fresh.vault, simulator: simulator, server: server, simulatorDirectory: directory,
+            logger: fresh.logger, logs: fresh.logs)
         do {
             let result = try await body(harness)
             await server.stop()
@@ -258,62 +185,16 @@ func withGateway<R>(
 func authorizationError<R>(
     sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> R
 ) async -> AuthorizationError? {
-    do {
-        let result = try await body()
-        Issue.record("expected an AuthorizationError, got \(result)", sourceLocation: sourceLocation)
-        return nil
-    } catch let error as AuthorizationError {
-        return error
-    } catch {
-        Issue.record("expected an AuthorizationError, got \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
+    await thrownError(AuthorizationError.self, sourceLocation: sourceLocation, body)
 }
 
 /// A loopback port nothing listens on (bound, then released).
 func closedPort() async throws -> Int {
     let (logger, _) = TestLog.capturing(level: .critical)
-    return try await withTemporaryDirectory { root in
+    return try await withTemporaryDirectory("acquirer-tests") { root in
         let simulator = try AcquirerSimulator.open(stateDirectory: root, logger: logger)
         let server = try await AcquirerServer.start(simulator: simulator, logger: logger)
         await server.stop()
         return server.port
     }
-}
-
-// MARK: - Audit logs that misbehave
-
-/// An audit log that cannot be written (a full disk, a lost database).
-final class FailingAuditLog: AuditLog {
-    struct WriteFailed: Error {}
-
-    /// How many appends were attempted.
-    let attempts = Atomic<Int>(0)
-
-    func append(_ events: [AuditEvent]) async throws -> [Int64] {
-        attempts.add(1, ordering: .relaxed)
-        throw WriteFailed()
-    }
-}
-
-/// Passes appends to `base` and notes, for each, how many authorizations the simulator had
-/// recorded at that moment.
-final class SpyAuditLog: AuditLog {
-    let base: any AuditLog
-    let simulator: AcquirerSimulator
-    private let state = Mutex<[(event: AuditEvent, recordsBefore: Int)]>([])
-
-    init(base: any AuditLog, simulator: AcquirerSimulator) {
-        self.base = base
-        self.simulator = simulator
-    }
-
-    func append(_ events: [AuditEvent]) async throws -> [Int64] {
-        let recorded = try await simulator.records().count
-        let sequences = try await base.append(events)
-        state.withLock { $0 += events.map { ($0, recorded) } }
-        return sequences
-    }
-
-    var appends: [(event: AuditEvent, recordsBefore: Int)] { state.withLock { $0 } }
 }

@@ -1,9 +1,11 @@
 import Audit
+import CDETestSupport
 import CardTokens
 import Detokenization
 import Foundation
 import Testing
 import TokenVault
+import VaultTestSupport
 
 /// Issue 8, finding 5: unauthenticated callers cannot write text of their choosing into the
 /// durable audit log, nor fill it.

@@ -1,12 +1,13 @@
 import Audit
+import CDETestSupport
 import CardTokens
 import Detokenization
 import Foundation
 import InMemoryLogging
 import Logging
-import Synchronization
 import Testing
 import TokenVault
+import VaultTestSupport
 
 /// Audit before reveal, fail closed: no audit record, no plaintext.
 @Suite("Detokenize fails closed")
@@ -28,7 +29,7 @@ struct FailClosedTests {
             #expect(error?.category == .unavailable)
             #expect(error?.code == "audit_unavailable")
             #expect(revealed == nil)
-            #expect(failing.attempts.load(ordering: .relaxed) == 1)
+            #expect(failing.attempts == 1)
             // Nothing reached the real log either, and nothing was logged with a card number.
             #expect(try await harness.auditRecords().count == before)
             for card in TestCard.published {
@@ -45,7 +46,7 @@ struct FailClosedTests {
             let detokenizer = harness.detokenizer(audit: failing)
             let error = await refusal { try await detokenizer.authorize(harness.caller(nil)) }
             #expect(error?.category == .unauthenticated)
-            #expect(failing.attempts.load(ordering: .relaxed) == 1)
+            #expect(failing.attempts == 1)
             #expect(harness.logs.entries.contains { $0.level == .error && "\($0.message)".contains("audit") })
 
             let credential = try await harness.credential(purposes: ["settlement"])
@@ -61,14 +62,16 @@ struct FailClosedTests {
         try await withHarness { harness in
             let tokens = try await harness.tokenize([.visa, .amex])
             let credential = try await harness.credential()
-            let spy = SpyAuditLog(base: harness.vault.audit)
+            // Each append notes whether the detokenizer had returned by the time it committed.
+            let returned = Locked(false)
+            let spy = SpyAuditLog(base: harness.vault.audit) { returned.value }
             let detokenizer = harness.detokenizer(audit: spy)
             let results = try await harness.detokenize(
                 [tokens[0], unknownToken, tokens[1]], reveal: .pan, reference: "settle:2031-01", as: credential,
                 using: detokenizer)
-            spy.markReturned()
+            returned.value = true
             #expect(results.map(\.pan) == [TestCard.visa.pan, nil, TestCard.amex.pan])
-            #expect(!spy.appendedAfterReturn)
+            #expect(!spy.appends.contains { $0.note }, "an append committed after the results were returned")
             #expect(spy.events.map(\.objects) == [[tokens[0], unknownToken, tokens[1]]])
             // Durable in the vault's own log, not only handed to the spy.
             var stored = try #require(try await harness.auditRecords().last?.event)

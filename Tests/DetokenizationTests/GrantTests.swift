@@ -1,9 +1,11 @@
 import Audit
+import CDETestSupport
 import CardTokens
 import Detokenization
 import Foundation
 import Testing
 import TokenVault
+import VaultTestSupport
 
 /// Issue 8, finding 7: what a detokenize key may reveal is granted per purpose (masked only or
 /// full PAN), and the limits count tokens revealed, not requests. Finding 13: a key sees only

@@ -2,7 +2,7 @@ import Detokenization
 import Testing
 
 /// The per-credential token bucket, driven by explicit instants.
-@Suite("RateLimiter")
+@Suite("RateLimiter", .timeLimit(.minutes(10)))
 struct RateLimiterTests {
     let start = ContinuousClock.now
 

@@ -1,4 +1,5 @@
 import Audit
+import CDETestSupport
 import CardTokens
 import Detokenization
 import Foundation
@@ -11,23 +12,15 @@ import VaultTestSupport
 /// mistake (a PAN as a token, in a purpose or a reference) reaches the audit log or the logs.
 @Suite("Detokenize refusals")
 struct RefusalTests {
-    /// Checks that `records` is exactly one `denied` detokenize record with these fields.
+    /// Checks that `records` is exactly one `denied` detokenize record from ``Harness/origin``
+    /// with these fields.
     static func expectDenied(
         _ records: [AuditRecord], actor: String, code: String, purpose: String? = nil, reference: String? = nil,
         objects: [String] = [], sourceLocation: SourceLocation = #_sourceLocation
     ) {
-        guard records.count == 1, let event = records.first?.event else {
-            Issue.record("expected one audit record, got \(records.count)", sourceLocation: sourceLocation)
-            return
-        }
-        #expect(event.type == Detokenizer.eventType, sourceLocation: sourceLocation)
-        #expect(event.outcome == .denied, sourceLocation: sourceLocation)
-        #expect(event.actor == actor, sourceLocation: sourceLocation)
-        #expect(event.origin == Harness.origin, sourceLocation: sourceLocation)
-        #expect(event.purpose == purpose, sourceLocation: sourceLocation)
-        #expect(event.reference == reference, sourceLocation: sourceLocation)
-        #expect(event.objects == objects, sourceLocation: sourceLocation)
-        #expect(event.detail?.contains(code) == true, "\(event.detail ?? "-")", sourceLocation: sourceLocation)
+        expectOneDeniedDetokenize(
+            records, actor: actor, code: code, purpose: purpose, reference: reference, origin: Harness.origin,
+            objects: objects, sourceLocation: sourceLocation)
     }
 
     @Test("No credential: unauthenticated, audited as anonymous")
@@ -177,11 +170,11 @@ struct RefusalTests {
     /// Generated Luhn-valid numbers of the shortest and longest PAN lengths.
     static let luhn12: String = {
         var generator = SeededGenerator(seed: 12)
-        return PANGenerator.pan(length: 12, using: &generator)
+        return PANGenerator.pan(length: 12, using: &generator).pan
     }()
     static let luhn19: String = {
         var generator = SeededGenerator(seed: 19)
-        return PANGenerator.pan(length: 19, using: &generator)
+        return PANGenerator.pan(length: 19, using: &generator).pan
     }()
 
     @Test("Invalid requests: bad_request codes, audited without the reference", arguments: Invalid.all)
@@ -259,7 +252,7 @@ struct RefusalTests {
             let tokens = try await harness.tokenize([.visa2])
             let credential = try await harness.credential()
             var generator = SeededGenerator()
-            let generated = PANGenerator.pan(length: 16, using: &generator)
+            let generated = PANGenerator.pan(length: 16, using: &generator).pan
             let pans = TestCard.published.map(\.pan) + [generated]
             let sent = pans + ["4111 1111 1111 1111", "4111-1111-1111-1111", "", "tok_short"]
             let (results, records) = try await harness.newAuditRecords {

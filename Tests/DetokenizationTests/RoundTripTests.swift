@@ -1,4 +1,5 @@
 import Audit
+import CDETestSupport
 import CardTokens
 import Detokenization
 import Foundation

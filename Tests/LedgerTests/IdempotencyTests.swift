@@ -2,7 +2,7 @@ import Foundation
 import Ledger
 import Testing
 
-@Suite("Idempotent transfer ids")
+@Suite("Idempotent transfer ids", .timeLimit(.minutes(10)))
 struct IdempotencyTests {
     private func setUp(_ ledger: Ledger) async throws {
         _ = try await ledger.createAccount(id: "bank", currency: Money.eur)

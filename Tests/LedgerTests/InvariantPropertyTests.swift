@@ -9,7 +9,7 @@ import VaultTestSupport
 ///
 /// The generator is seeded (`LEDGER_SEED` replays a run); the interleaving of the 16 tasks is not,
 /// which is the point: the invariants must hold under any of them.
-@Suite("Invariants under concurrent random traffic")
+@Suite("Invariants under concurrent random traffic", .timeLimit(.minutes(10)))
 struct InvariantPropertyTests {
     static let taskCount = 16
     static let transferCount = 2_000

@@ -1,7 +1,7 @@
 import Ledger
 import Testing
 
-@Suite("Linked transfers")
+@Suite("Linked transfers", .timeLimit(.minutes(10)))
 struct LinkedTests {
     /// Alice (no overdraft) holds 100; bob and the bank may go negative.
     private func setUp(_ ledger: Ledger) async throws {

@@ -3,7 +3,7 @@ import Ledger
 import Testing
 import VaultTestSupport
 
-@Suite("Two-phase transfers")
+@Suite("Two-phase transfers", .timeLimit(.minutes(10)))
 struct TwoPhaseTests {
     /// Alice (no overdraft) holds 1,000 from the bank; the merchant is empty.
     private func setUp(_ ledger: Ledger) async throws {

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Testing
 import VaultCrypto
+import VaultTestSupport
 
 @testable import TokenVault
 

@@ -3,13 +3,14 @@ import Foundation
 import GRDB
 import Testing
 import VaultCrypto
+import VaultTestSupport
 
 @testable import TokenVault
 
 /// Tampering with the audit log directly in `vault.db` and in `audit.head`, as someone with write
 /// access to the data folder but without the master key would: `verify` must say the log is not
 /// intact and name the first bad record (DESIGN §6, PCI DSS 10.3.2, 10.3.4).
-@Suite("Audit tampering")
+@Suite("Audit tampering", .timeLimit(.minutes(10)))
 struct AuditTamperTests {
     typealias History = AuditHistory
 

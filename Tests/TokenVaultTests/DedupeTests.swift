@@ -7,10 +7,11 @@ import Logging
 import Synchronization
 import Testing
 import VaultCrypto
+import VaultTestSupport
 
 @testable import TokenVault
 
-@Suite("Dedupe")
+@Suite("Dedupe", .timeLimit(.minutes(10)))
 struct DedupeTests {
     @Test func dedupeReturnsTheExistingTokenOfTheSamePANAndFormat() async throws {
         try await withVault { vault, _ in

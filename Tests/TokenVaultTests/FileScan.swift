@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import VaultCrypto
+import VaultTestSupport
 
 @testable import TokenVault
 

@@ -11,7 +11,7 @@ import VaultTestSupport
 /// Issue 8, finding 2: `vault keys rotate` overlapping `vault keys rotate-master` left the vault
 /// unopenable and the newest cards lost. Each interleaving is played in process with two opened
 /// vaults over the same folders, as two CLI commands would be.
-@Suite("Finding 2: rotate and rotate-master never interleave")
+@Suite("Finding 2: rotate and rotate-master never interleave", .timeLimit(.minutes(10)))
 struct KeyRingRaceTests {
     /// A new master key file in the sandbox (32 random bytes, mode 0600).
     static func newMasterKey(_ sandbox: Sandbox) throws -> String {

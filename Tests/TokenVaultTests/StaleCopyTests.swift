@@ -160,14 +160,6 @@ struct CVVEnvelopeVectorTests {
     }
 }
 
-extension TestCard {
-    func with(cvv: String) -> TestCard {
-        var card = self
-        card.cvv = cvv
-        return card
-    }
-}
-
 /// Upgrading a vault whose CVVs were sealed under data keys.
 @Suite("CVV epoch migration")
 struct CVVEpochMigrationTests {

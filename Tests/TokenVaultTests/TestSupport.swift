@@ -22,10 +22,7 @@ final class Sandbox: Sendable {
     let paths: VaultPaths
 
     init() throws {
-        root =
-            FileManager.default.temporaryDirectory
-            .appendingPathComponent("token-vault-tests-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        root = try makeTemporaryDirectory("token-vault-tests")
         paths = VaultPaths(dataDirectory: root + "/data", keysDirectory: root + "/Keys")
     }
 
@@ -55,82 +52,6 @@ func withVault<R>(
         _ = try await Vault.initialize(paths: sandbox.paths, logger: logger)
         let vault = try await Vault.open(paths: sandbox.paths, logger: logger, cvvTimeToLive: cvvTimeToLive)
         return try await body(vault, sandbox)
-    }
-}
-
-// MARK: - Logging
-
-// MARK: - Clock
-
-// MARK: - Card numbers
-
-/// Card data for tests: public test numbers or generated Luhn-valid numbers.
-struct TestCard: Sendable, CustomTestStringConvertible {
-    var pan: String
-    var expMonth: Int
-    var expYear: Int
-    var cvv: String?
-    /// The brand the PAN's prefix belongs to, decided by the test (not by `CardBrand`).
-    var expectedBrand: CardBrand
-
-    init(pan: String, expMonth: Int = 12, expYear: Int = 2031, cvv: String? = nil, brand: CardBrand) {
-        self.pan = pan
-        self.expMonth = expMonth
-        self.expYear = expYear
-        self.cvv = cvv
-        self.expectedBrand = brand
-    }
-
-    var testDescription: String { "\(expectedBrand) card, \(pan.count) digits" }
-
-    var bin: String { String(pan.prefix(6)) }
-    var last4: String { String(pan.suffix(4)) }
-
-    func input() throws -> CardInput {
-        try CardInput(pan: pan, expMonth: expMonth, expYear: expYear, cvv: cvv)
-    }
-
-    func request(format: TokenFormat = .opaque, dedupe: Bool = false) throws -> TokenizeRequest {
-        TokenizeRequest(card: try input(), format: format, dedupe: dedupe)
-    }
-
-    /// Published test numbers of the card networks.
-    static let visa = TestCard(pan: "4111111111111111", brand: .visa)
-    static let visa2 = TestCard(pan: "4242424242424242", brand: .visa)
-    static let mastercard = TestCard(pan: "5555555555554444", brand: .mastercard)
-    static let amex = TestCard(pan: "378282246310005", brand: .amex)
-    static let discover = TestCard(pan: "6011111111111117", brand: .discover)
-}
-
-enum PANGenerator {
-    /// IIN prefixes and the brand each belongs to (ranges chosen well inside one network).
-    static let prefixes: [(prefix: String, brand: CardBrand)] = [
-        ("4", .visa), ("51", .mastercard), ("55", .mastercard), ("2221", .mastercard), ("34", .amex),
-        ("37", .amex), ("6011", .discover), ("65", .discover), ("3530", .jcb), ("36", .dinersClub),
-        ("621", .unionPay), ("50", .maestro), ("9", .unknown),
-    ]
-
-    /// A Luhn-valid PAN of `length` digits under a random known prefix (or `prefix`).
-    static func pan<G: RandomNumberGenerator>(
-        length: Int, prefix: String? = nil, using generator: inout G
-    ) -> (pan: String, brand: CardBrand) {
-        let chosen = prefix.map { ($0, CardBrand.unknown) } ?? prefixes.randomElement(using: &generator)!
-        let body = chosen.0 + TestLuhn.digits(length - 1 - chosen.0.count, using: &generator)
-        var bytes = Array(body.utf8)
-        bytes.append(TestLuhn.checkDigit(for: bytes))
-        return (String(decoding: bytes, as: UTF8.self), chosen.1)
-    }
-
-    /// A card with a generated PAN, a future expiry and, if asked, a CVV of the brand's length.
-    static func card<G: RandomNumberGenerator>(
-        length: Int? = nil, withCVV: Bool = false, using generator: inout G
-    ) -> TestCard {
-        let length = length ?? Int.random(in: CardInput.panLengths, using: &generator)
-        let (pan, brand) = pan(length: length, using: &generator)
-        let cvv = withCVV ? TestLuhn.digits(brand == .amex ? 4 : 3, using: &generator) : nil
-        return TestCard(
-            pan: pan, expMonth: Int.random(in: 1...12, using: &generator),
-            expYear: Int.random(in: 2031...2045, using: &generator), cvv: cvv, brand: brand)
     }
 }
 
@@ -256,94 +177,6 @@ enum DB {
         try vault.database.pool.writeWithoutTransaction { db in
             _ = try db.checkpoint(.truncate)
         }
-    }
-}
-
-// MARK: - Files and bytes
-
-enum Bytes {
-    /// Whether `needle` occurs in `haystack` (a plain scan: for small haystacks).
-    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty else { return true }
-        guard haystack.count >= needle.count else { return false }
-        return haystack.withUnsafeBufferPointer { hay in
-            needle.withUnsafeBufferPointer { pattern in
-                (0...(hay.count - pattern.count)).contains { start in
-                    hay[start] == pattern[0] && (1..<pattern.count).allSatisfy { hay[start + $0] == pattern[$0] }
-                }
-            }
-        }
-    }
-
-    /// Every maximal run of bytes satisfying `isMember`, at least `minimumLength` long, with the
-    /// `context` bytes before and after it: to look for strings in a large file quickly.
-    static func runs(
-        in bytes: [UInt8], minimumLength: Int, context: Int = 0, where isMember: (UInt8) -> Bool
-    ) -> [(before: [UInt8], run: String, after: [UInt8])] {
-        var found = [(before: [UInt8], run: String, after: [UInt8])]()
-        var start: Int?
-        for index in 0...bytes.count {
-            let member = index < bytes.count && isMember(bytes[index])
-            if member, start == nil { start = index }
-            if !member, let first = start {
-                if index - first >= minimumLength {
-                    found.append(
-                        (
-                            Array(bytes[max(0, first - context)..<first]),
-                            String(decoding: bytes[first..<index], as: UTF8.self),
-                            Array(bytes[index..<min(bytes.count, index + context)])
-                        ))
-                }
-                start = nil
-            }
-        }
-        return found
-    }
-
-    static func isDigit(_ byte: UInt8) -> Bool { (48...57).contains(byte) }
-
-    static func isBase64URL(_ byte: UInt8) -> Bool {
-        isDigit(byte) || (65...90).contains(byte) || (97...122).contains(byte) || byte == 45 || byte == 95
-    }
-
-    static func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
-        contains(haystack, Array(needle.utf8))
-    }
-
-    /// The contents of every regular file in `directory`, by name.
-    static func files(in directory: String) throws -> [String: [UInt8]] {
-        var files = [String: [UInt8]]()
-        for name in try FileManager.default.contentsOfDirectory(atPath: directory) {
-            let path = directory + "/" + name
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue
-            else { continue }
-            files[name] = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        }
-        return files
-    }
-
-    static func read(_ path: String) throws -> [UInt8] {
-        [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-    }
-
-    /// Writes `bytes` to a new file with `mode`.
-    static func write(_ bytes: [UInt8], to path: String, mode: Int = 0o600) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        guard FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: mode])
-        else { throw LayoutError(description: "cannot create \(path)") }
-        // The umask may have narrowed the mode: set it exactly.
-        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
-    }
-
-    static func mode(of path: String) throws -> Int {
-        let attributes = try FileManager.default.attributesOfItem(atPath: path)
-        return (attributes[.posixPermissions] as? NSNumber)?.intValue ?? -1
-    }
-
-    static func random(_ count: Int) -> [UInt8] {
-        (0..<count).map { _ in UInt8.random(in: 0...255) }
     }
 }
 

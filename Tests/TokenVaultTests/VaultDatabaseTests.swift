@@ -7,6 +7,7 @@ import Logging
 import Synchronization
 import Testing
 import VaultCrypto
+import VaultTestSupport
 
 @testable import TokenVault
 

@@ -1,9 +1,11 @@
 import Audit
+import CDETestSupport
 import Foundation
 import HTTPTypes
 import Testing
 import TokenVault
 import VaultServer
+import VaultTestSupport
 
 /// Security review, issue 8, finding 9: `GET /v1/audit?after=N` with N ≥ 1 read the log without
 /// an `audit.read` record, so the whole log could be read unrecorded (PCI DSS 10.2.1.3).

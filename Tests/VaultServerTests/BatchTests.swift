@@ -1,3 +1,4 @@
+import CardTokens
 import Foundation
 import HTTPTypes
 import Testing
@@ -24,7 +25,7 @@ struct BatchTests {
                 let token = try #require(result.token, "item \(index), seed \(generator.seed): \(result)")
                 #expect(token.last4 == card.last4, "item \(index)")
                 #expect(token.bin == card.bin, "item \(index)")
-                #expect(token.brand == card.brand, "item \(index)")
+                #expect(token.brand == card.brand.rawValue, "item \(index)")
                 #expect(token.expMonth == card.expMonth && token.expYear == card.expYear, "item \(index)")
                 #expect(token.format == formats[index], "item \(index)")
                 #expect(token.cvvHeld == (card.cvv != nil), "item \(index)")
@@ -64,14 +65,14 @@ struct BatchTests {
             let (year, month) = Months.previous
             let items: [(json: Any, expected: String?)] = [
                 (TestCard.visa.json(), nil),
-                (TestCard(pan: "4111111111111112", brand: "visa").json(), "invalid_pan_luhn"),
+                (TestCard(pan: "4111111111111112", brand: .visa).json(), "invalid_pan_luhn"),
                 (TestCard.mastercard.with(cvv: "999").json(), nil),
                 (["pan": "5555555555554444", "exp_month": 12] as [String: Any], "missing_field"),
                 (TestCard.amex.json(format: "numeric"), nil),
                 (["pan": 4_242_424_242_424_242, "exp_month": 12, "exp_year": 2031] as [String: Any], "invalid_field"),
                 (["pan": "6011111111111117", "exp_month": "12", "exp_year": 2031] as [String: Any], "invalid_field"),
                 (
-                    TestCard(pan: "4242424242424242", expMonth: month, expYear: year, brand: "visa").json(),
+                    TestCard(pan: "4242424242424242", expMonth: month, expYear: year, brand: .visa).json(),
                     "card_expired"
                 ),
                 (TestCard.discover.json(), nil),
@@ -79,11 +80,11 @@ struct BatchTests {
                 (TestCard.visa2.json(format: "sparkly"), "invalid_token_format"),
                 (42, "invalid_field"),
                 ("4111111111111111", "invalid_field"),
-                (TestCard(pan: "4111 1111 1111 1111", brand: "visa").json(), nil),
-                (TestCard(pan: "41111", brand: "visa").json(), "invalid_pan_length"),
-                (TestCard(pan: "4111x111111111111", brand: "visa").json(), "invalid_pan"),
-                (TestCard(pan: "4111111111111111", expMonth: 13, brand: "visa").json(), "invalid_exp_month"),
-                (TestCard(pan: "4111111111111111", expYear: 31, brand: "visa").json(), "invalid_exp_year"),
+                (TestCard(pan: "4111 1111 1111 1111", brand: .visa).json(), nil),
+                (TestCard(pan: "41111", brand: .visa).json(), "invalid_pan_length"),
+                (TestCard(pan: "4111x111111111111", brand: .visa).json(), "invalid_pan"),
+                (TestCard(pan: "4111111111111111", expMonth: 13, brand: .visa).json(), "invalid_exp_month"),
+                (TestCard(pan: "4111111111111111", expYear: 31, brand: .visa).json(), "invalid_exp_year"),
                 (TestCard.visa.json(), nil),
             ]
             let reply = try await server.post("/v1/tokens/batch", json: ["cards": items.map { $0.json }])

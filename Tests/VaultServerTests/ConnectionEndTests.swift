@@ -6,7 +6,7 @@ import VaultTestSupport
 /// Finding 19: connections the server answered early, or could not parse, were left half-open
 /// or hanging, and parser errors had an empty body. Raw sockets against a real listener: the
 /// server must answer in the error envelope and close the connection fully.
-@Suite("Connection ends", .timeLimit(.minutes(1)))
+@Suite("Connection ends", .timeLimit(.minutes(10)))
 struct ConnectionEndTests {
     static let limits = ListenerLimits(
         idleTimeout: .seconds(30), requestTimeout: .seconds(30), lingerTimeout: .milliseconds(300))

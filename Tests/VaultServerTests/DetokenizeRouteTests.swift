@@ -1,4 +1,5 @@
 import Audit
+import CDETestSupport
 import CardTokens
 import Detokenization
 import Foundation
@@ -22,24 +23,6 @@ struct DetokenizeRouteTests {
     }()
 
     static let cardPANs = TestCard.published.map(\.digits)
-
-    /// Checks that `records` is one `denied` detokenize record of `actor` whose detail names `code`.
-    static func expectDenied(
-        _ records: [AuditRecord], actor: String, code: String, purpose: String? = nil, reference: String? = nil,
-        sourceLocation: SourceLocation = #_sourceLocation
-    ) {
-        guard records.count == 1, let event = records.first?.event else {
-            Issue.record("expected one audit record, got \(records)", sourceLocation: sourceLocation)
-            return
-        }
-        #expect(event.type == Detokenizer.eventType, sourceLocation: sourceLocation)
-        #expect(event.outcome == .denied, sourceLocation: sourceLocation)
-        #expect(event.actor == actor, sourceLocation: sourceLocation)
-        #expect(!event.origin.isEmpty, sourceLocation: sourceLocation)
-        #expect(event.purpose == purpose, sourceLocation: sourceLocation)
-        #expect(event.reference == reference, sourceLocation: sourceLocation)
-        #expect(event.detail?.contains("refused=\(code)") == true, "\(event)", sourceLocation: sourceLocation)
-    }
 
     // MARK: - Two listeners
 
@@ -202,7 +185,7 @@ struct DetokenizeRouteTests {
                 #expect(reply.errorCode == "unauthenticated")
                 #expect(reply.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
                 #expect(!reply.contains(TestCard.visa.digits))
-                Self.expectDenied(records, actor: actor, code: "unauthenticated")
+                expectOneDeniedDetokenize(records, actor: actor, code: "unauthenticated")
             }
             // A revoked key too.
             try await server.vault.credentials.revoke(id: id)
@@ -210,7 +193,7 @@ struct DetokenizeRouteTests {
                 try await server.detokenize([token])
             }
             #expect(reply.status == .unauthorized, "\(reply)")
-            Self.expectDenied(records, actor: "unknown:\(id)", code: "unauthenticated")
+            expectOneDeniedDetokenize(records, actor: "unknown:\(id)", code: "unauthenticated")
         }
     }
 
@@ -230,7 +213,7 @@ struct DetokenizeRouteTests {
                 #expect(reply.status == .forbidden, "\(reply)")
                 #expect(reply.errorCode == "forbidden")
                 #expect(!reply.contains(TestCard.visa.digits))
-                Self.expectDenied(records, actor: actor, code: "forbidden")
+                expectOneDeniedDetokenize(records, actor: actor, code: "forbidden")
             }
         }
     }
@@ -253,7 +236,7 @@ struct DetokenizeRouteTests {
                 #expect(reply.status == .forbidden, "\(reply)")
                 #expect(reply.errorCode == "purpose_not_allowed")
                 #expect(!reply.contains(TestCard.visa.digits))
-                Self.expectDenied(
+                expectOneDeniedDetokenize(
                     records, actor: actor, code: "purpose_not_allowed", purpose: purpose, reference: "case-9")
                 #expect(records.first?.event.objects == [token])
             }
@@ -275,7 +258,7 @@ struct DetokenizeRouteTests {
             let retryAfter = try #require(reply.headers[.retryAfter].flatMap { Int($0) }, "\(reply.headers)")
             #expect(retryAfter >= 1)
             #expect(!reply.contains(TestCard.visa.digits))
-            Self.expectDenied(
+            expectOneDeniedDetokenize(
                 records, actor: server.detokenizeCredential.id, code: "rate_limited", purpose: "settlement",
                 reference: "batch-1")
             // The audit route is not rate limited.
@@ -354,7 +337,7 @@ struct DetokenizeRouteTests {
             }
             #expect(reply.status == bad.status, "\(reply)")
             #expect(reply.errorCode == bad.code, "\(reply)")
-            Self.expectDenied(
+            expectOneDeniedDetokenize(
                 records, actor: server.detokenizeCredential.id, code: bad.code, purpose: bad.auditedPurpose)
             let pans = Set(Self.cardPANs)
             #expect(PANScanner.leaked(pans, in: reply.text).isEmpty)

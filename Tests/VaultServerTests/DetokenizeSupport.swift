@@ -1,4 +1,5 @@
 import Audit
+import CDETestSupport
 import CardTokens
 import Detokenization
 import Foundation
@@ -26,7 +27,7 @@ enum Listener: String, Sendable, CustomTestStringConvertible {
 
 /// A vault served by ``VaultApplication/publicRouter(vault:)`` and
 /// ``VaultApplication/detokenizeRouter(vault:rateLimit:logger:)``.
-struct DetokenizeServer: Sendable {
+struct DetokenizeServer: VaultHarness {
     let vault: Vault
     /// Everything the vault and the application logged, at `.trace` and above.
     let logs: InMemoryLogHandler
@@ -49,12 +50,7 @@ struct DetokenizeServer: Sendable {
         body: ByteBuffer? = nil
     ) async throws -> Reply {
         var headers: HTTPFields = [:]
-        switch auth {
-        case .standard: headers[.authorization] = "Bearer \(detokenizeKey)"
-        case .none: break
-        case .bearer(let secret): headers[.authorization] = "Bearer \(secret)"
-        case .header(let value): headers[.authorization] = value
-        }
+        auth.apply(to: &headers, standardKey: detokenizeKey)
         if body != nil {
             headers[.contentType] = "application/json"
         }
@@ -102,34 +98,6 @@ struct DetokenizeServer: Sendable {
     ) async throws -> (credential: Credential, secret: String) {
         try await vault.credentials.create(name: name, scopes: scopes, purposes: purposes)
     }
-
-    /// Every audit record, oldest first.
-    func auditRecords() async throws -> [AuditRecord] {
-        try await vault.audit.records(limit: 1_000_000)
-    }
-
-    /// The records appended while `body` ran.
-    func newAuditRecords<R>(
-        during body: () async throws -> R
-    ) async throws -> (result: R, records: [AuditRecord]) {
-        let before = try await auditRecords().last?.sequence ?? 0
-        let result = try await body()
-        return (result, try await vault.audit.records(after: before, limit: 1_000_000))
-    }
-
-    /// Every field of every audit record, as text.
-    func renderedAudit() async throws -> String {
-        try await auditRecords().map { record in
-            let event = record.event
-            return [
-                event.actor, event.type, event.outcome.rawValue, event.origin, event.objects.joined(separator: ","),
-                event.purpose ?? "-", event.reference ?? "-", event.detail ?? "-",
-            ].joined(separator: " | ")
-        }.joined(separator: "\n")
-    }
-
-    /// Everything logged, one line per entry.
-    var renderedLogs: String { logs.entries.map(TestLog.rendered).joined(separator: "\n") }
 }
 
 /// Runs `body` against a fresh vault behind both routers (Hummingbird's router test framework).
@@ -141,45 +109,32 @@ func withDetokenizeServer<R: Sendable>(
     rateLimit: Double? = nil, detokenizer: (@Sendable (Vault, Logger) -> Detokenizer)? = nil,
     _ body: @Sendable (DetokenizeServer) async throws -> R
 ) async throws -> R {
-    let root = FileManager.default.temporaryDirectory
-        .appendingPathComponent("vault-detokenize-tests-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: root) }
-    let paths = VaultPaths(dataDirectory: root + "/data", keysDirectory: root + "/Keys")
-    let (logger, logs) = TestLog.capturing()
-    _ = try await Vault.initialize(paths: paths, logger: logger)
-    let vault = try await Vault.open(paths: paths, logger: logger)
-    let (_, tokenizeKey) = try await vault.credentials.create(
-        name: "tokenizer", scopes: [.tokenize, .tokensRead, .tokensDelete], purposes: [])
-    let (detokenizeCredential, detokenizeKey) = try await vault.credentials.create(
-        name: "detokenizer", scopes: [.detokenize], purposes: DetokenizeServer.purposes.map { $0 + ":pan" })
-    let (auditCredential, auditKey) = try await vault.credentials.create(
-        name: "auditor", scopes: [.auditRead], purposes: [])
-    let detokenizeRouter =
-        if let detokenizer {
-            VaultApplication.detokenizeRouter(vault: vault, detokenizer: detokenizer(vault, logger))
-        } else {
-            VaultApplication.detokenizeRouter(vault: vault, rateLimit: rateLimit, logger: logger)
+    try await withFreshVault("vault-detokenize-tests") { fresh in
+        let (vault, logger, logs) = (fresh.vault, fresh.logger, fresh.logs)
+        let (_, tokenizeKey) = try await vault.credentials.create(
+            name: "tokenizer", scopes: [.tokenize, .tokensRead, .tokensDelete], purposes: [])
+        let (detokenizeCredential, detokenizeKey) = try await vault.credentials.create(
+            name: "detokenizer", scopes: [.detokenize], purposes: DetokenizeServer.purposes.map { $0 + ":pan" })
+        let (auditCredential, auditKey) = try await vault.credentials.create(
+            name: "auditor", scopes: [.auditRead], purposes: [])
+        let detokenizeRouter =
+            if let detokenizer {
+                VaultApplication.detokenizeRouter(vault: vault, detokenizer: detokenizer(vault, logger))
+            } else {
+                VaultApplication.detokenizeRouter(vault: vault, rateLimit: rateLimit, logger: logger)
+            }
+        let publicApp = Application(router: VaultApplication.publicRouter(vault: vault), logger: logger)
+        let detokenizeApp = Application(router: detokenizeRouter, logger: logger)
+        return try await publicApp.test(.router) { publicClient in
+            try await detokenizeApp.test(.router) { detokenizeClient in
+                try await body(
+                    DetokenizeServer(
+                        vault: vault, logs: logs, publicClient: publicClient, detokenizeClient: detokenizeClient,
+                        tokenizeKey: tokenizeKey, detokenizeKey: detokenizeKey,
+                        detokenizeCredential: detokenizeCredential, auditKey: auditKey,
+                        auditCredential: auditCredential))
+            }
         }
-    let publicApp = Application(router: VaultApplication.publicRouter(vault: vault), logger: logger)
-    let detokenizeApp = Application(router: detokenizeRouter, logger: logger)
-    return try await publicApp.test(.router) { publicClient in
-        try await detokenizeApp.test(.router) { detokenizeClient in
-            try await body(
-                DetokenizeServer(
-                    vault: vault, logs: logs, publicClient: publicClient, detokenizeClient: detokenizeClient,
-                    tokenizeKey: tokenizeKey, detokenizeKey: detokenizeKey, detokenizeCredential: detokenizeCredential,
-                    auditKey: auditKey, auditCredential: auditCredential))
-        }
-    }
-}
-
-/// An audit log that cannot be written.
-struct FailingAuditLog: AuditLog {
-    struct WriteFailed: Error {}
-
-    func append(_ events: [AuditEvent]) async throws -> [Int64] {
-        throw WriteFailed()
     }
 }
 
@@ -211,31 +166,4 @@ struct DetokenizeReply {
         }
     }
     var errorCodes: [String?] { results.map { ($0["error"] as? [String: Any])?["code"] as? String } }
-}
-
-/// A page of `GET /v1/audit`.
-struct AuditPageReply: Decodable, Sendable {
-    struct Record: Decodable, Sendable, Hashable {
-        var sequence: Int64
-        var time: Date
-        var actor: String
-        var type: String
-        var outcome: String
-        var origin: String
-        var objects: [String]
-        var purpose: String?
-        var reference: String?
-        var detail: String?
-    }
-    var records: [Record]
-    var nextAfter: Int64?
-}
-
-extension TestCard {
-    /// What a masked reveal must show: BIN, `*` for every hidden digit, last four.
-    var masked: String {
-        digits.count >= 15
-            ? bin + String(repeating: "*", count: digits.count - 10) + last4
-            : String(repeating: "*", count: digits.count - 4) + last4
-    }
 }

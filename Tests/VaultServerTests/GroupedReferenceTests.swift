@@ -1,4 +1,5 @@
 import Audit
+import CDETestSupport
 import Foundation
 import HTTPTypes
 import Testing

@@ -6,7 +6,7 @@ import VaultTestSupport
 /// Finding 18: a listener had no idle, header or body timeout and no connection cap, so silent
 /// connections piled up until the process ran out of file descriptors. Raw sockets against a
 /// real listener, with short limits.
-@Suite("Listener timeouts and connection cap", .timeLimit(.minutes(1)))
+@Suite("Listener timeouts and connection cap", .timeLimit(.minutes(10)))
 struct ListenerLimitTests {
     static let short = ListenerLimits(
         idleTimeout: .milliseconds(300), requestTimeout: .seconds(1), maxConnections: 64,

@@ -1,3 +1,4 @@
+import CDETestSupport
 import Foundation
 import HTTPListener
 import Logging
@@ -29,14 +30,16 @@ struct LiveListener: Sendable {
 func withLiveListener<R: Sendable>(
     limits: ListenerLimits, detokenize: Bool = false, _ body: @Sendable (LiveListener) async throws -> R
 ) async throws -> R {
-    let root = FileManager.default.temporaryDirectory
-        .appendingPathComponent("vault-listener-tests-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: root) }
-    let paths = VaultPaths(dataDirectory: root + "/data", keysDirectory: root + "/Keys")
-    let logger = TestLog.quiet()
-    _ = try await Vault.initialize(paths: paths, logger: logger)
-    let vault = try await Vault.open(paths: paths, logger: logger)
+    try await withFreshVault("vault-listener-tests", logLevel: .info) { fresh in
+        try await withLiveListener(
+            vault: fresh.vault, logger: fresh.logger, limits: limits, detokenize: detokenize, body)
+    }
+}
+
+private func withLiveListener<R: Sendable>(
+    vault: Vault, logger: Logger, limits: ListenerLimits, detokenize: Bool,
+    _ body: @Sendable (LiveListener) async throws -> R
+) async throws -> R {
     let (_, key) = try await vault.credentials.create(
         name: "all", scopes: [.tokenize, .tokensRead, .tokensDelete], purposes: [])
     let router =

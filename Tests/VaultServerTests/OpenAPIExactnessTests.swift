@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import NIOCore
 import Testing
+import VaultTestSupport
 
 /// Finding 20: `docs/openapi.yaml` must be neither looser nor stricter than the service: ids and
 /// card numbers have the patterns the service issues and accepts, examples obey them, a batch

@@ -13,7 +13,7 @@ import Wallet
 
 /// `docs/openapi.yaml` describes exactly the routes each listener serves (the public router with
 /// the wallet routes, and the detokenize router), and every error code the server can send.
-@Suite("OpenAPI document")
+@Suite("OpenAPI document", .timeLimit(.minutes(10)))
 struct OpenAPITests {
     /// The two listeners of `vault serve`.
     enum Listener: String, CaseIterable, Comparable, CustomStringConvertible {

@@ -4,6 +4,7 @@ import GRDB
 import HTTPTypes
 import Testing
 import TokenVault
+import VaultTestSupport
 
 /// Issue 8, finding 11 (dedupe never touches another party's token, nor answers a different
 /// expiry) and finding 13 (tokens and wallets belong to a tenant; keys see only their own).

@@ -1,3 +1,4 @@
+import CDETestSupport
 import CardTokens
 import Foundation
 import HTTPTypes
@@ -27,6 +28,16 @@ enum Auth: Sendable {
     case bearer(String)
     /// `Authorization: <value>` as given.
     case header(String)
+
+    /// Sets (or leaves out) the `Authorization` header; `.standard` presents `standardKey`.
+    func apply(to headers: inout HTTPFields, standardKey: String) {
+        switch self {
+        case .standard: headers[.authorization] = "Bearer \(standardKey)"
+        case .none: break
+        case .bearer(let secret): headers[.authorization] = "Bearer \(secret)"
+        case .header(let value): headers[.authorization] = value
+        }
+    }
 }
 
 /// Which Hummingbird test framework drives the application.
@@ -65,7 +76,7 @@ struct Reply: Sendable, CustomStringConvertible {
 }
 
 /// A vault in a temporary folder, served by ``VaultApplication/publicRouter(vault:)``.
-struct TestServer: Sendable {
+struct TestServer: VaultHarness {
     let vault: Vault
     /// Everything the vault and the application logged, at `.trace` and above.
     let logs: InMemoryLogHandler
@@ -83,12 +94,7 @@ struct TestServer: Sendable {
         headers extraHeaders: HTTPFields = [:]
     ) async throws -> Reply {
         var headers = extraHeaders
-        switch auth {
-        case .standard: headers[.authorization] = "Bearer \(key)"
-        case .none: break
-        case .bearer(let secret): headers[.authorization] = "Bearer \(secret)"
-        case .header(let value): headers[.authorization] = value
-        }
+        auth.apply(to: &headers, standardKey: key)
         if body != nil {
             headers[.contentType] = "application/json"
         }
@@ -152,38 +158,29 @@ func withServer<R: Sendable>(
     transport: Transport = .router, cvvTimeToLive: TimeInterval = 3600, wallets walletSetup: WalletSetup? = nil,
     tokenizeRateLimit: Double? = nil, _ body: @Sendable (TestServer) async throws -> R
 ) async throws -> R {
-    let root = FileManager.default.temporaryDirectory
-        .appendingPathComponent("vault-server-tests-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: root) }
-    let paths = VaultPaths(dataDirectory: root + "/data", keysDirectory: root + "/Keys")
-    let (logger, logs) = TestLog.capturing()
-    _ = try await Vault.initialize(paths: paths, logger: logger)
-    let vault = try await Vault.open(paths: paths, logger: logger, cvvTimeToLive: cvvTimeToLive)
-    let (_, secret) = try await vault.credentials.create(
-        name: "all", scopes: [.tokenize, .tokensRead, .tokensDelete], purposes: [])
-    var wallets: WalletService?
-    var walletKey: String?
-    if let walletSetup {
-        wallets = try VaultApplication.walletService(vault: vault, authorizer: walletSetup.authorizer)
-        walletKey = try await vault.credentials.create(name: "wallet", scopes: [.wallet, .tokenize], purposes: []).1
-    }
-    let router = VaultApplication.publicRouter(vault: vault, wallets: wallets, tokenizeRateLimit: tokenizeRateLimit)
-    switch transport {
-    case .router:
-        let app = Application(router: router, logger: logger)
-        return try await app.test(.router) { [wallets, walletKey] client in
-            try await body(
-                TestServer(
-                    vault: vault, logs: logs, client: client, key: secret, wallets: wallets, walletKey: walletKey))
+    try await withFreshVault("vault-server-tests", cvvTimeToLive: cvvTimeToLive) { fresh in
+        let (vault, logger, logs) = (fresh.vault, fresh.logger, fresh.logs)
+        let (_, secret) = try await vault.credentials.create(
+            name: "all", scopes: [.tokenize, .tokensRead, .tokensDelete], purposes: [])
+        var wallets: WalletService?
+        var walletKey: String?
+        if let walletSetup {
+            wallets = try VaultApplication.walletService(vault: vault, authorizer: walletSetup.authorizer)
+            walletKey = try await vault.credentials.create(name: "wallet", scopes: [.wallet, .tokenize], purposes: []).1
         }
-    case .live:
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        return try await app.test(.live) { [wallets, walletKey] client in
-            try await body(
-                TestServer(
-                    vault: vault, logs: logs, client: client, key: secret, wallets: wallets, walletKey: walletKey))
+        let router = VaultApplication.publicRouter(
+            vault: vault, wallets: wallets, tokenizeRateLimit: tokenizeRateLimit)
+        let server: @Sendable (any TestClientProtocol) -> TestServer = { [wallets, walletKey] client in
+            TestServer(vault: vault, logs: logs, client: client, key: secret, wallets: wallets, walletKey: walletKey)
+        }
+        switch transport {
+        case .router:
+            let app = Application(router: router, logger: logger)
+            return try await app.test(.router) { client in try await body(server(client)) }
+        case .live:
+            let app = Application(
+                router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+            return try await app.test(.live) { client in try await body(server(client)) }
         }
     }
 }
@@ -240,97 +237,7 @@ struct BatchReply: Decodable, Sendable {
     var results: [BatchReplyItem]
 }
 
-enum JSONCoding {
-    static var decoder: JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        decoder.dateDecodingStrategy = .iso8601
-        return decoder
-    }
-
-    /// `value` (dictionaries, arrays, strings, numbers, booleans) as JSON.
-    static func data(_ value: Any) throws -> Data {
-        try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
-    }
-}
-
 // MARK: - Cards
-
-/// Card data for tests: public test numbers or generated Luhn-valid numbers.
-struct TestCard: Sendable, CustomTestStringConvertible {
-    var pan: String
-    var expMonth: Int
-    var expYear: Int
-    var cvv: String?
-    /// The brand the PAN's prefix belongs to, decided by the test.
-    var brand: String
-
-    init(pan: String, expMonth: Int = 12, expYear: Int = 2031, cvv: String? = nil, brand: String) {
-        self.pan = pan
-        self.expMonth = expMonth
-        self.expYear = expYear
-        self.cvv = cvv
-        self.brand = brand
-    }
-
-    var testDescription: String { "\(brand) card, \(pan.count) digits" }
-
-    /// The PAN's digits, without spaces or dashes.
-    var digits: String { pan.filter(\.isWholeNumber) }
-    var bin: String { String(digits.prefix(6)) }
-    var last4: String { String(digits.suffix(4)) }
-
-    /// The request body for this card.
-    func json(format: String? = nil, dedupe: Bool? = nil) -> [String: Any] {
-        var json: [String: Any] = ["pan": pan, "exp_month": expMonth, "exp_year": expYear]
-        if let cvv { json["cvv"] = cvv }
-        if let format { json["format"] = format }
-        if let dedupe { json["dedupe"] = dedupe }
-        return json
-    }
-
-    func with(cvv: String?) -> TestCard {
-        var card = self
-        card.cvv = cvv
-        return card
-    }
-
-    /// Published test numbers of the card networks.
-    static let visa = TestCard(pan: "4111111111111111", brand: "visa")
-    static let visa2 = TestCard(pan: "4242424242424242", brand: "visa")
-    static let mastercard = TestCard(pan: "5555555555554444", brand: "mastercard")
-    static let amex = TestCard(pan: "378282246310005", brand: "amex")
-    static let discover = TestCard(pan: "6011111111111117", brand: "discover")
-
-    static let published: [TestCard] = [.visa, .visa2, .mastercard, .amex, .discover]
-}
-
-enum PANGenerator {
-    /// IIN prefixes, their brand and the PAN lengths used with them.
-    static let prefixes: [(prefix: String, brand: String, lengths: [Int])] = [
-        ("4", "visa", [13, 16, 19]), ("51", "mastercard", [16]), ("2221", "mastercard", [16]),
-        ("34", "amex", [15]), ("37", "amex", [15]), ("6011", "discover", [16, 19]), ("3530", "jcb", [16]),
-    ]
-
-    /// A card with a generated Luhn-valid PAN, a future expiry and, if asked, a CVV of the
-    /// brand's length.
-    static func card<G: RandomNumberGenerator>(withCVV: Bool = false, using generator: inout G) -> TestCard {
-        let chosen = prefixes.randomElement(using: &generator)!
-        let length = chosen.lengths.randomElement(using: &generator)!
-        let body = chosen.prefix + TestLuhn.digits(length - 1 - chosen.prefix.count, using: &generator)
-        let pan = TestLuhn.completing(body)
-        let cvv = withCVV ? TestLuhn.digits(chosen.brand == "amex" ? 4 : 3, using: &generator) : nil
-        return TestCard(
-            pan: pan, expMonth: Int.random(in: 1...12, using: &generator),
-            expYear: Int.random(in: 2031...2045, using: &generator), cvv: cvv, brand: chosen.brand)
-    }
-
-    /// `pan` with its check digit changed, so that it fails the Luhn check.
-    static func breakingLuhn(_ pan: String) -> String {
-        let last = pan.last!.wholeNumberValue!
-        return String(pan.dropLast()) + String((last + 1) % 10)
-    }
-}
 
 /// The current month (UTC), and the one before it, for expiry tests.
 enum Months {
@@ -347,31 +254,7 @@ enum Months {
     }
 }
 
-// MARK: - Logging
-
 // MARK: - Bytes
-
-enum Bytes {
-    /// Whether `needle` occurs in `haystack`.
-    static func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
-        let needle = Array(needle.utf8)
-        guard let first = needle.first else { return true }
-        guard haystack.count >= needle.count else { return false }
-        return haystack.withUnsafeBufferPointer { hay in
-            needle.withUnsafeBufferPointer { needle in
-                var start = 0
-                let last = hay.count - needle.count
-                while start <= last {
-                    if hay[start] == first && memcmp(hay.baseAddress! + start, needle.baseAddress!, needle.count) == 0 {
-                        return true
-                    }
-                    start += 1
-                }
-                return false
-            }
-        }
-    }
-}
 
 /// Finds PANs in text fast enough to check thousands of them against megabytes of output.
 enum PANScanner {

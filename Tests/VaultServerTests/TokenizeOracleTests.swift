@@ -70,7 +70,7 @@ struct TokenizeOracleTests {
     @Test("Finding 1: one tokenize + tokens:read key enumerating a 13-digit card in one batch recovers nothing")
     func enumerationWithOneKey() async throws {
         try await withServer(wallets: WalletSetup()) { server in
-            let real = TestCard(pan: "4222222222222", brand: "visa")
+            let real = TestCard(pan: "4222222222222", brand: .visa)
             let victim = try await Self.victim(real, on: server)
             let (attacker, secret) = try await server.vault.credentials.create(
                 name: "attacker", scopes: [.tokenize, .tokensRead], purposes: [])
@@ -99,7 +99,7 @@ struct TokenizeOracleTests {
     @Test("Finding 1: two keys enumerating a 16-digit card (1,000 candidates each) recover nothing")
     func enumerationWithTwoKeys() async throws {
         try await withServer(wallets: WalletSetup()) { server in
-            let real = TestCard(pan: "4111111111111111", brand: "visa")
+            let real = TestCard(pan: "4111111111111111", brand: .visa)
             let victim = try await Self.victim(real, on: server)
             let first = try await server.vault.credentials.create(name: "a", scopes: [.tokenize], purposes: [])
             let second = try await server.vault.credentials.create(
@@ -130,7 +130,7 @@ struct TokenizeOracleTests {
     @Test("Finding 1: dedupe returns a token only to the key that created it")
     func dedupeIsPerCreator() async throws {
         try await withServer { server in
-            let card = TestCard(pan: "5555555555554444", brand: "mastercard")
+            let card = TestCard(pan: "5555555555554444", brand: .mastercard)
             let original = try await server.tokenized(card, dedupe: true)
             let again = try await server.tokenize(card, dedupe: true)
             #expect(again.status == .ok)
@@ -152,7 +152,7 @@ struct TokenizeOracleTests {
     @Test("Finding 1: a fingerprint is stable for one reader and creator, and differs for another reader")
     func fingerprintsAreScopedToTheReader() async throws {
         try await withServer { server in
-            let card = TestCard(pan: "4242424242424242", brand: "visa")
+            let card = TestCard(pan: "4242424242424242", brand: .visa)
             let first = try await server.tokenized(card)
             let second = try await server.tokenized(card)
             #expect(first.token != second.token)

@@ -3,10 +3,11 @@ import Foundation
 import HTTPTypes
 import Testing
 import VaultServer
+import VaultTestSupport
 
 /// Security review, issue 8, finding 15: a top-up reached the gateway without the caller's
 /// address, so its audit record named the constant origin `wallet` (PCI DSS 10.2.2).
-@Suite("Finding 15: top-ups carry the caller's address to the gateway")
+@Suite("Finding 15: top-ups carry the caller's address to the gateway", .timeLimit(.minutes(10)))
 struct TopUpOriginTests {
     @Test("Finding 15: POST /v1/wallets/{id}/top_ups hands the HTTP peer's address to the authorizer")
     func finding15TopUpCarriesTheRemoteAddress() async throws {

@@ -5,6 +5,7 @@ import NIOCore
 import Synchronization
 import Testing
 import TokenVault
+import VaultTestSupport
 
 // Helpers for the wallet routes: requests with an Idempotency-Key under the wallet key, the
 // response bodies, and a scripted authorizer in place of the acquirer.

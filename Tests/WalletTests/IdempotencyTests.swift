@@ -5,7 +5,7 @@ import Testing
 import VaultTestSupport
 import Wallet
 
-@Suite("Idempotency keys")
+@Suite("Idempotency keys", .timeLimit(.minutes(10)))
 struct IdempotencyTests {
     @Test("The same key and request creates one wallet and returns it again")
     func createWalletReplay() async throws {

@@ -111,16 +111,7 @@ func withWallet<R>(
 func walletErrorCode<R>(
     sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> R
 ) async -> WalletError.Code? {
-    do {
-        let value = try await body()
-        Issue.record("expected a WalletError, got \(value)", sourceLocation: sourceLocation)
-        return nil
-    } catch let error as WalletError {
-        return error.code
-    } catch {
-        Issue.record("expected a WalletError, got \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
+    await thrownError(WalletError.self, sourceLocation: sourceLocation, body)?.code
 }
 
 // MARK: - Cards
@@ -249,53 +240,6 @@ final class FakeAuthorizer: CardAuthorizing {
                 decision: .declined, authCode: nil, acquirerReference: "acq-\(request.reference)", declineCode: code)
         case .fail(let code):
             throw AuthorizationError(code, "scripted failure")
-        }
-    }
-}
-
-/// A one-shot barrier: `wait()` suspends until `open()`; after that it returns at once.
-final class Gate: Sendable {
-    private struct State {
-        var isOpen = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
-        var arrivals = 0
-    }
-
-    private let state = Mutex(State())
-
-    func wait() async {
-        await withCheckedContinuation { continuation in
-            let resumeNow = state.withLock { state -> Bool in
-                state.arrivals += 1
-                if state.isOpen { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if resumeNow { continuation.resume() }
-        }
-    }
-
-    /// How many callers have reached the gate.
-    var arrivals: Int { state.withLock { $0.arrivals } }
-
-    func open() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.isOpen = true
-            defer { state.waiters.removeAll() }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-
-    /// Waits (polling) until `count` callers have arrived.
-    func waitForArrivals(_ count: Int) async throws {
-        let deadline = ContinuousClock.now + .seconds(5)
-        while arrivals < count {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("only \(arrivals) of \(count) callers reached the gate")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(1))
         }
     }
 }

@@ -22,7 +22,7 @@ private func attemptStatuses(_ sandbox: WalletSandbox) async throws -> [String] 
     }
 }
 
-@Suite("Top-ups")
+@Suite("Top-ups", .timeLimit(.minutes(10)))
 struct TopUpTests {
     @Test("An approved top-up credits the wallet from the receivable, under the top-up's id as reference")
     func approved() async throws {

@@ -4,7 +4,7 @@ import Testing
 import VaultTestSupport
 import Wallet
 
-@Suite("Transfers")
+@Suite("Transfers", .timeLimit(.minutes(10)))
 struct TransferTests {
     @Test("A transfer moves money between two wallets of the same currency")
     func moves() async throws {

@@ -5,7 +5,7 @@ import Testing
 import VaultTestSupport
 import Wallet
 
-@Suite("Wallets")
+@Suite("Wallets", .timeLimit(.minutes(10)))
 struct WalletCreationTests {
     @Test("A new wallet gets an IBAN under the configured numbering, zero balances and its fields")
     func create() async throws {

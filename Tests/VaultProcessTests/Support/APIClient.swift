@@ -1,5 +1,7 @@
 import Foundation
+import Synchronization
 import Testing
+import VaultTestSupport
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -13,7 +15,9 @@ final class APIClient: Sendable {
     init(_ server: ServerProcess) {
         baseURL = server.baseURL
         let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 20
+        // Generous: a loaded machine must not turn a slow answer into a failure. A request that
+        // hangs ends with the test's task, which cancels it.
+        configuration.timeoutIntervalForRequest = 300
         configuration.httpMaximumConnectionsPerHost = 16
         session = URLSession(configuration: configuration)
     }
@@ -22,11 +26,18 @@ final class APIClient: Sendable {
         session.invalidateAndCancel()
     }
 
-    /// Sends one request and returns the status and body.
+    /// Sends one request to the server's public API and returns the status and body.
     func send(
         _ method: String, _ path: String, body: Data? = nil, key: String?, headers: [String: String] = [:]
     ) async throws -> (status: Int, body: Data) {
-        var request = URLRequest(url: baseURL.appendingPathComponent(path))
+        try await send(method, baseURL.appendingPathComponent(path), body: body, key: key, headers: headers)
+    }
+
+    /// Sends one request to `url` (another listener of the server) and returns the status and body.
+    func send(
+        _ method: String, _ url: URL, body: Data? = nil, key: String?, headers: [String: String] = [:]
+    ) async throws -> (status: Int, body: Data) {
+        var request = URLRequest(url: url)
         request.httpMethod = method
         if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
@@ -34,17 +45,26 @@ final class APIClient: Sendable {
             request.httpBody = body
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
-        return try await withCheckedThrowingContinuation { continuation in
-            let task = session.dataTask(with: request) { data, response, error in
-                if let error {
-                    continuation.resume(throwing: TestFailure("\(method) \(path) failed: \(error)"))
-                } else if let response = response as? HTTPURLResponse {
-                    continuation.resume(returning: (response.statusCode, data ?? Data()))
-                } else {
-                    continuation.resume(throwing: TestFailure("\(method) \(path): no HTTP response"))
+        let what = "\(method) \(url.path)"
+        let task = Mutex<URLSessionDataTask?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let dataTask = session.dataTask(with: request) { data, response, error in
+                    if let error {
+                        continuation.resume(throwing: TestFailure("\(what) failed: \(error)"))
+                    } else if let response = response as? HTTPURLResponse {
+                        continuation.resume(returning: (response.statusCode, data ?? Data()))
+                    } else {
+                        continuation.resume(throwing: TestFailure("\(what): no HTTP response"))
+                    }
                 }
+                task.withLock { $0 = dataTask }
+                dataTask.resume()
+                // Cancelled before the task was stored: the handler below found nothing to cancel.
+                if Task.isCancelled { dataTask.cancel() }
             }
-            task.resume()
+        } onCancel: {
+            task.withLock { $0 }?.cancel()
         }
     }
 
@@ -121,36 +141,14 @@ func concurrentMap<T: Sendable, R: Sendable>(
     }
 }
 
-/// Card numbers for tests: the networks' published test PANs, and generated Luhn-valid ones.
+/// Card numbers for requests: generated Luhn-valid ones, and an expiry year safely in the future.
 enum TestCards {
-    static let published = ["4111111111111111", "4242424242424242", "5555555555554444", "378282246310005"]
-
     /// An expiry year safely in the future.
     static let expiryYear = Calendar(identifier: .gregorian).component(.year, from: Date()) + 3
 
     /// `count` random 16-digit Visa-range numbers with a valid Luhn check digit.
     static func generated(_ count: Int) -> [String] {
-        (0..<count).map { _ in
-            let payload = "4000" + String((0..<11).map { _ in Character(String(Int.random(in: 0...9))) })
-            return payload + String(checkDigit(payload))
-        }
-    }
-
-    /// The Luhn check digit to append to `payload`.
-    static func checkDigit(_ payload: String) -> Int {
-        var sum = 0
-        for (offset, character) in payload.reversed().enumerated() {
-            var digit = character.wholeNumberValue!
-            if offset % 2 == 0 {
-                digit *= 2
-                if digit > 9 { digit -= 9 }
-            }
-            sum += digit
-        }
-        return (10 - sum % 10) % 10
-    }
-
-    static func isLuhnValid(_ pan: String) -> Bool {
-        checkDigit(String(pan.dropLast())) == pan.last?.wholeNumberValue
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in PANGenerator.pan(length: 16, prefix: "4000", using: &generator).pan }
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
+import VaultTestSupport
 
-@Suite("vault keys retire")
+@Suite("vault keys retire", .timeLimit(.minutes(10)))
 struct RetireTests {
     @Test("refuses while records use the version, succeeds after rewrap; never retires the active key")
     func retireLifecycle() async throws {

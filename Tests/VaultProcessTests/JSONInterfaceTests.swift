@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import VaultTestSupport
 
 /// The `--json` outputs scripts rely on: their keys and types are pinned here.
-@Suite("JSON interfaces")
+@Suite("JSON interfaces", .timeLimit(.minutes(10)))
 struct JSONInterfaceTests {
     static let keyStates: Set<String> = ["active", "decrypt_only", "retired"]
 

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// An acknowledged write is durable (DESIGN §9): every token answered with 201 survives SIGKILL.
-@Suite("Durability")
+@Suite("Durability", .timeLimit(.minutes(10)))
 struct DurabilityTests {
     @Test("every token acknowledged with 201 survives kill -9 of the server")
     func acknowledgedTokensSurviveSIGKILL() async throws {

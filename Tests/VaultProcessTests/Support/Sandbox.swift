@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VaultTestSupport
 
 /// A temporary folder holding one vault (`data/`, `Keys/`) and whatever else a test puts there;
 /// every command runs with `--data-dir` and `--keys-dir` pointing into it.
@@ -7,9 +8,7 @@ final class Sandbox: Sendable {
     let root: String
 
     init() throws {
-        root =
-            FileManager.default.temporaryDirectory.appendingPathComponent("vault-cli-tests-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        root = try makeTemporaryDirectory("vault-process-tests")
     }
 
     var dataDir: String { root + "/data" }
@@ -24,13 +23,15 @@ final class Sandbox: Sendable {
     func path(_ name: String) -> String { root + "/" + name }
 
     /// Runs `vault <arguments> --data-dir … --keys-dir …` in the sandbox.
-    func vault(_ arguments: [String], timeout: Duration = .seconds(30)) async throws -> CommandResult {
+    func vault(_ arguments: [String], timeout: Duration = ChildProcess.hangTimeout) async throws -> CommandResult {
         try await run(arguments + storageArguments, cwd: root, timeout: timeout)
     }
 
     /// Runs a command that must succeed, and returns its result.
     @discardableResult
-    func vaultSucceeding(_ arguments: [String], timeout: Duration = .seconds(30)) async throws -> CommandResult {
+    func vaultSucceeding(
+        _ arguments: [String], timeout: Duration = ChildProcess.hangTimeout
+    ) async throws -> CommandResult {
         let result = try await vault(arguments, timeout: timeout)
         guard result.succeeded else { throw TestFailure("expected success from \(result)") }
         return result
@@ -77,38 +78,6 @@ func withSandbox<R>(initialized: Bool = true, _ body: (Sandbox) async throws -> 
     defer { sandbox.remove() }
     if initialized { try await sandbox.initialize() }
     return try await body(sandbox)
-}
-
-/// The JSON conventions of the CLI and the API: snake_case keys, ISO 8601 dates.
-enum JSONCoding {
-    static var decoder: JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        decoder.dateDecodingStrategy = .iso8601
-        return decoder
-    }
-
-    static var encoder: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return encoder
-    }
-
-    /// The top-level object of `text`, or a failure naming the text.
-    static func object(_ text: String) throws -> [String: Any] {
-        guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
-            throw TestFailure("expected a JSON object, got: \(text)")
-        }
-        return object
-    }
-
-    /// The top-level array of objects in `text`, or a failure naming the text.
-    static func array(_ text: String) throws -> [[String: Any]] {
-        guard let array = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] else {
-            throw TestFailure("expected a JSON array of objects, got: \(text)")
-        }
-        return array
-    }
 }
 
 /// `vault credentials create --json`.

@@ -1,49 +1,27 @@
 import Foundation
 import Testing
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
+import VaultTestSupport
 
 /// `vault audit verify [--json]` and `vault audit list [--since] [--actor] [--token] [--after]
 /// [--limit] [--json]`, run as an operator would, against a vault tampered with from outside.
-@Suite("vault audit")
+@Suite("vault audit", .timeLimit(.minutes(10)))
 struct AuditCommandTests {
-    /// One record of `vault audit list --json`.
-    struct Record: Decodable, Sendable {
-        var sequence: Int
-        var time: Date
-        var actor: String
-        var type: String
-        var outcome: String
-        var origin: String
-        var objects: [String]
-        var purpose: String?
-        var reference: String?
-        var detail: String?
-    }
-
-    struct Page: Decodable, Sendable {
-        var records: [Record]
-        var nextAfter: Int?
-    }
-
     /// `vault audit list --json <filters>`: one page.
-    static func list(_ sandbox: Sandbox, _ filters: [String] = []) async throws -> Page {
+    static func list(_ sandbox: Sandbox, _ filters: [String] = []) async throws -> AuditPageReply {
         let result = try await sandbox.vaultSucceeding(["audit", "list", "--json"] + filters)
         let object = try JSONCoding.object(result.stdout)
         #expect(Set(object.keys) == ["records", "next_after"], "\(result)")
-        return try JSONCoding.decoder.decode(Page.self, from: Data(result.stdout.utf8))
+        return try JSONCoding.decoder.decode(AuditPageReply.self, from: Data(result.stdout.utf8))
     }
 
     /// Every record matching `filters`, page by page with `--limit` and `--after next_after`.
     static func listAll(
         _ sandbox: Sandbox, _ filters: [String] = [], pageSize: Int
     ) async throws -> (
-        records: [Record], pages: Int
+        records: [AuditRecordReply], pages: Int
     ) {
-        var records = [Record]()
-        var after = 0
+        var records = [AuditRecordReply]()
+        var after: Int64 = 0
         var pages = 0
         while true {
             let page = try await list(sandbox, filters + ["--limit", String(pageSize), "--after", String(after)])
@@ -213,37 +191,11 @@ struct AuditCommandTests {
     static func detokenize(
         _ server: ServerProcess, _ client: APIClient, key: String, body: [String: Any]
     ) async throws -> Int {
-        let port = try await detokenizePort(server)
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/detokenize")!)
-        request.httpMethod = "POST"
-        request.httpBody = try JSONSerialization.data(withJSONObject: body)
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
-        return try await withCheckedThrowingContinuation { continuation in
-            client.session.dataTask(with: request) { _, response, error in
-                if let response = response as? HTTPURLResponse {
-                    continuation.resume(returning: response.statusCode)
-                } else {
-                    continuation.resume(
-                        throwing: TestFailure("POST /v1/detokenize failed: \(String(describing: error))"))
-                }
-            }.resume()
-        }
-    }
-
-    /// The detokenize listener's port, from the line `vault serve` prints when it listens.
-    static func detokenizePort(_ server: ServerProcess) async throws -> Int {
-        let prefix = "vault: detokenize API listening on http://"
-        for _ in 0..<200 {
-            let output = (try? String(contentsOfFile: server.stdoutPath, encoding: .utf8)) ?? ""
-            if let line = output.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }),
-                let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]), port > 0
-            {
-                return port
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw TestFailure("vault serve did not print its detokenize port: \(server.stderr)")
+        let port = try await server.detokenizePort()
+        return try await client.send(
+            "POST", URL(string: "http://127.0.0.1:\(port)/v1/detokenize")!,
+            body: try JSONSerialization.data(withJSONObject: body), key: key
+        ).status
     }
 
     @Test("list filters by actor, token (or object), since, and pages with --limit/--after until next_after is null")
@@ -257,7 +209,7 @@ struct AuditCommandTests {
                     "--json",
                 ])
             let token = try await withServer(sandbox) { server, client in
-                let token = try await client.tokenizeCreated(TestCards.published[0], key: tokenizer.secret)
+                let token = try await client.tokenizeCreated(TestCard.visa.pan, key: tokenizer.secret)
                 // Granted, then refused (a purpose the key does not have).
                 let granted = try await Self.detokenize(
                     server, client, key: detokenizer.secret,
@@ -278,7 +230,7 @@ struct AuditCommandTests {
                     "keys.init_master", "keys.init", "credential.create", "credential.create", "detokenize",
                     "detokenize", "credential.revoke", "keys.rotate",
                 ], "\(all.map(\.type))")
-            #expect(all.map(\.sequence) == Array(1...all.count))
+            #expect(all.map(\.sequence) == Array(1...Int64(all.count)))
 
             // --actor
             let byDetokenizer = try await Self.list(sandbox, ["--actor", detokenizer.id]).records
@@ -312,7 +264,7 @@ struct AuditCommandTests {
             let since = try await Self.list(sandbox, ["--since", formatter.string(from: middle)]).records
             #expect(since.contains { $0.sequence == 5 })
             #expect(since.allSatisfy { $0.time >= middle })
-            #expect(since.map(\.sequence) == Array(since.first!.sequence...all.count))
+            #expect(since.map(\.sequence) == Array(since.first!.sequence...Int64(all.count)))
             let offset = try await Self.list(sandbox, ["--since", "2000-01-01T01:00:00+01:00"]).records
             #expect(offset.count == all.count)
 
@@ -325,14 +277,14 @@ struct AuditCommandTests {
             let pagedActor = try await Self.listAll(sandbox, ["--actor", "admin:cli"], pageSize: 4)
             #expect(pagedActor.records.map(\.sequence) == admin.map(\.sequence))
             let last = try await Self.list(sandbox, ["--after", String(all.count - 1), "--limit", "5"])
-            #expect(last.records.map(\.sequence) == [all.count] && last.nextAfter == nil)
+            #expect(last.records.map(\.sequence) == [Int64(all.count)] && last.nextAfter == nil)
 
             // Listing never changes the log, and what it shows holds no secret.
             #expect(try await Self.list(sandbox).records.count == all.count)
             let text = try await sandbox.vaultSucceeding(["audit", "list"]).stdout
             #expect(text.split(separator: "\n").count == all.count, "\(text)")
             #expect(!text.contains(tokenizer.secret) && !text.contains(detokenizer.secret))
-            #expect(!text.contains(TestCards.published[0]))
+            #expect(!text.contains(TestCard.visa.pan))
         }
     }
 

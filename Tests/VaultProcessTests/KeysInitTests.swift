@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@Suite("vault keys init")
+@Suite("vault keys init", .timeLimit(.minutes(10)))
 struct KeysInitTests {
     @Test("creates the master key (0600, 32 bytes) and vault.db in the default folders; a rerun is a no-op")
     func createsKeysAndDatabase() async throws {

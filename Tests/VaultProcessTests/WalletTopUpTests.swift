@@ -4,7 +4,7 @@ import Testing
 /// Top-ups end to end, the way they run in production: `vault serve` and `vault acquirer-sim`
 /// as two processes, the card sealed to the acquirer's key, the CVV used once, the wallet
 /// credited at most once across a timeout and its retry, and no card data in `wallet.db`.
-@Suite("Wallet top-ups through a real acquirer process")
+@Suite("Wallet top-ups through a real acquirer process", .timeLimit(.minutes(10)))
 struct WalletTopUpTests {
     struct Client {
         let api: APIClient
@@ -33,16 +33,26 @@ struct WalletTopUpTests {
 
     static func errorCode(_ json: [String: Any]) -> String? { (json["error"] as? [String: Any])?["code"] as? String }
 
+    /// How many approvals the simulator has logged (one `authorization` line each, at `info`).
+    static func approvals(_ acquirer: AcquirerProcess) -> Int {
+        acquirer.stderr.split(separator: "\n").filter { line in
+            line.hasSuffix("] authorization") && line.contains("status=approved")
+        }.count
+    }
+
     @Test("approved, replayed, declined, timed out then retried once, unavailable; CVV used once; no card data kept")
     func topUps() async throws {
         try await withSandbox { sandbox in
-            let acquirer = try await AcquirerProcess.start(sandbox, extraArguments: ["--slow-delay", "1.5"])
+            // The gateway's timeout (the default, 5 s) is generous for a loaded machine, and the
+            // slow amount's delay (the simulator's default, 10 s) well beyond it.
+            let acquirer = try await AcquirerProcess.start(
+                sandbox, logLevel: "info", extraArguments: ["--slow-delay", "10"])
             defer { acquirer.stop() }
             let server = try await ServerProcess.start(
                 sandbox,
                 extraArguments: [
                     "--acquirer-url", acquirer.url, "--acquirer-key", acquirer.publicKeyPath, "--acquirer-timeout",
-                    "0.5",
+                    "5",
                 ])
             defer { server.stop() }
             let credential = try await sandbox.createCredential(
@@ -100,13 +110,20 @@ struct WalletTopUpTests {
 
             // Timeout: 504, nothing booked; the retry with the same key sends the same reference,
             // which the acquirer has approved meanwhile: booked exactly once.
+            let approvedBefore = Self.approvals(acquirer)
+            try #require(approvedBefore == 2, "the simulator's log:\n\(acquirer.stderr)")
             let slowBody: [String: Any] = ["card_id": card, "amount": 40800, "currency": "EUR"]
             let timedOut = try await client.call(
                 "POST", "/v1/wallets/\(wallet)/top_ups", slowBody, idempotencyKey: "t4")
             #expect(timedOut.status == 504, "\(timedOut)")
             #expect(Self.errorCode(timedOut.json) == "acquirer_timeout")
             #expect(try await client.balance(wallet) == 3500)
-            try await Task.sleep(for: .seconds(2))
+            // The retry goes once the acquirer has approved the charge (after its delay): waited
+            // for on the simulator's log, not slept for.
+            let approvedMeanwhile = try await acquirer.child.waitFor {
+                Self.approvals(acquirer) > approvedBefore ? true : nil
+            }
+            try #require(approvedMeanwhile == true, "the acquirer exited:\n\(acquirer.stderr)")
             let retried = try await client.call(
                 "POST", "/v1/wallets/\(wallet)/top_ups", slowBody, idempotencyKey: "t4")
             #expect(retried.status == 201 && retried.json["status"] as? String == "approved", "\(retried)")

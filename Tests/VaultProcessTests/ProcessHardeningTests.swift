@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VaultCLI
+import VaultTestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -10,7 +11,7 @@ import VaultCLI
 
 /// Finding 14: the long-running commands that hold keys or card data (`serve`, `acquirer-sim`)
 /// disable core dumps and, on Linux, ptrace by the same user.
-@Suite("Process hardening")
+@Suite("Process hardening", .timeLimit(.minutes(10)))
 struct ProcessHardeningTests {
     /// The soft and hard "Max core file size" of process `pid`, from `/proc/<pid>/limits`.
     static func coreLimits(of pid: Int32) throws -> (soft: String, hard: String) {

@@ -1,41 +1,37 @@
 import Foundation
 import Synchronization
 import Testing
+import VaultTestSupport
 
 /// Key rotation and rewrap by the CLI while `vault serve` runs in another process (DESIGN §3).
-@Suite("Online rotation and rewrap")
+@Suite("Online rotation and rewrap", .timeLimit(.minutes(10)))
 struct OnlineKeyLifecycleTests {
     /// Tokenizes a card every 250 ms until `keys status` shows a record under `version`, i.e.
-    /// until the running server encrypts under it. Returns how long that took from the call, or
-    /// `nil` if it did not happen within `limit`.
+    /// until the running server encrypts under it. Returns how long that took, or `nil` if it did
+    /// not happen within a minute (the server reloads the key ring every second; the bound is
+    /// for a loaded machine).
     static func waitUntilServerEncrypts(
-        under version: Int, sandbox: Sandbox, client: APIClient, key: String, within limit: Duration = .seconds(5)
+        under version: Int, sandbox: Sandbox, client: APIClient, key: String
     ) async throws -> Duration? {
-        let clock = ContinuousClock()
-        let start = clock.now
-        while clock.now - start <= limit {
+        try await eventually(every: .milliseconds(250)) {
             _ = try await client.tokenizeCreated(TestCards.generated(1)[0], key: key)
-            if try await sandbox.keyStatus().records(under: version) > 0 {
-                return clock.now - start
-            }
-            try await Task.sleep(for: .milliseconds(250))
+            return try await sandbox.keyStatus().records(under: version) > 0
         }
-        return nil
     }
 
-    @Test("a running server encrypts under a key rotated by the CLI within 5 seconds")
+    @Test("a running server encrypts under a key rotated by the CLI, without a restart")
     func serverPicksUpRotation() async throws {
         try await withSandbox { sandbox in
             let credential = try await sandbox.createCredential()
             try await withServer(sandbox) { _, client in
-                _ = try await client.tokenizeCreated(TestCards.published[0], key: credential.secret)
+                _ = try await client.tokenizeCreated(TestCard.visa.pan, key: credential.secret)
                 #expect(try await sandbox.keyStatus().records(under: 1) == 1)
 
                 let rotate = try await sandbox.vaultSucceeding(["keys", "rotate", "--json"])
                 #expect(try JSONCoding.object(rotate.stdout)["active_version"] as? Int == 2)
                 let elapsed = try await Self.waitUntilServerEncrypts(
                     under: 2, sandbox: sandbox, client: client, key: credential.secret)
-                #expect(elapsed != nil, "the server still encrypts under v1 five seconds after `keys rotate`")
+                #expect(elapsed != nil, "the server still encrypts under v1 a minute after `keys rotate`")
             }
         }
     }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@Suite("--help")
+@Suite("--help", .timeLimit(.minutes(10)))
 struct HelpTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var arguments: [String]

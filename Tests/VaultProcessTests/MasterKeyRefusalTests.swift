@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import VaultTestSupport
 
 /// Every command refuses a bad master key with an error naming the file and the problem, and
 /// leaves vault.db as it was (DESIGN §3).
-@Suite("Master key problems")
+@Suite("Master key problems", .timeLimit(.minutes(10)))
 struct MasterKeyRefusalTests {
     enum Problem: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case missing
@@ -71,7 +72,8 @@ struct MasterKeyRefusalTests {
                 ["credentials", "revoke", "abc"],
             ]
             for command in commands {
-                let result = try await sandbox.vault(command, timeout: .seconds(15))
+                // A refusal comes at once; the bound only ends a `serve` that wrongly started.
+                let result = try await sandbox.vault(command, timeout: .seconds(120))
                 #expect(result.refused, "\(result)")
                 #expect(
                     result.stderr.contains(sandbox.masterKeyPath), "the error does not name the key file: \(result)")
