@@ -17,7 +17,8 @@ VAULT="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DECRYPT="$HERE/decrypt_record.py"
 
-python3 -c 'import nacl' 2>/dev/null || python3 -m pip install --quiet pynacl
+# PyNaCl comes from the project's virtual environment (.build/venv), never the system Python.
+python3 -c 'import nacl' 2>/dev/null || { source "$HERE/../../Scripts/lib.sh"; ensure_pip nacl pynacl; }
 python3 -c 'import nacl' || { echo "interop: PyNaCl is not available" >&2; exit 2; }
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/vault-interop.XXXXXX")"
