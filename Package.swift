@@ -77,6 +77,16 @@ let package = Package(
         // MARK: Shared vocabulary and utilities (no CDE dependency)
         .target(name: "CardTokens", swiftSettings: swiftSettings),
         .target(name: "GroupCommit", swiftSettings: swiftSettings),
+        // The SQLite plumbing every store shares: the one opener of database files (owner-only,
+        // durable), statements driven through the C API on the hot paths, the millisecond times
+        // the stores keep, and hex.
+        .target(
+            name: "SQLiteSupport",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Connection limits and HTTP/1 edge cases for every listener (vault and acquirer-sim).
         .target(
             name: "HTTPListener",
@@ -138,6 +148,11 @@ let package = Package(
         ),
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "CardTokensTests", dependencies: ["CardTokens"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SQLiteSupportTests",
+            dependencies: ["SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "HTTPListenerTests",
             dependencies: [
