@@ -38,14 +38,15 @@ let package = Package(
         .target(
             name: "Audit",
             dependencies: [
-                "VaultCrypto", "CardTokens", "GroupCommit", .product(name: "GRDB", package: "GRDB.swift"),
+                "VaultCrypto", "CardTokens", "GroupCommit", "SQLiteSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "TokenVault",
             dependencies: [
-                "VaultCrypto", "Audit", "CardTokens", "GroupCommit",
+                "VaultCrypto", "Audit", "CardTokens", "GroupCommit", "SQLiteSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -55,7 +56,7 @@ let package = Package(
         .target(
             name: "Detokenization",
             dependencies: [
-                "TokenVault", "Audit", "CardTokens", "VaultCrypto",
+                "TokenVault", "Audit", "CardTokens", "VaultCrypto", "SQLiteSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -66,7 +67,7 @@ let package = Package(
         .target(
             name: "AcquirerSimulator",
             dependencies: [
-                "VaultCrypto", "CardTokens", "HTTPListener",
+                "VaultCrypto", "CardTokens", "HTTPListener", "SQLiteSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -101,14 +102,14 @@ let package = Package(
         .target(
             name: "Ledger",
             dependencies: [
-                "GroupCommit", .product(name: "GRDB", package: "GRDB.swift"),
+                "GroupCommit", "SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "Wallet",
-            dependencies: ["Ledger", "CardTokens", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Ledger", "CardTokens", "SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
 
@@ -191,7 +192,7 @@ let package = Package(
             name: "TokenVaultTests",
             dependencies: [
                 "VaultTestSupport",
-                "TokenVault", "VaultCrypto", "Audit", "CardTokens",
+                "TokenVault", "VaultCrypto", "Audit", "CardTokens", "SQLiteSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],

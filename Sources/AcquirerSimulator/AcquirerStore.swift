@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import SQLiteSupport
 
 /// One authorization as the simulator answered and recorded it. Holds no card data beyond BIN
 /// and last four (never the PAN or the CVV; only whether a CVV was sent).
@@ -144,6 +145,6 @@ final class AcquirerStore: Sendable {
             status: AcquirerDecision.Status(rawValue: row["status"]) ?? .declined, authCode: row["auth_code"],
             acquirerReference: row["acquirer_reference"],
             declineCode: declineCode.flatMap(AcquirerDecision.DeclineCode.init(rawValue:)),
-            createdAt: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+            createdAt: Date(milliseconds: milliseconds))
     }
 }

@@ -1,6 +1,7 @@
 public import Foundation
 public import GRDB
 import GroupCommit
+import SQLiteSupport
 import Synchronization
 
 /// A double-entry ledger in `wallet.db` (never in `vault.db`): accounts, transfers, two-phase
@@ -345,13 +346,5 @@ private final class FullCheck: Sendable {
     func due() -> Bool {
         guard every > 0 else { return false }
         return commits.add(1, ordering: .relaxed).newValue % every == 0
-    }
-}
-
-extension Date {
-    var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
-
-    init(milliseconds: Int64) {
-        self.init(timeIntervalSince1970: Double(milliseconds) / 1000)
     }
 }

@@ -1,4 +1,5 @@
 import GRDB
+import SQLiteSupport
 
 extension LedgerCommit {
     /// Applies one caller's requests: a result per request, in order. Linked chains commit all

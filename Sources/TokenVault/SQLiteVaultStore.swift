@@ -2,6 +2,7 @@ public import Audit
 public import CardTokens
 public import Foundation
 import GRDB
+import SQLiteSupport
 public import VaultCrypto
 
 /// ``VaultStore`` on SQLite (GRDB), in `vault.db`.
@@ -664,34 +665,6 @@ public struct SQLiteVaultStore: VaultStore {
                 throw VaultError(.recordCorrupt, "the data keys changed during the master-key rotation; run it again")
             }
             try audit?.append([event(rewrapped)], in: db)
-        }
-    }
-}
-
-/// Lower-case hexadecimal.
-enum Hex {
-    private static let digits = Array("0123456789abcdef".utf8)
-
-    static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        var output = [UInt8]()
-        output.reserveCapacity(bytes.underestimatedCount * 2)
-        for byte in bytes {
-            output.append(digits[Int(byte >> 4)])
-            output.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: output, as: UTF8.self)
-    }
-
-    /// Lower-case hex of `bytes`, written straight into the string's storage.
-    static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
-        String(unsafeUninitializedCapacity: bytes.count * 2) { output in
-            var index = 0
-            for byte in bytes {
-                output[index] = digits[Int(byte >> 4)]
-                output[index + 1] = digits[Int(byte & 0x0F)]
-                index += 2
-            }
-            return index
         }
     }
 }

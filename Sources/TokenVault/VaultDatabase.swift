@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 public import GRDB
+import SQLiteSupport
 import Synchronization
 public import VaultCrypto
 
@@ -342,14 +343,5 @@ public final class VaultDatabase: Sendable {
         try db.execute(
             sql: "INSERT INTO vault_meta (name, value, mac) VALUES (?, ?, ?)",
             arguments: [legacyGenesis.name, legacyGenesis.value, Data(rowMAC.mac(table: metaTable, fields: fields))])
-    }
-}
-
-extension Date {
-    /// Milliseconds since 1970, as the vault stores times.
-    var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
-
-    init(milliseconds: Int64) {
-        self.init(timeIntervalSince1970: Double(milliseconds) / 1000)
     }
 }
