@@ -48,7 +48,6 @@ let package = Package(
             dependencies: [
                 "VaultCrypto", "Audit", "CardTokens", "GroupCommit", "SQLiteSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -101,10 +100,7 @@ let package = Package(
         // MARK: Outside the CDE: the wallet side sees tokens only
         .target(
             name: "Ledger",
-            dependencies: [
-                "GroupCommit", "SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
-            ],
+            dependencies: ["GroupCommit", "SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -125,7 +125,7 @@ public final class Ledger: Sendable {
 
     /// The account `id` as `db` sees it, or `nil` (for reads inside a caller's transaction).
     public static func account(_ db: Database, _ id: String) throws -> Account? {
-        let select = try SQLiteStatement(
+        let select = try RawStatement(
             db,
             """
             SELECT currency, flags, debits_posted, credits_posted, debits_pending, credits_pending, created_at_ms
