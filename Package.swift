@@ -145,9 +145,15 @@ let package = Package(
         ),
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "CardTokensTests", dependencies: ["CardTokens"], swiftSettings: swiftSettings),
+        // The opener and statements of SQLiteSupport, and the file modes of every database the
+        // project opens through it (so it also reaches the stores that open them).
         .testTarget(
             name: "SQLiteSupportTests",
-            dependencies: ["SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "SQLiteSupport", "TokenVault", "Ledger", "AcquirerSimulator",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
