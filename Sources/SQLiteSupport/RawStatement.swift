@@ -20,9 +20,12 @@ public struct RawStatement {
     @usableFromInline let statement: Statement
     @usableFromInline let handle: OpaquePointer
     @usableFromInline let connection: OpaquePointer?
-    /// SQLite copies bound text and blobs before `sqlite3_bind_*` returns.
-    @usableFromInline static let transient = unsafeBitCast(
-        OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+    /// `SQLITE_TRANSIENT`: SQLite copies bound text and blobs before `sqlite3_bind_*` returns.
+    /// Computed, so that it folds to a constant in the callers' code (a stored `static let`
+    /// would cost them a call to its lazy initializer's addressor per bind).
+    @inlinable static var transient: sqlite3_destructor_type {
+        unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+    }
 
     /// The statement of `sql` from `db`'s statement cache, reset and with no bindings left
     /// from an earlier use.
