@@ -14,6 +14,7 @@ public import GRDBSQLite
 ///
 /// Text is bound and read with its length (never up to a NUL), and a text or blob parameter is
 /// copied by SQLite before the bind returns, so no Swift storage is retained by the statement.
+/// (Not `SQLiteStatement`: GRDB exports that name for the C handle's type.)
 public struct RawStatement {
     /// Held so that the handle stays valid even if GRDB drops its cache (it does after a schema
     /// change, which code running between two uses of this statement could make).
