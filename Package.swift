@@ -38,16 +38,16 @@ let package = Package(
         .target(
             name: "Audit",
             dependencies: [
-                "VaultCrypto", "CardTokens", "GroupCommit", .product(name: "GRDB", package: "GRDB.swift"),
+                "VaultCrypto", "CardTokens", "GroupCommit", "SQLiteSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "TokenVault",
             dependencies: [
-                "VaultCrypto", "Audit", "CardTokens", "GroupCommit",
+                "VaultCrypto", "Audit", "CardTokens", "GroupCommit", "SQLiteSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "Detokenization",
             dependencies: [
-                "TokenVault", "Audit", "CardTokens", "VaultCrypto",
+                "TokenVault", "Audit", "CardTokens", "VaultCrypto", "SQLiteSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -66,7 +66,7 @@ let package = Package(
         .target(
             name: "AcquirerSimulator",
             dependencies: [
-                "VaultCrypto", "CardTokens", "HTTPListener",
+                "VaultCrypto", "CardTokens", "HTTPListener", "SQLiteSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -77,6 +77,16 @@ let package = Package(
         // MARK: Shared vocabulary and utilities (no CDE dependency)
         .target(name: "CardTokens", swiftSettings: swiftSettings),
         .target(name: "GroupCommit", swiftSettings: swiftSettings),
+        // The SQLite plumbing every store shares: the one opener of database files (owner-only,
+        // durable), statements driven through the C API on the hot paths, the millisecond times
+        // the stores keep, and hex.
+        .target(
+            name: "SQLiteSupport",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Connection limits and HTTP/1 edge cases for every listener (vault and acquirer-sim).
         .target(
             name: "HTTPListener",
@@ -90,15 +100,12 @@ let package = Package(
         // MARK: Outside the CDE: the wallet side sees tokens only
         .target(
             name: "Ledger",
-            dependencies: [
-                "GroupCommit", .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
-            ],
+            dependencies: ["GroupCommit", "SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "Wallet",
-            dependencies: ["Ledger", "CardTokens", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Ledger", "CardTokens", "SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
 
@@ -151,6 +158,17 @@ let package = Package(
         ),
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "CardTokensTests", dependencies: ["CardTokens"], swiftSettings: swiftSettings),
+        // The opener and statements of SQLiteSupport, and the file modes of every database the
+        // project opens through it (so it also reaches the stores that open them).
+        .testTarget(
+            name: "SQLiteSupportTests",
+            dependencies: [
+                "SQLiteSupport", "TokenVault", "Ledger", "AcquirerSimulator",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "HTTPListenerTests",
             dependencies: [
@@ -190,7 +208,7 @@ let package = Package(
             name: "TokenVaultTests",
             dependencies: [
                 "VaultTestSupport",
-                "TokenVault", "VaultCrypto", "Audit", "CardTokens",
+                "TokenVault", "VaultCrypto", "Audit", "CardTokens", "SQLiteSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],

@@ -1,5 +1,6 @@
 public import Foundation
 public import Logging
+import SQLiteSupport
 import VaultCrypto
 
 /// How the simulator behaves.
@@ -134,14 +135,14 @@ public final class AcquirerSimulator: Sendable {
                 throw .unavailable
             }
         }
-        let now = Date(timeIntervalSince1970: (clock().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+        let now = Date(milliseconds: clock().milliseconds)
         let decision = AcquirerDecision.decide(
             facts, amount: submission.amount, amountLimit: configuration.amountLimit, now: now)
         let record = AuthorizationRecord(
             reference: reference, amount: submission.amount, currency: submission.currency, bin: facts.bin,
             last4: facts.last4, cvvPresent: facts.cvvMatches != nil, status: decision.status,
             authCode: decision.status == .approved ? Self.authCode() : nil,
-            acquirerReference: "acq_" + Self.hex(SecureRandom.bytes(12)), declineCode: decision.declineCode,
+            acquirerReference: "acq_" + Hex.encode(SecureRandom.bytes(12)), declineCode: decision.declineCode,
             createdAt: now)
         let stored: AuthorizationRecord
         do {
@@ -209,18 +210,5 @@ public final class AcquirerSimulator: Sendable {
         let value = SecureRandom.uniform(1_000_000)
         let digits = String(value)
         return String(repeating: "0", count: 6 - digits.count) + digits
-    }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] }, as: UTF8.self)
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import SQLiteSupport
 
 /// One authorization as the simulator answered and recorded it. Holds no card data beyond BIN
 /// and last four (never the PAN or the CVV; only whether a CVV was sent).
@@ -57,22 +58,17 @@ final class AcquirerStore: Sendable {
 
     /// Opens (and creates, with its folder, if missing) `acquirer.db` in `directory`.
     static func open(directory: String) throws -> AcquirerStore {
-        try FileManager.default.createDirectory(
-            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let path = AcquirerKeyPair.path(directory, fileName)
-        if !FileManager.default.fileExists(atPath: path) {
-            // Owner-only from the start: SQLite gives the -wal and -shm files the mode of the database.
-            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
-        }
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "acquirer"
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")
         }
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        // Owner-only (folder 0700; the file, its -wal and -shm 0600) before SQLite opens it, and
+        // `synchronous = FULL` on the writer.
+        let pool = try DatabaseFile.openDurablePool(
+            directory: directory, fileName: fileName, configuration: configuration)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(
@@ -144,6 +140,6 @@ final class AcquirerStore: Sendable {
             status: AcquirerDecision.Status(rawValue: row["status"]) ?? .declined, authCode: row["auth_code"],
             acquirerReference: row["acquirer_reference"],
             declineCode: declineCode.flatMap(AcquirerDecision.DeclineCode.init(rawValue:)),
-            createdAt: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+            createdAt: Date(milliseconds: milliseconds))
     }
 }

@@ -1,4 +1,5 @@
 public import Foundation
+import SQLiteSupport
 public import VaultCrypto
 
 /// The MAC chain over audit records.
@@ -70,12 +71,7 @@ public struct AuditChain: Sendable {
     /// `root_version=<version> previous=<hex of this (the old) key's segment commitment>`.
     public func segmentDetail(version: UInt32, sequence: Int64, mac: [UInt8]) -> String {
         "root_version=\(version) previous="
-            + Self.hex(segmentCommitment(version: version, sequence: sequence, mac: mac))
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef")
-        return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
+            + Hex.encode(segmentCommitment(version: version, sequence: sequence, mac: mac))
     }
 
     /// What the genesis record's `detail` begins with.
@@ -83,7 +79,7 @@ public struct AuditChain: Sendable {
 
     /// The `detail` of the genesis record: `genesis=` and the commitment in lower-case hex.
     public func genesisDetail(keyRingCreatedAtMs: Int64) -> String {
-        Self.genesisDetailPrefix + Self.hex(genesisCommitment(keyRingCreatedAtMs: keyRingCreatedAtMs))
+        Self.genesisDetailPrefix + Hex.encode(genesisCommitment(keyRingCreatedAtMs: keyRingCreatedAtMs))
     }
 
     /// Length-prefixed fields, so no two different records encode alike:
@@ -119,6 +115,6 @@ public struct AuditChain: Sendable {
 
     /// Time is stored and MAC'd at millisecond precision.
     public static func milliseconds(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        date.milliseconds
     }
 }

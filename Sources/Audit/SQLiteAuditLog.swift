@@ -1,6 +1,7 @@
 public import Foundation
 public import GRDB
 import GroupCommit
+import SQLiteSupport
 import VaultCrypto
 
 /// The audit log in the vault's SQLite database (`audit_log`, `audit_head`), with a copy of
@@ -534,7 +535,7 @@ public final class SQLiteAuditLog: AuditLog {
         }
         let event = AuditEvent(
             actor: row["actor"], type: row["type"],
-            time: Date(timeIntervalSince1970: Double(timeMilliseconds) / 1000),
+            time: Date(milliseconds: timeMilliseconds),
             outcome: outcome ?? .failure, origin: row["origin"],
             objects: objects ?? [], purpose: row["purpose"], reference: row["reference"],
             detail: row["detail"])

@@ -1,4 +1,5 @@
 import Foundation
+import SQLiteSupport
 
 /// Why an acquirer endpoint could not be configured. Messages name the setting or file and the
 /// problem, never key bytes.
@@ -129,20 +130,15 @@ public struct AcquirerEndpoint: Sendable, Hashable {
                     + "\(Self.publicKeyByteCount) raw bytes")
         }
         let key = [UInt8](data)
-        if let pin, pin.lowercased() != Self.hex(key) {
+        if let pin, pin.lowercased() != Hex.encode(key) {
             throw AcquirerEndpointError(
                 .publicKeyPinMismatch,
                 "acquirer public key \(publicKeyFile): is not the pinned key (--acquirer-key-pin); "
-                    + "it is \(Self.hex(key))")
+                    + "it is \(Hex.encode(key))")
         }
         try self.init(baseURL: baseURL, publicKey: key, timeout: timeout)
     }
 
     /// The public key in lower-case hex, as `--acquirer-key-pin` takes it.
-    public var publicKeyHex: String { Self.hex(publicKey) }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
-            .joined()
-    }
+    public var publicKeyHex: String { Hex.encode(publicKey) }
 }

@@ -5,6 +5,7 @@ import Foundation
 public import Logging
 import NIOCore
 import NIOHTTP1
+import SQLiteSupport
 @_spi(Detokenization) public import TokenVault
 import VaultCrypto
 
@@ -94,7 +95,7 @@ public final class AuthorizationGateway: CardAuthorizing {
                     "decision": "\(outcome.decision.rawValue)",
                     "decline_code": "\(outcome.declineCode ?? "-")",
                     "acquirer_reference": "\(outcome.acquirerReference)", "cvv_sent": "\(sealed.cvvSent)",
-                    "latency_ms": "\(Self.milliseconds(since: started))",
+                    "latency_ms": "\((ContinuousClock.now - started).milliseconds)",
                 ])
             return outcome
         } catch {
@@ -102,7 +103,7 @@ public final class AuthorizationGateway: CardAuthorizing {
                 "card authorization failed",
                 metadata: [
                     "token": "\(token)", "reference": "\(request.reference)", "error_code": "\(error.code)",
-                    "cvv_sent": "\(sealed.cvvSent)", "latency_ms": "\(Self.milliseconds(since: started))",
+                    "cvv_sent": "\(sealed.cvvSent)", "latency_ms": "\((ContinuousClock.now - started).milliseconds)",
                 ])
             throw error
         }
@@ -343,11 +344,6 @@ public final class AuthorizationGateway: CardAuthorizing {
         let bytes = text.utf8
         return (1...maximumLength).contains(bytes.count) && bytes.allSatisfy({ (0x20...0x7E).contains($0) })
             && !CardNumberDetector.containsLuhnValidRun(text)
-    }
-
-    private static func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
-        let (seconds, attoseconds) = (ContinuousClock.now - start).components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }
 

@@ -1,6 +1,7 @@
 public import Foundation
 public import GRDB
 import GroupCommit
+import SQLiteSupport
 import Synchronization
 
 /// A double-entry ledger in `wallet.db` (never in `vault.db`): accounts, transfers, two-phase
@@ -46,32 +47,20 @@ public final class Ledger: Sendable {
     ///   commits, as ``verifyInvariants()`` does: O(accounts), for tests and audits. Each commit
     ///   checks them anyway from what it changes.
     public init(directory: String, clock: @escaping @Sendable () -> Date = { Date() }, fullCheckEvery: Int = 0) throws {
-        try FileManager.default.createDirectory(
-            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let path = (directory as NSString).appendingPathComponent(Self.fileName)
-        // Owner-only from the start: SQLite gives the -wal and -shm files the database's mode.
-        if !FileManager.default.fileExists(atPath: path) {
-            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
-        }
-        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
-            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
-        }
         var configuration = Configuration()
         configuration.busyMode = .timeout(30)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA cache_size = -65536")
         }
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        try pool.writeWithoutTransaction { db in
-            // GRDB sets synchronous = NORMAL for WAL; an acknowledged transfer must be on disk.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            // A commit of a few thousand transfers dirties a page per account it touches (its
-            // balances and the end of its postings), and the next commit dirties most of the same
-            // pages again. Checkpointing every 32 MiB of WAL instead of SQLite's 4 MiB copies each
-            // such page into the database once per several commits instead of once per commit.
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
-            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
-        }
+        // Owner-only (folder 0700; the file, its -wal and -shm 0600) before SQLite opens it, and
+        // `synchronous = FULL` on the writer: an acknowledged transfer must be on disk.
+        // A commit of a few thousand transfers dirties a page per account it touches (its
+        // balances and the end of its postings), and the next commit dirties most of the same
+        // pages again. Checkpointing every 32 MiB of WAL instead of SQLite's 4 MiB copies each
+        // such page into the database once per several commits instead of once per commit.
+        let pool = try DatabaseFile.openDurablePool(
+            directory: directory, fileName: Self.fileName, configuration: configuration,
+            writerPragmas: "PRAGMA wal_autocheckpoint = 8192; PRAGMA journal_size_limit = 67108864")
         try LedgerSchema.migrator.migrate(pool)
         self.pool = pool
         self.clock = clock
@@ -124,7 +113,7 @@ public final class Ledger: Sendable {
 
     /// The account `id` as `db` sees it, or `nil` (for reads inside a caller's transaction).
     public static func account(_ db: Database, _ id: String) throws -> Account? {
-        let select = try SQLiteStatement(
+        let select = try RawStatement(
             db,
             """
             SELECT currency, flags, debits_posted, credits_posted, debits_pending, credits_pending, created_at_ms
@@ -345,13 +334,5 @@ private final class FullCheck: Sendable {
     func due() -> Bool {
         guard every > 0 else { return false }
         return commits.add(1, ordering: .relaxed).newValue % every == 0
-    }
-}
-
-extension Date {
-    var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
-
-    init(milliseconds: Int64) {
-        self.init(timeIntervalSince1970: Double(milliseconds) / 1000)
     }
 }

@@ -1,4 +1,5 @@
 import GRDB
+import SQLiteSupport
 
 extension LedgerCommit {
     /// Applies one caller's requests: a result per request, in order. Linked chains commit all
@@ -243,7 +244,7 @@ extension LedgerCommit {
 
     /// Releases every pending transfer whose time is up (at or before now); returns how many.
     func expireDue() throws -> Int {
-        let due = try SQLiteStatement(
+        let due = try RawStatement(
             db,
             """
             SELECT id, debit_account, credit_account, amount FROM ledger_transfers

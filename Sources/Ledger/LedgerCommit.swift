@@ -1,4 +1,5 @@
 import GRDB
+import SQLiteSupport
 
 /// One write transaction of the ledger: the transfers of every caller sharing a commit (or
 /// one sweep of expired holds), applied against the accounts held in memory.
@@ -55,12 +56,12 @@ final class LedgerCommit {
         }
     }
 
-    private let selectAccount: SQLiteStatement
-    private let updateAccount: SQLiteStatement
-    private let insertTransfer: SQLiteStatement
-    private let insertPosting: SQLiteStatement
-    private let selectTransfer: SQLiteStatement
-    private let releasePending: SQLiteStatement
+    private let selectAccount: RawStatement
+    private let updateAccount: RawStatement
+    private let insertTransfer: RawStatement
+    private let insertPosting: RawStatement
+    private let selectTransfer: RawStatement
+    private let releasePending: RawStatement
 
     struct CachedAccount {
         var id: String
@@ -86,33 +87,33 @@ final class LedgerCommit {
     init(_ db: Database, now: Int64) throws {
         self.db = db
         nowMs = now
-        selectAccount = try SQLiteStatement(
+        selectAccount = try RawStatement(
             db,
             """
             SELECT currency, flags, debits_posted, credits_posted, debits_pending, credits_pending, num
             FROM ledger_accounts WHERE id = ?
             """)
-        updateAccount = try SQLiteStatement(
+        updateAccount = try RawStatement(
             db,
             """
             UPDATE ledger_accounts SET debits_posted = ?1, credits_posted = ?2, debits_pending = ?3, credits_pending = ?4
             WHERE id = ?5 AND debits_posted = ?6 AND credits_posted = ?7 AND debits_pending = ?8 AND credits_pending = ?9
             """)
-        insertTransfer = try SQLiteStatement(
+        insertTransfer = try RawStatement(
             db,
             """
             INSERT INTO ledger_transfers (id, debit_account, credit_account, amount, currency, kind, pending_id,
                 expires_at_ms, state, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO NOTHING
             """)
-        insertPosting = try SQLiteStatement(db, "INSERT INTO ledger_postings (account, seq) VALUES (?, ?)")
-        selectTransfer = try SQLiteStatement(
+        insertPosting = try RawStatement(db, "INSERT INTO ledger_postings (account, seq) VALUES (?, ?)")
+        selectTransfer = try RawStatement(
             db,
             """
             SELECT kind, debit_account, credit_account, amount, currency, pending_id, expires_at_ms, state
             FROM ledger_transfers WHERE id = ?
             """)
-        releasePending = try SQLiteStatement(
+        releasePending = try RawStatement(
             db, "UPDATE ledger_transfers SET state = ? WHERE id = ? AND state = 'pending'")
     }
 

@@ -1,6 +1,7 @@
 import Audit
 public import Foundation
 public import Logging
+import SQLiteSupport
 import VaultCrypto
 
 /// The status of one data-key version, as `vault keys status` shows it.

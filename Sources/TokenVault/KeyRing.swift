@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import SQLiteSupport
 import Synchronization
 public import VaultCrypto
 

@@ -2,6 +2,7 @@ public import Audit
 public import CardTokens
 public import Foundation
 import GRDB
+import SQLiteSupport
 public import VaultCrypto
 
 /// ``VaultStore`` on SQLite (GRDB), in `vault.db`.
@@ -130,20 +131,20 @@ public struct SQLiteVaultStore: VaultStore {
     public func commit(_ writes: [CardWrite]) async throws -> [CardWriteOutcome] {
         try await pool.write { db in
             let insertCard = try RawStatement(
-                db.cachedStatement(
-                    sql: """
-                        INSERT INTO cards (token, format, bin, last4, brand, exp_month, exp_year, fingerprint,
-                            fingerprint_prefix, key_version, ciphertext, created_at_ms, tenant, created_by,
-                            fingerprint_version)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token) DO NOTHING
-                        """), in: db)
+                db,
+                """
+                INSERT INTO cards (token, format, bin, last4, brand, exp_month, exp_year, fingerprint,
+                    fingerprint_prefix, key_version, ciphertext, created_at_ms, tenant, created_by,
+                    fingerprint_version)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token) DO NOTHING
+                """)
             let upsertCVV = try RawStatement(
-                db.cachedStatement(
-                    sql: """
-                        INSERT INTO cvvs (token, epoch, ciphertext, expires_at_ms) VALUES (?, ?, ?, ?)
-                        ON CONFLICT(token) DO UPDATE SET epoch = excluded.epoch,
-                            ciphertext = excluded.ciphertext, expires_at_ms = excluded.expires_at_ms
-                        """), in: db)
+                db,
+                """
+                INSERT INTO cvvs (token, epoch, ciphertext, expires_at_ms) VALUES (?, ?, ?, ?)
+                ON CONFLICT(token) DO UPDATE SET epoch = excluded.epoch,
+                    ciphertext = excluded.ciphertext, expires_at_ms = excluded.expires_at_ms
+                """)
             // Checked inside the write transaction, which serialises with rotate and retire: a
             // record can never land under a version that is no longer active.
             let active = try Int64.fetchOne(db, sql: "SELECT version FROM data_keys WHERE state = 'active'")
@@ -285,14 +286,14 @@ public struct SQLiteVaultStore: VaultStore {
     private func readCard(_ token: Token, now: Date) throws -> StoredCard? {
         try pool.unsafeRead { db in
             let select = try RawStatement(
-                db.cachedStatement(
-                    sql: """
-                        SELECT cards.token, cards.format, cards.bin, cards.last4, cards.brand, cards.exp_month,
-                            cards.exp_year, cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms,
-                            cvvs.expires_at_ms, cards.tenant, cards.created_by, cvvs.epoch, cards.fingerprint_version
-                        FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ?
-                        WHERE cards.token = ?
-                        """), in: db)
+                db,
+                """
+                SELECT cards.token, cards.format, cards.bin, cards.last4, cards.brand, cards.exp_month,
+                    cards.exp_year, cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms,
+                    cvvs.expires_at_ms, cards.tenant, cards.created_by, cvvs.epoch, cards.fingerprint_version
+                FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ?
+                WHERE cards.token = ?
+                """)
             defer { select.reset() }
             try select.bind(1, now.milliseconds)
             try select.bind(2, token.rawValue)
@@ -331,11 +332,8 @@ public struct SQLiteVaultStore: VaultStore {
             {
                 let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
                 let select = try RawStatement(
-                    db.cachedStatement(
-                        sql:
-                            "SELECT token, key_version, ciphertext FROM cards WHERE tenant = ? AND token IN (\(placeholders))"
-                    ),
-                    in: db)
+                    db,
+                    "SELECT token, key_version, ciphertext FROM cards WHERE tenant = ? AND token IN (\(placeholders))")
                 try select.bind(1, tenant)
                 for (index, token) in chunk.enumerated() { try select.bind(Int32(index + 2), token.rawValue) }
                 while try select.next() {
@@ -540,9 +538,7 @@ public struct SQLiteVaultStore: VaultStore {
             // `key_version < version` is exactly "not under the active key", and the
             // key_version index makes each batch a range scan instead of a table scan.
             let select = try RawStatement(
-                db.cachedStatement(
-                    sql: "SELECT id, token, ciphertext, fingerprint_version FROM cards WHERE key_version < ? LIMIT ?"),
-                in: db)
+                db, "SELECT id, token, ciphertext, fingerprint_version FROM cards WHERE key_version < ? LIMIT ?")
             try select.bind(1, Int64(version))
             try select.bind(2, Int64(limit))
             var ids = [Int64]()
@@ -557,16 +553,15 @@ public struct SQLiteVaultStore: VaultStore {
             select.reset()
             guard !items.isEmpty else { return 0 }
             let resealed = try reseal(items)
-            let update = try RawStatement(
-                db.cachedStatement(sql: "UPDATE cards SET key_version = ?, ciphertext = ? WHERE id = ?"), in: db)
+            let update = try RawStatement(db, "UPDATE cards SET key_version = ?, ciphertext = ? WHERE id = ?")
             // Only records under an older root version get a new fingerprint: the fingerprint
             // index is touched no more than it must be.
             let refingerprint = try RawStatement(
-                db.cachedStatement(
-                    sql: """
-                        UPDATE cards SET key_version = ?, ciphertext = ?, fingerprint = ?, fingerprint_prefix = ?,
-                            fingerprint_version = ? WHERE id = ?
-                        """), in: db)
+                db,
+                """
+                UPDATE cards SET key_version = ?, ciphertext = ?, fingerprint = ?, fingerprint_prefix = ?,
+                    fingerprint_version = ? WHERE id = ?
+                """)
             for (id, record) in zip(ids, resealed) {
                 if let fingerprint = record.fingerprint {
                     try refingerprint.bind(1, Int64(version))
@@ -664,34 +659,6 @@ public struct SQLiteVaultStore: VaultStore {
                 throw VaultError(.recordCorrupt, "the data keys changed during the master-key rotation; run it again")
             }
             try audit?.append([event(rewrapped)], in: db)
-        }
-    }
-}
-
-/// Lower-case hexadecimal.
-enum Hex {
-    private static let digits = Array("0123456789abcdef".utf8)
-
-    static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        var output = [UInt8]()
-        output.reserveCapacity(bytes.underestimatedCount * 2)
-        for byte in bytes {
-            output.append(digits[Int(byte >> 4)])
-            output.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: output, as: UTF8.self)
-    }
-
-    /// Lower-case hex of `bytes`, written straight into the string's storage.
-    static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
-        String(unsafeUninitializedCapacity: bytes.count * 2) { output in
-            var index = 0
-            for byte in bytes {
-                output[index] = digits[Int(byte >> 4)]
-                output[index + 1] = digits[Int(byte & 0x0F)]
-                index += 2
-            }
-            return index
         }
     }
 }

@@ -3,6 +3,7 @@ import Audit
 public import Foundation
 import GroupCommit
 public import Logging
+import SQLiteSupport
 import VaultCrypto
 
 /// Tokenizes cards: encrypts PAN and CVV under the active data key, stores them, and hands out

@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 public import GRDB
+import SQLiteSupport
 import Synchronization
 public import VaultCrypto
 
@@ -44,12 +45,8 @@ public final class VaultDatabase: Sendable {
     ///   file is a ``VaultError`` `vault_not_initialized`.
     public static func open(directory: String, create: Bool) throws -> VaultDatabase {
         let path = (directory as NSString).appendingPathComponent(fileName)
-        if !FileManager.default.fileExists(atPath: path) {
-            guard create else {
-                throw VaultError(.notInitialized, "no vault at \(path); run `vault keys init` first")
-            }
-            try FileManager.default.createDirectory(
-                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        guard create || FileManager.default.fileExists(atPath: path) else {
+            throw VaultError(.notInitialized, "no vault at \(path); run `vault keys init` first")
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(Double(busyTimeoutMilliseconds) / 1000)
@@ -65,12 +62,10 @@ public final class VaultDatabase: Sendable {
                     PRAGMA journal_size_limit = \(journalSizeLimit)
                     """)
         }
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        // GRDB's WAL set-up runs after `prepareDatabase` and turns the writer to
-        // `synchronous = NORMAL`; put it back, so that a commit is on disk before it is acknowledged.
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        // Owner-only, like the data folder; SQLite gives the -wal and -shm files the same mode.
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        // Owner-only before SQLite opens it (and so its -wal and -shm), in a 0700 folder;
+        // `synchronous = FULL` on the writer, so that a commit is on disk before it is acknowledged.
+        let pool = try DatabaseFile.openDurablePool(
+            directory: directory, fileName: fileName, configuration: configuration)
         return VaultDatabase(pool: pool, path: path)
     }
 
@@ -342,14 +337,5 @@ public final class VaultDatabase: Sendable {
         try db.execute(
             sql: "INSERT INTO vault_meta (name, value, mac) VALUES (?, ?, ?)",
             arguments: [legacyGenesis.name, legacyGenesis.value, Data(rowMAC.mac(table: metaTable, fields: fields))])
-    }
-}
-
-extension Date {
-    /// Milliseconds since 1970, as the vault stores times.
-    var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
-
-    init(milliseconds: Int64) {
-        self.init(timeIntervalSince1970: Double(milliseconds) / 1000)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SQLiteSupport
 import Synchronization
 
 /// What an idempotent request produced, as stored: the value, or the refusal that ended it.
@@ -205,13 +206,5 @@ final class IdempotencyStore: Sendable {
             throw WalletError(.internalFailure, "the stored outcome of an Idempotency-Key vanished")
         }
         return try outcome.get()
-    }
-}
-
-extension Date {
-    var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
-
-    init(milliseconds: Int64) {
-        self.init(timeIntervalSince1970: Double(milliseconds) / 1000)
     }
 }

@@ -2,6 +2,7 @@ public import CardTokens
 public import Foundation
 import GRDB
 public import Ledger
+import SQLiteSupport
 import Synchronization
 
 /// Wallets, virtual accounts, cards on file, top-ups, transfers and statements, over the

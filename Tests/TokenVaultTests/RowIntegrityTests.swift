@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import InMemoryLogging
 import Logging
+import SQLiteSupport
 import Testing
 import VaultCrypto
 import VaultTestSupport

@@ -1,6 +1,7 @@
 import CardTokens
 import Foundation
 import GRDB
+import SQLiteSupport
 import Testing
 import VaultCrypto
 import VaultTestSupport

@@ -1,6 +1,7 @@
 import CardTokens
 import Foundation
 import GRDB
+import SQLiteSupport
 
 /// A `credentials` row exactly as stored, and the one place that says which of its columns the
 /// row MAC covers (docs/CRYPTO.md §10): scopes, purposes, revocation and secret hash cannot be

@@ -3,6 +3,7 @@ public import CardTokens
 import Foundation
 import GRDB
 public import Logging
+import SQLiteSupport
 import Synchronization
 public import VaultCrypto
 
