@@ -2,6 +2,7 @@ public import CardTokens
 public import Foundation
 import GRDB
 public import Ledger
+import SQLiteSupport
 import Synchronization
 
 // Cards on file: tokens saved to a wallet, recognised by their caller fingerprint.

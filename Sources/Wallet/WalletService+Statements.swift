@@ -2,6 +2,7 @@ public import CardTokens
 public import Foundation
 import GRDB
 public import Ledger
+import SQLiteSupport
 import Synchronization
 
 // Statements: a wallet's transfers as entries, newest first, in cursor pages.

@@ -2,6 +2,7 @@ public import CardTokens
 public import Foundation
 import GRDB
 public import Ledger
+import SQLiteSupport
 import Synchronization
 
 // Top-ups: a card on file charged through the authorization gateway, as a two-phase transfer.

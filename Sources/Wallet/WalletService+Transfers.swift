@@ -2,6 +2,7 @@ public import CardTokens
 public import Foundation
 import GRDB
 public import Ledger
+import SQLiteSupport
 import Synchronization
 
 // Transfers between wallets, and the retention of idempotent outcomes.
