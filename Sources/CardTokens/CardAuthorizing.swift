@@ -55,7 +55,7 @@ public struct AuthorizationOutcome: Sendable, Hashable, Codable {
 }
 
 /// Why an authorization has no outcome. Codes are stable; messages hold no card data.
-public struct AuthorizationError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct AuthorizationError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -87,7 +87,10 @@ public struct AuthorizationError: Error, Sendable, Hashable, CustomStringConvert
     /// Whether retrying with the same reference may succeed.
     public var isRetryable: Bool { code == .acquirerTimeout || code == .acquirerUnavailable }
 
-    public var description: String { "AuthorizationError(\(code): \(message))" }
+    /// The type and code only: a description lands in logs and interpolations, so it carries no
+    /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
+    public var description: String { "AuthorizationError(\(code))" }
+    public var debugDescription: String { "AuthorizationError(\(code): \(message))" }
 }
 
 /// What the wallet side may ask of the vault to charge a card on file: use without reveal.

@@ -2,7 +2,7 @@
 ///
 /// The message describes the rule that failed and never contains the input itself, so it is
 /// safe to return to a client or to log.
-public struct CardValidationError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct CardValidationError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     /// A stable error code, returned to API clients as `error.code`.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         public let rawValue: String
@@ -45,7 +45,10 @@ public struct CardValidationError: Error, Sendable, Hashable, CustomStringConver
         self.message = message
     }
 
-    public var description: String { "CardValidationError(\(code): \(message))" }
+    /// The type and code only: a description lands in logs and interpolations, so it carries no
+    /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
+    public var description: String { "CardValidationError(\(code))" }
+    public var debugDescription: String { "CardValidationError(\(code): \(message))" }
 }
 
 extension CardValidationError: CategorizedError {

@@ -1,7 +1,7 @@
 public import CardTokens
 
 /// Why a detokenize request was refused or failed. Messages never contain request data.
-public struct DetokenizationError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct DetokenizationError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     /// What kind of failure it is (the server maps it to a status; this module knows no HTTP).
     public let category: ErrorCategory
     /// A stable code, returned to clients as `error.code`.
@@ -17,7 +17,10 @@ public struct DetokenizationError: Error, Sendable, Hashable, CustomStringConver
         self.retryAfterSeconds = retryAfterSeconds
     }
 
-    public var description: String { "DetokenizationError(\(code): \(message))" }
+    /// The type and code only: a description lands in logs and interpolations, so it carries no
+    /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
+    public var description: String { "DetokenizationError(\(code))" }
+    public var debugDescription: String { "DetokenizationError(\(code): \(message))" }
 }
 
 extension DetokenizationError: CategorizedError {

@@ -1,5 +1,5 @@
 /// Why the ledger refused an operation. Codes are stable; messages never hold more than ids.
-public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -44,5 +44,8 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { "LedgerError(\(code): \(message))" }
+    /// The type and code only: a description lands in logs and interpolations, so it carries no
+    /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
+    public var description: String { "LedgerError(\(code))" }
+    public var debugDescription: String { "LedgerError(\(code): \(message))" }
 }

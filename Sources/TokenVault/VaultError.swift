@@ -2,7 +2,7 @@ public import CardTokens
 
 /// A failure of a vault operation. Messages name objects (paths, versions, token ids) but never
 /// a PAN, a CVV or key material.
-public struct VaultError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct VaultError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     /// A stable error code (returned to API clients and used in tests).
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         public let rawValue: String
@@ -50,7 +50,10 @@ public struct VaultError: Error, Sendable, Hashable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { message }
+    /// The type and code only: a description lands in logs and interpolations, so it carries no
+    /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
+    public var description: String { "VaultError(\(code))" }
+    public var debugDescription: String { "VaultError(\(code): \(message))" }
 }
 
 extension VaultError: CategorizedError {

@@ -53,7 +53,9 @@ struct AuditCommand: AsyncParsableCommand {
                     // A log damaged at its head (audit_head deleted or rewound) cannot take another
                     // record; the verdict must still be reported.
                     FileHandle.standardError.write(
-                        Data("warning: this verification could not be recorded in the audit log: \(error)\n".utf8))
+                        Data(
+                            "warning: this verification could not be recorded in the audit log: \(String(reflecting: error))\n"
+                                .utf8))
                 }
                 let output = Output(
                     ok: result.ok, records: result.records, firstBadRecord: result.firstBadRecord, reason: result.reason

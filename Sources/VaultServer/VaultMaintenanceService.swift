@@ -58,7 +58,8 @@ public struct VaultMaintenanceService: Service {
         do {
             try await body()
         } catch {
-            logger.error("maintenance task failed", metadata: ["task": "\(task)", "error": "\(error)"])
+            logger.error(
+                "maintenance task failed", metadata: ["task": "\(task)", "error": "\(String(reflecting: error))"])
         }
     }
 }

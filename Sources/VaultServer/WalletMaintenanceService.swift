@@ -38,7 +38,9 @@ public struct WalletMaintenanceService: Service {
             let purged = try await wallets.purgeIdempotencyOutcomes(before: cutoff)
             if purged > 0 { logger.info("idempotency outcomes purged", metadata: ["count": "\(purged)"]) }
         } catch {
-            logger.error("maintenance task failed", metadata: ["task": "idempotency purge", "error": "\(error)"])
+            logger.error(
+                "maintenance task failed",
+                metadata: ["task": "idempotency purge", "error": "\(String(reflecting: error))"])
         }
     }
 }

@@ -3,7 +3,7 @@ public import CardTokens
 /// Why the wallet refused a request. Codes are stable (the HTTP layer maps each to a status);
 /// messages are fixed text: they never echo an id, amount or key the client sent, since a client
 /// may put a card number in any of them by mistake.
-public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConvertible {
+public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Sendable, Hashable, Codable, CustomStringConvertible {
         public let rawValue: String
         /// What kind of failure it is, declared with the code (a code cannot exist without one).
@@ -86,7 +86,10 @@ public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConve
     /// Whether retrying the same request with the same Idempotency-Key may succeed.
     public var isRetryable: Bool { [.acquirerTimeout, .acquirerUnavailable, .idempotencyKeyInUse].contains(code) }
 
-    public var description: String { "WalletError(\(code): \(message))" }
+    /// The type and code only: a description lands in logs and interpolations, so it carries no
+    /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
+    public var description: String { "WalletError(\(code))" }
+    public var debugDescription: String { "WalletError(\(code): \(message))" }
 }
 
 extension WalletError: CategorizedError {
