@@ -96,6 +96,18 @@ public struct RootKeyRow: Sendable, Hashable {
         }
     }
 
+    /// Replaces the wrapped key of root version `version` with `key` wrapped under `master`
+    /// (fresh nonce) with `label`.
+    static func rewrap(
+        _ key: SecretBytes, version: UInt32, as label: WrappedKey.Label, under master: SecretBytes, in db: Database
+    ) throws {
+        try db.execute(
+            sql: "UPDATE system_keys SET wrapped_key = ? WHERE name = ?",
+            arguments: [
+                Data(WrappedKey.wrap(key, label: label, version: version, master: master)), name(version: version),
+            ])
+    }
+
     func insert(in db: Database) throws {
         try db.execute(
             sql: "INSERT INTO system_keys (name, wrapped_key, created_at_ms) VALUES (?, ?, ?)",

@@ -438,14 +438,7 @@ public struct SQLiteVaultStore: VaultStore {
             // The current newest is re-wrapped as superseded: deleting the new row later cannot make
             // it the newest again (CRYPTO.md §13.9).
             let current = roots[roots.count - 1]
-            try db.execute(
-                sql: "UPDATE system_keys SET wrapped_key = ? WHERE name = ?",
-                arguments: [
-                    Data(
-                        WrappedKey.wrap(
-                            current.key, label: .supersededRoot, version: current.row.version, master: master)),
-                    RootKeyRow.name(version: current.row.version),
-                ])
+            try RootKeyRow.rewrap(current.key, version: current.row.version, as: .supersededRoot, under: master, in: db)
             try RootKeyRow(
                 version: rootVersion,
                 wrappedKey: WrappedKey.wrap(newRoot, label: .root, version: rootVersion, master: master),
@@ -644,13 +637,9 @@ public struct SQLiteVaultStore: VaultStore {
             }
             let newest = roots[roots.count - 1].row.version
             for (row, root) in roots {
-                let label = RootKeyRow.label(version: row.version, newest: newest)
-                try db.execute(
-                    sql: "UPDATE system_keys SET wrapped_key = ? WHERE name = ?",
-                    arguments: [
-                        Data(WrappedKey.wrap(root, label: label, version: row.version, master: newMaster)),
-                        RootKeyRow.name(version: row.version),
-                    ])
+                try RootKeyRow.rewrap(
+                    root, version: row.version, as: RootKeyRow.label(version: row.version, newest: newest),
+                    under: newMaster, in: db)
             }
             // Every non-retired version, exactly: none left under the old key.
             let expected = Set(
