@@ -100,7 +100,9 @@ let package = Package(
         // MARK: Outside the CDE: the wallet side sees tokens only
         .target(
             name: "Ledger",
-            dependencies: ["GroupCommit", "SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "CardTokens", "GroupCommit", "SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(

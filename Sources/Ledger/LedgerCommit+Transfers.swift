@@ -83,7 +83,7 @@ extension LedgerCommit {
     /// fields) whatever the checks would say now, so a failed check looks the id up before
     /// reporting its own error: the results are those of "look up the id, then check".
     private func create(_ request: TransferRequest) throws -> TransferResult {
-        try Ledger.validate(id: request.id)
+        try SQLiteLedger.validate(id: request.id)
         let plan: Plan
         do {
             plan = try self.plan(request)

@@ -1,33 +1,42 @@
+public import CardTokens
+
 /// Why the ledger refused an operation. Codes are stable; messages never hold more than ids.
-public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct LedgerError: CategorizedError, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         public let rawValue: String
-        private init(_ rawValue: String) { self.rawValue = rawValue }
+        /// What kind of failure it is, declared with the code (a code cannot exist without one).
+        public let category: ErrorCategory
+        private init(_ rawValue: String, _ category: ErrorCategory) {
+            self.rawValue = rawValue
+            self.category = category
+        }
 
-        public static let unknownCurrency = Self("unknown_currency")
-        public static let invalidAmount = Self("invalid_amount")
-        public static let invalidID = Self("invalid_id")
-        public static let accountNotFound = Self("account_not_found")
-        public static let accountExists = Self("account_exists")
-        public static let sameAccount = Self("same_account")
-        public static let currencyMismatch = Self("currency_mismatch")
-        public static let overflow = Self("overflow")
-        public static let insufficientFunds = Self("insufficient_funds")
-        public static let exceedsDebits = Self("exceeds_debits")
-        public static let transferExists = Self("transfer_exists_with_different_fields")
-        public static let pendingNotFound = Self("pending_transfer_not_found")
-        public static let pendingAlreadyPosted = Self("pending_transfer_already_posted")
-        public static let pendingAlreadyVoided = Self("pending_transfer_already_voided")
-        public static let pendingExpired = Self("pending_transfer_expired")
-        public static let postExceedsPending = Self("post_amount_exceeds_pending")
+        public static let unknownCurrency = Self("unknown_currency", .invalidInput)
+        public static let invalidAmount = Self("invalid_amount", .invalidInput)
+        public static let invalidID = Self("invalid_id", .invalidInput)
+        public static let accountNotFound = Self("account_not_found", .notFound)
+        public static let accountExists = Self("account_exists", .conflict)
+        public static let sameAccount = Self("same_account", .refused)
+        public static let currencyMismatch = Self("currency_mismatch", .refused)
+        public static let overflow = Self("overflow", .refused)
+        public static let insufficientFunds = Self("insufficient_funds", .refused)
+        public static let exceedsDebits = Self("exceeds_debits", .refused)
+        public static let transferExists = Self("transfer_exists_with_different_fields", .conflict)
+        public static let pendingNotFound = Self("pending_transfer_not_found", .notFound)
+        public static let pendingAlreadyPosted = Self("pending_transfer_already_posted", .conflict)
+        public static let pendingAlreadyVoided = Self("pending_transfer_already_voided", .conflict)
+        public static let pendingExpired = Self("pending_transfer_expired", .refused)
+        public static let postExceedsPending = Self("post_amount_exceeds_pending", .refused)
         /// A post or void named a debit account other than its pending transfer's.
-        public static let pendingDifferentDebitAccount = Self("pending_transfer_has_different_debit_account")
+        public static let pendingDifferentDebitAccount = Self(
+            "pending_transfer_has_different_debit_account", .invalidInput)
         /// A post or void named a credit account other than its pending transfer's.
-        public static let pendingDifferentCreditAccount = Self("pending_transfer_has_different_credit_account")
+        public static let pendingDifferentCreditAccount = Self(
+            "pending_transfer_has_different_credit_account", .invalidInput)
         /// A pending transfer whose expiry is not in the future.
-        public static let invalidExpiry = Self("invalid_expiry")
-        public static let linkedTransferFailed = Self("linked_transfer_failed")
-        public static let invariantViolated = Self("invariant_violated")
+        public static let invalidExpiry = Self("invalid_expiry", .invalidInput)
+        public static let linkedTransferFailed = Self("linked_transfer_failed", .refused)
+        public static let invariantViolated = Self("invariant_violated", .internal)
 
         public var description: String { rawValue }
 
@@ -46,6 +55,11 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible, C
 
     /// The type and code only: a description lands in logs and interpolations, so it carries no
     /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
+    public var category: ErrorCategory { code.category }
+    public var errorCode: String { code.rawValue }
+    /// Fixed text: ``message`` may name account or transfer ids, which a client may have chosen.
+    public var publicMessage: String { "the ledger refused the operation (\(code))" }
+
     public var description: String { "LedgerError(\(code))" }
     public var debugDescription: String { "LedgerError(\(code): \(message))" }
 }

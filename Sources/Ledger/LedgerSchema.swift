@@ -109,8 +109,8 @@ enum LedgerSchema {
                     SELECT a.num, t.seq FROM ledger_transfers t JOIN ledger_accounts a ON a.id = t.credit_account;
                     """)
             // Commits check the zero sums incrementally from here on, so the start must be right.
-            try Ledger.checkInvariants(db)
-            try Ledger.checkPostings(db)
+            try SQLiteLedger.checkInvariants(db)
+            try SQLiteLedger.checkPostings(db)
         }
         return migrator
     }

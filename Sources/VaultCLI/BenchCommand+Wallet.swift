@@ -7,8 +7,8 @@ extension BenchCommand {
     /// each under its own Idempotency-Key (stored in the same commit), from 64 concurrent callers
     /// over 64 funded wallets.
     static func walletTransfers(directory: String, transfers: Int) async throws -> Result {
-        let ledger = try Ledger(directory: directory)
-        let wallets = try WalletService(ledger: ledger, cards: NoCards(), authorizer: nil)
+        let ledger = try SQLiteLedger(directory: directory)
+        let wallets = WalletService(store: try SQLiteWalletStore(ledger: ledger), cards: NoCards(), authorizer: nil)
         let euro = try Currency("EUR")
         var ids = [String]()
         for index in 0..<64 {

@@ -120,7 +120,7 @@ struct BenchCommand: AsyncParsableCommand {
     /// every commit: in calls of 1,000 from 4 concurrent callers (their commits are shared), then
     /// one transfer per call from `concurrency` concurrent callers (as HTTP requests arrive).
     static func ledgerTransfers(directory: String, transfers: Int, concurrency: Int) async throws -> [Result] {
-        let ledger = try Ledger(directory: directory)
+        let ledger = try SQLiteLedger(directory: directory)
         let euro = try Currency("EUR")
         _ = try await ledger.createAccount(id: "bank", currency: euro)
         let accounts = 1000

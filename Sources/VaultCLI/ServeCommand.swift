@@ -173,7 +173,7 @@ struct ServeCommand: AsyncParsableCommand {
             } catch let error as AcquirerEndpointError {
                 CLI.fail(error.message)
             } catch let error as LedgerError {
-                CLI.fail("\(Ledger.fileName) fails its invariants, refusing to start: \(error.message)")
+                CLI.fail("\(SQLiteLedger.fileName) fails its invariants, refusing to start: \(error.message)")
             }
             print("vault: active data key v\(started.vault.keyRing.active.version); data in \(storage.dataDir)")
             print(

@@ -32,9 +32,9 @@ public enum VaultApplication {
     public static func walletService(
         vault: Vault, authorizer: (any CardAuthorizing)?, numbering: VirtualAccountNumbering = .default
     ) throws -> WalletService {
-        try WalletService(
-            ledger: Ledger(directory: vault.paths.dataDirectory), cards: VaultCardDirectory(tokens: vault.tokens),
-            authorizer: authorizer, numbering: numbering)
+        WalletService(
+            store: try SQLiteWalletStore(ledger: SQLiteLedger(directory: vault.paths.dataDirectory)),
+            cards: VaultCardDirectory(tokens: vault.tokens), authorizer: authorizer, numbering: numbering)
     }
 
     /// The detokenize router (its own listener and credentials): detokenize and audit only.

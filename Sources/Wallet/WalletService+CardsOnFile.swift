@@ -1,9 +1,6 @@
 public import CardTokens
 public import Foundation
-import GRDB
 public import Ledger
-import SQLiteSupport
-import Synchronization
 
 // Cards on file: tokens saved to a wallet, recognised by their caller fingerprint.
 extension WalletService {
@@ -21,7 +18,7 @@ extension WalletService {
         let request = Self.describe("add_card", walletID, token.rawValue)
         let now = clock()
         let saved = try await idempotency.run(key, request: request, now: now) {
-            (recorder: IdempotencyStore.Recorder<SavedCard>) in
+            (recorder: IdempotencyRules.Recorder<SavedCard>) -> SavedCard in
             _ = try await walletCurrency(walletID, tenant: tenant)
             // A token of another tenant is not found: a key can only save its own tenant's cards.
             guard let metadata = try await cards.metadata(of: token, tenant: tenant) else {
@@ -34,47 +31,16 @@ extension WalletService {
                 id: RandomID.make("card", now: now), walletID: walletID, token: metadata.token, bin: metadata.bin,
                 last4: metadata.last4, brand: metadata.brand, expMonth: metadata.expMonth,
                 expYear: metadata.expYear, fingerprint: metadata.fingerprint,
-                createdAt: Date(milliseconds: now.milliseconds))
+                createdAt: now)
             let deadToken = try await deadToken(
                 of: walletID, fingerprint: metadata.fingerprint, other: metadata.token, tenant: tenant)
-            return try await ledger.pool.write { db in
-                // The card is saved under a token the vault has deleted: it takes the new one, or
-                // it could never be charged again.
-                if let deadToken {
-                    try db.execute(
-                        sql: """
-                            UPDATE wallet_cards SET token = ?, exp_month = ?, exp_year = ?
-                            WHERE wallet_id = ? AND fingerprint = ? AND token = ?
-                            """,
-                        arguments: [
-                            card.token.rawValue, card.expMonth, card.expYear, walletID, card.fingerprint, deadToken,
-                        ])
-                }
-                // The unique (wallet, fingerprint) pair makes the check and the insert one step.
-                try db.execute(
-                    sql: """
-                        INSERT INTO wallet_cards (id, wallet_id, token, bin, last4, brand, exp_month, exp_year,
-                            fingerprint, created_at_ms, fingerprint_scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (wallet_id, fingerprint) DO NOTHING
-                        """,
-                    arguments: [
-                        card.id, walletID, card.token.rawValue, card.bin, card.last4, card.brand.rawValue,
-                        card.expMonth, card.expYear, card.fingerprint, now.milliseconds,
-                        Self.fingerprintScope(metadata.fingerprintVersion ?? cards.fingerprintVersion),
-                    ])
-                let saved: SavedCard
-                if db.changesCount == 1 {
-                    saved = SavedCard(card: card, created: true)
-                } else {
-                    let row = try Row.fetchOne(
-                        db, sql: "SELECT * FROM wallet_cards WHERE wallet_id = ? AND fingerprint = ?",
-                        arguments: [walletID, card.fingerprint])
-                    guard let row else { throw WalletError(.internalFailure, "a saved card vanished") }
-                    saved = SavedCard(card: try Self.card(row), created: false)
-                }
-                try recorder.save(db, .success(saved))
-                return saved
-            }
+            // A card saved under a token the vault has deleted takes the new one, or it could never
+            // be charged again.
+            let saved = try await store.saveCard(
+                card, fingerprintScope: Self.fingerprintScope(metadata.fingerprintVersion ?? cards.fingerprintVersion),
+                replacingToken: deadToken,
+                recording: { card, created in [try recorder.write(.success(SavedCard(card: card, created: created)))] })
+            return SavedCard(card: saved.card, created: saved.created)
         }
         return (saved.card, saved.created)
     }
@@ -84,11 +50,7 @@ extension WalletService {
     func deadToken(
         of walletID: String, fingerprint: String, other: Token, tenant: String
     ) async throws -> String? {
-        let saved = try await ledger.pool.read { db in
-            try String.fetchOne(
-                db, sql: "SELECT token FROM wallet_cards WHERE wallet_id = ? AND fingerprint = ?",
-                arguments: [walletID, fingerprint])
-        }
+        let saved = try await store.savedToken(of: walletID, fingerprint: fingerprint)
         guard let saved, saved != other.rawValue else { return nil }
         return try await cards.metadata(of: Token(unchecked: saved), tenant: tenant) == nil ? saved : nil
     }
@@ -109,26 +71,11 @@ extension WalletService {
     @discardableResult
     public func rescopeCardFingerprints() async throws -> Int {
         let current = Self.fingerprintScope(cards.fingerprintVersion)
-        let stale = try await ledger.pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT wallet_cards.id, wallet_cards.token, wallets.tenant FROM wallet_cards
-                    JOIN wallets ON wallets.id = wallet_cards.wallet_id WHERE wallet_cards.fingerprint_scope < ?
-                    """, arguments: [current]
-            ).map { (id: $0["id"] as String, token: $0["token"] as String, tenant: $0["tenant"] as String) }
-        }
+        let stale = try await store.cards(fingerprintScopeBelow: current)
         for card in stale {
-            let metadata = try await cards.metadata(of: Token(unchecked: card.token), tenant: card.tenant)
+            let metadata = try await cards.metadata(of: card.token, tenant: card.tenant)
             let scope = metadata.map { Self.fingerprintScope($0.fingerprintVersion ?? 0) } ?? current
-            try await ledger.pool.write { db in
-                let update = "UPDATE OR IGNORE wallet_cards SET fingerprint = ?, fingerprint_scope = ? WHERE id = ?"
-                try db.execute(sql: update, arguments: [metadata?.fingerprint ?? "gone:\(card.id)", scope, card.id])
-                if db.changesCount == 0 {
-                    // The wallet saved the card again meanwhile under its new fingerprint.
-                    try db.execute(sql: update, arguments: ["duplicate:\(card.id)", scope, card.id])
-                }
-            }
+            try await store.setFingerprint(of: card.id, to: metadata?.fingerprint, scope: scope)
         }
         return stale.count
     }
@@ -142,29 +89,6 @@ extension WalletService {
     /// - Throws: `wallet_not_found`.
     public func cards(of walletID: String, tenant: String = Principal.defaultTenant) async throws -> [CardOnFile] {
         _ = try await walletCurrency(walletID, tenant: tenant)
-        return try await ledger.pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM wallet_cards WHERE wallet_id = ? ORDER BY created_at_ms, id",
-                arguments: [walletID]
-            ).map(Self.card)
-        }
-    }
-
-    func card(_ cardID: String, in walletID: String) async throws -> CardOnFile {
-        let card = try await ledger.pool.read { db in
-            try Row.fetchOne(
-                db, sql: "SELECT * FROM wallet_cards WHERE id = ? AND wallet_id = ?", arguments: [cardID, walletID]
-            ).map(Self.card)
-        }
-        guard let card else { throw WalletError(.cardNotFound, "the wallet has no card with this card_id") }
-        return card
-    }
-
-    static func card(_ row: Row) throws -> CardOnFile {
-        CardOnFile(
-            id: row["id"], walletID: row["wallet_id"], token: Token(unchecked: row["token"]), bin: row["bin"],
-            last4: row["last4"], brand: CardBrand(rawValue: row["brand"]) ?? .unknown, expMonth: row["exp_month"],
-            expYear: row["exp_year"], fingerprint: row["fingerprint"],
-            createdAt: Date(milliseconds: row["created_at_ms"]))
+        return try await store.cards(of: walletID)
     }
 }

@@ -1,9 +1,6 @@
 public import CardTokens
 public import Foundation
-import GRDB
 public import Ledger
-import SQLiteSupport
-import Synchronization
 
 // Statements: a wallet's transfers as entries, newest first, in cursor pages.
 extension WalletService {
@@ -28,7 +25,7 @@ extension WalletService {
         var cursor = after
         var more = false
         scan: while true {
-            let chunk = try await ledger.transfers(of: walletID, after: cursor, limit: limit + 1)
+            let chunk = try await store.ledger.transfers(of: walletID, after: cursor, limit: limit + 1)
             for (sequence, transfer) in chunk {
                 cursor = sequence
                 guard let entry = Self.entry(sequence, transfer, of: walletID) else { continue }

@@ -1,9 +1,6 @@
 public import CardTokens
 public import Foundation
-import GRDB
 public import Ledger
-import SQLiteSupport
-import Synchronization
 
 // Top-ups: a card on file charged through the authorization gateway, as a two-phase transfer.
 extension WalletService {
@@ -31,25 +28,30 @@ extension WalletService {
         let request = Self.describe("top_up", walletID, cardID, String(amount), code)
         let now = clock()
         return try await idempotency.run(key, request: request, now: now) {
-            (recorder: IdempotencyStore.Recorder<TopUp>) in
+            (recorder: IdempotencyRules.Recorder<TopUp>) in
+            // One read for everything the top-up needs before it holds money.
+            let context = try await store.topUpContext(key: key, walletID: walletID, cardID: cardID)
             // A call reaches the acquirer, so an earlier outcome is replayed before anything runs.
-            if let stored = try await idempotency.storedOutcome(key, request: request, as: TopUp.self) {
+            if let stored = try idempotency.decode(context.outcome, request: request, as: TopUp.self) {
                 return try stored.get()
             }
             guard amount > 0 else {
                 throw WalletError(.invalidAmount, "amount must be a positive number of minor units")
             }
             let currency = try Self.currency(code)
-            guard try await walletCurrency(walletID, tenant: tenant) == currency else {
+            guard let wallet = context.wallet, wallet.tenant == tenant else { throw WalletError.walletNotFound }
+            guard try remember(wallet, of: walletID).currency == currency else {
                 throw WalletError(.currencyMismatch, "the wallet does not hold this currency")
             }
-            let card = try await card(cardID, in: walletID)
+            guard let card = context.card else {
+                throw WalletError(.cardNotFound, "the wallet has no card with this card_id")
+            }
             guard let authorizer else {
                 throw WalletError(.acquirerNotConfigured, "no acquirer is configured (vault serve --acquirer-url)")
             }
             let topUpID = try await hold(
-                key, walletID: walletID, cardID: cardID, amount: amount, currency: currency, now: now,
-                recorder: recorder)
+                key, existing: context.attempt, walletID: walletID, cardID: cardID, amount: amount,
+                currency: currency, now: now, recorder: recorder)
             let outcome: AuthorizationOutcome
             do {
                 outcome = try await authorizer.authorize(
@@ -61,14 +63,13 @@ extension WalletService {
                 case .tokenNotFound:
                     // The hold is released, and the attempt's status and the stored failure commit with it.
                     let failure = WalletError(.tokenNotFound, "the card's token no longer exists in the vault")
-                    _ = try await ledger.createTransfers(
+                    _ = try await store.commit(
                         [Self.release(topUpID, walletID: walletID, currency: currency, amount: amount, post: false)],
-                        recording: { db, results in
+                        recording: { results in
                             try Self.requireReleased(results[0])
-                            try Self.setStatus("failed", of: topUpID, in: db)
-                            try recorder.save(db, .failure(failure))
+                            return [.topUpFailed(id: topUpID), try recorder.write(.failure(failure))]
                         })
-                    throw IdempotencyStore.RecordedFailure(error: failure)
+                    throw IdempotencyRules.RecordedFailure(error: failure)
                 case .acquirerTimeout:
                     throw WalletError(
                         .acquirerTimeout, "the acquirer did not answer in time; retry with the same Idempotency-Key")
@@ -88,68 +89,52 @@ extension WalletService {
                 id: topUpID, walletID: walletID, cardID: cardID, amount: amount, currency: currency.code,
                 status: approved ? .approved : .declined, authCode: approved ? outcome.authCode : nil,
                 acquirerReference: outcome.acquirerReference, declineCode: approved ? nil : outcome.declineCode,
-                createdAt: Date(milliseconds: now.milliseconds))
+                createdAt: now)
             // Approved: the hold is posted; declined: voided. The hold already passed every balance
             // check, so posting it cannot fail on an overflow after the card was charged.
-            _ = try await ledger.createTransfers(
+            _ = try await store.commit(
                 [Self.release(topUpID, walletID: walletID, currency: currency, amount: amount, post: approved)],
-                recording: { db, results in
+                recording: { results in
                     try Self.requireReleased(results[0])
-                    try Self.finish(topUp, in: db)
-                    try recorder.save(db, .success(topUp))
+                    return [.topUpDecided(topUp), try recorder.write(.success(topUp))]
                 })
             return topUp
         }
     }
 
-    /// The id of this key's top-up attempt: on a retry the existing one, whose hold is still
+    /// The id of this key's top-up attempt: on a retry the `existing` one, whose hold is still
     /// open; else a new attempt, with a pending transfer (receivable → wallet) for the amount
     /// committed in the same transaction. Holding before the acquirer is asked means an
     /// approval can always be booked: whatever would refuse the credit (an overflowing balance)
     /// refuses the hold, before any card is charged.
     func hold(
-        _ key: IdempotencyKey, walletID: String, cardID: String, amount: Int64, currency: Currency, now: Date,
-        recorder: IdempotencyStore.Recorder<TopUp>
+        _ key: IdempotencyKey, existing: TopUpAttempt?, walletID: String, cardID: String, amount: Int64,
+        currency: Currency, now: Date, recorder: IdempotencyRules.Recorder<TopUp>
     ) async throws -> String {
-        let existing = try await ledger.pool.read { db -> (id: String, matches: Bool)? in
-            try Row.fetchOne(
-                db, sql: "SELECT * FROM wallet_top_ups WHERE owner = ? AND idempotency_key = ?",
-                arguments: [key.owner, key.key]
-            ).map { row in
-                (
-                    row["id"],
-                    row["wallet_id"] == walletID && row["card_id"] == cardID && row["amount"] == amount
-                        && row["currency"] == currency.code
-                )
-            }
-        }
         if let existing {
-            guard existing.matches else {
+            guard
+                existing.walletID == walletID, existing.cardID == cardID, existing.amount == amount,
+                existing.currency == currency.code
+            else {
                 throw WalletError(
                     .idempotencyKeyReused, "this Idempotency-Key was already used with a different request")
             }
             return existing.id
         }
-        let id = RandomID.make("tu", now: now)
-        let results = try await ledger.createTransfers(
+        let attempt = TopUpAttempt(
+            id: RandomID.make("tu", now: now), walletID: walletID, cardID: cardID, amount: amount,
+            currency: currency.code, createdAt: now)
+        let results = try await store.commit(
             [
                 TransferRequest(
-                    id: id, debitAccountID: Self.receivableAccountID(currency), creditAccountID: walletID,
+                    id: attempt.id, debitAccountID: Self.receivableAccountID(currency), creditAccountID: walletID,
                     amount: amount, kind: .pending(expiresAt: nil))
             ],
-            recording: { db, results in
-                guard results[0] == .created else { return }
-                try db.execute(
-                    sql: """
-                        INSERT INTO wallet_top_ups (id, owner, idempotency_key, wallet_id, card_id, amount, currency,
-                            status, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 'authorizing', ?)
-                        """,
-                    arguments: [id, key.owner, key.key, walletID, cardID, amount, currency.code, now.milliseconds])
-            })
+            recording: { results in results[0] == .created ? [.topUpAttempt(attempt, key: key)] : [] })
         if case .failed(let error) = results[0] {
             try await idempotency.saveFailure(Self.walletError(error), with: recorder)
         }
-        return id
+        return attempt.id
     }
 
     /// The transfer that posts (approved) or voids (declined, token gone) a top-up's hold.
@@ -166,20 +151,5 @@ extension WalletService {
         guard result == .created || result == .exists else {
             throw WalletError(.internalFailure, "a top-up's hold could not be released")
         }
-    }
-
-    static func setStatus(_ status: String, of topUpID: String, in db: Database) throws {
-        try db.execute(sql: "UPDATE wallet_top_ups SET status = ? WHERE id = ?", arguments: [status, topUpID])
-    }
-
-    static func finish(_ topUp: TopUp, in db: Database) throws {
-        try db.execute(
-            sql: """
-                UPDATE wallet_top_ups SET status = ?, auth_code = ?, acquirer_reference = ?, decline_code = ?
-                WHERE id = ? AND status = 'authorizing'
-                """,
-            arguments: [
-                topUp.status.rawValue, topUp.authCode, topUp.acquirerReference, topUp.declineCode, topUp.id,
-            ])
     }
 }

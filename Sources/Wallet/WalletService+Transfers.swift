@@ -1,9 +1,6 @@
 public import CardTokens
 public import Foundation
-import GRDB
 public import Ledger
-import SQLiteSupport
-import Synchronization
 
 // Transfers between wallets, and the retention of idempotent outcomes.
 extension WalletService {
@@ -19,7 +16,7 @@ extension WalletService {
         let request = Self.describe("transfer", source, destination, String(amount), code)
         let now = clock()
         return try await idempotency.run(key, request: request, now: now) {
-            (recorder: IdempotencyStore.Recorder<WalletTransfer>) in
+            (recorder: IdempotencyRules.Recorder<WalletTransfer>) in
             guard amount > 0 else {
                 throw WalletError(.invalidAmount, "amount must be a positive number of minor units")
             }
@@ -30,21 +27,21 @@ extension WalletService {
             }
             let transfer = WalletTransfer(
                 id: RandomID.make("tr", now: now), fromWallet: source, toWallet: destination, amount: amount,
-                currency: currency.code, createdAt: Date(milliseconds: now.milliseconds))
+                currency: currency.code, createdAt: now)
             let success = try recorder.encode(.success(transfer))
-            let results = try await ledger.createTransfers(
+            let results = try await store.commit(
                 [
                     TransferRequest(
                         id: transfer.id, debitAccountID: source, creditAccountID: destination, amount: amount)
                 ],
-                recording: { db, results in
+                recording: { results in
                     switch results[0] {
-                    case .created, .exists: try recorder.save(db, encoded: success)
-                    case .failed(let error): try recorder.save(db, .failure(Self.walletError(error)))
+                    case .created, .exists: [recorder.write(encoded: success)]
+                    case .failed(let error): [try recorder.write(.failure(Self.walletError(error)))]
                     }
                 })
             if case .failed(let error) = results[0] {
-                throw IdempotencyStore.RecordedFailure(error: Self.walletError(error))
+                throw IdempotencyRules.RecordedFailure(error: Self.walletError(error))
             }
             return transfer
         }
@@ -52,7 +49,7 @@ extension WalletService {
 
     // MARK: Retention
 
-    /// Forgets the Idempotency-Key outcomes stored before `cutoff` (``IdempotencyStore``); returns
+    /// Forgets the Idempotency-Key outcomes stored before `cutoff` (``IdempotencyRules``); returns
     /// how many. A request retried under a forgotten key runs again as a new request, except a
     /// top-up: its attempt keeps the key, so a retry re-sends the same acquirer reference, gets
     /// the acquirer's first answer and books nothing twice.

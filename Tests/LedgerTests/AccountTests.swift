@@ -90,7 +90,7 @@ struct AccountTests {
             _ = try await ledger.createAccount(id: "alice", currency: Money.eur, flags: .debitsMustNotExceedCredits)
             try await ledger.fund("t1", from: "bank", to: "alice", 250)
 
-            let reopened = try Ledger(directory: directory)
+            let reopened = try SQLiteLedger(directory: directory)
             let alice = try #require(try await reopened.account("alice"))
             #expect(alice.flags == .debitsMustNotExceedCredits)
             #expect(alice.balances.creditsPosted == 250)

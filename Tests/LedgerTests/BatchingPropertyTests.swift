@@ -67,20 +67,20 @@ struct BatchingPropertyTests {
                     let seen = Seen()
                     let accounts = book.accounts
                     let batchedOutcomes = try await batched.pool.write { db in
-                        try Ledger.apply(
+                        try SQLiteLedger.apply(
                             zip(cut, plans).enumerated().map { index, pair in
                                 let (requests, plan) = pair
                                 switch plan {
                                 case 0:
-                                    return Ledger.Submission(requests: requests) { _, _ in throw RecordFailed() }
+                                    return SQLiteLedger.Submission(requests: requests) { _, _ in throw RecordFailed() }
                                 case 1, 2:
-                                    return Ledger.Submission(requests: requests) { db, _ in
+                                    return SQLiteLedger.Submission(requests: requests) { db, _ in
                                         var balances = [String: Balances]()
-                                        for id in accounts { balances[id] = try Ledger.account(db, id)?.balances }
+                                        for id in accounts { balances[id] = try SQLiteLedger.account(db, id)?.balances }
                                         seen.balances.withLock { $0[index] = balances }
                                     }
                                 default:
-                                    return Ledger.Submission(requests: requests, record: nil)
+                                    return SQLiteLedger.Submission(requests: requests, record: nil)
                                 }
                             }, in: db, now: clock.now, fullCheck: true)
                     }
@@ -157,7 +157,7 @@ struct BatchingPropertyTests {
 
     /// Per currency: a bank that may go negative, wallets (most without overdraft, funded), and
     /// a receivable that may not be credited beyond its debits.
-    private static func openAccounts(_ ledger: Ledger) async throws -> [String] {
+    private static func openAccounts(_ ledger: SQLiteLedger) async throws -> [String] {
         var ids = [String]()
         for currency in [Money.eur, Money.jpy] {
             let bank = "bank-\(currency.code)"
@@ -290,7 +290,7 @@ struct BatchingPropertyTests {
     }
 
     /// Every stored transfer, as comparable text, by id (the sequence numbers may differ).
-    private static func storedTransfers(_ ledger: Ledger) async throws -> [String: String] {
+    private static func storedTransfers(_ ledger: SQLiteLedger) async throws -> [String: String] {
         try await ledger.pool.read { db in
             var stored = [String: String]()
             for row in try Row.fetchAll(db, sql: "SELECT * FROM ledger_transfers") {

@@ -10,7 +10,7 @@ import VaultTestSupport
 /// middle of a commit, writes it did not make, and its incremental zero-sum check.
 @Suite("Commits")
 struct CommitTests {
-    private func setUp(_ ledger: Ledger) async throws {
+    private func setUp(_ ledger: SQLiteLedger) async throws {
         _ = try await ledger.createAccount(id: "bank", currency: Money.eur)
         _ = try await ledger.createAccount(id: "alice", currency: Money.eur, flags: .debitsMustNotExceedCredits)
         _ = try await ledger.createAccount(id: "bob", currency: Money.eur)
@@ -28,7 +28,7 @@ struct CommitTests {
                 [.make("t1", "alice", "bob", 30), .make("t2", "alice", "bob", 20)],
                 recording: { db, results in
                     #expect(results == [.created, .created])
-                    seen.withLock { $0 = try? Ledger.account(db, "alice")?.balances }
+                    seen.withLock { $0 = try? SQLiteLedger.account(db, "alice")?.balances }
                 })
             #expect(results == [.created, .created])
             #expect(seen.withLock { $0 } == Balances(debitsPosted: 50, creditsPosted: 100))
@@ -42,7 +42,7 @@ struct CommitTests {
             // Alice has 100. The second caller spends 60 and its record throws; the third caller
             // can then spend 90 (it could not if the 60 had stayed in memory).
             let outcomes = try await ledger.pool.write { db in
-                try Ledger.apply(
+                try SQLiteLedger.apply(
                     [
                         .init(requests: [.make("a", "bank", "bob", 1)], record: nil),
                         .init(requests: [.make("b", "alice", "bob", 60)]) { _, _ in throw Refused() },
@@ -67,7 +67,7 @@ struct CommitTests {
             try await setUp(ledger)
             let error = await #expect(throws: LedgerError.self) {
                 try await ledger.pool.write { db in
-                    _ = try Ledger.apply(
+                    _ = try SQLiteLedger.apply(
                         [
                             .init(requests: [.make("a", "alice", "bob", 10)]) { db, _ in
                                 try db.execute(

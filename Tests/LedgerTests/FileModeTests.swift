@@ -13,14 +13,14 @@ struct FileModeTests {
             return (attributes[.posixPermissions] as? NSNumber)?.intValue ?? -1
         }
         do {
-            let ledger = try Ledger(directory: directory)
+            let ledger = try SQLiteLedger(directory: directory)
             _ = try await ledger.createAccount(id: "a", currency: try Currency("EUR"))
-            #expect(try mode(Ledger.fileName) == 0o600)
-            #expect(try mode(Ledger.fileName + "-wal") == 0o600)
+            #expect(try mode(SQLiteLedger.fileName) == 0o600)
+            #expect(try mode(SQLiteLedger.fileName + "-wal") == 0o600)
         }
         try FileManager.default.setAttributes(
-            [.posixPermissions: 0o644], ofItemAtPath: directory + "/" + Ledger.fileName)
-        _ = try Ledger(directory: directory)
-        #expect(try mode(Ledger.fileName) == 0o600)
+            [.posixPermissions: 0o644], ofItemAtPath: directory + "/" + SQLiteLedger.fileName)
+        _ = try SQLiteLedger(directory: directory)
+        #expect(try mode(SQLiteLedger.fileName) == 0o600)
     }
 }

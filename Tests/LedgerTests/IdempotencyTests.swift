@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Idempotent transfer ids", .timeLimit(.minutes(10)))
 struct IdempotencyTests {
-    private func setUp(_ ledger: Ledger) async throws {
+    private func setUp(_ ledger: SQLiteLedger) async throws {
         _ = try await ledger.createAccount(id: "bank", currency: Money.eur)
         _ = try await ledger.createAccount(id: "alice", currency: Money.eur, flags: .debitsMustNotExceedCredits)
         _ = try await ledger.createAccount(id: "bob", currency: Money.eur)

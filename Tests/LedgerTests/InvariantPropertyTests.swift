@@ -111,7 +111,8 @@ struct InvariantPropertyTests {
 
     // MARK: Setting up
 
-    private static func openBooks(_ ledger: Ledger, using generator: inout SeededGenerator) async throws -> [Book] {
+    private static func openBooks(_ ledger: SQLiteLedger, using generator: inout SeededGenerator) async throws -> [Book]
+    {
         var books = [Book]()
         for code in currencies {
             let currency = try Currency(code)
@@ -140,7 +141,7 @@ struct InvariantPropertyTests {
     // MARK: Traffic
 
     private static func traffic(
-        _ ledger: Ledger, books: [Book], registry: PendingRegistry, clock: ManualClock, task: Int, count: Int,
+        _ ledger: SQLiteLedger, books: [Book], registry: PendingRegistry, clock: ManualClock, task: Int, count: Int,
         seed: UInt64
     ) async throws -> Tally {
         var generator = SeededGenerator(seed: seed)
@@ -262,7 +263,7 @@ struct InvariantPropertyTests {
         }
     }
 
-    private static func checkEverything(_ ledger: Ledger, books: [Book], replay: Comment) async throws {
+    private static func checkEverything(_ ledger: SQLiteLedger, books: [Book], replay: Comment) async throws {
         try await ledger.verifyInvariants()
 
         // Balances, read account by account.

@@ -4,14 +4,14 @@ import Testing
 @Suite("Linked transfers", .timeLimit(.minutes(10)))
 struct LinkedTests {
     /// Alice (no overdraft) holds 100; bob and the bank may go negative.
-    private func setUp(_ ledger: Ledger) async throws {
+    private func setUp(_ ledger: SQLiteLedger) async throws {
         _ = try await ledger.createAccount(id: "bank", currency: Money.eur)
         _ = try await ledger.createAccount(id: "alice", currency: Money.eur, flags: .debitsMustNotExceedCredits)
         _ = try await ledger.createAccount(id: "bob", currency: Money.eur)
         try await ledger.fund("fund", from: "bank", to: "alice", 100)
     }
 
-    private func snapshot(_ ledger: Ledger) async throws -> [Balances] {
+    private func snapshot(_ ledger: SQLiteLedger) async throws -> [Balances] {
         var balances = [Balances]()
         for id in ["bank", "alice", "bob"] { balances.append(try await ledger.balances(id)) }
         return balances

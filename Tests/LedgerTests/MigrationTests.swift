@@ -10,7 +10,7 @@ struct MigrationTests {
     /// two-phase transfers, no account numbers or postings.
     private func writeVersion1(in directory: String, bankDebits: Int64 = 1000) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let queue = try DatabaseQueue(path: (directory as NSString).appendingPathComponent(Ledger.fileName))
+        let queue = try DatabaseQueue(path: (directory as NSString).appendingPathComponent(SQLiteLedger.fileName))
         try LedgerSchema.migrator.migrate(queue, upTo: "ledger.v1")
         try queue.write { db in
             try db.execute(
@@ -38,7 +38,7 @@ struct MigrationTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try writeVersion1(in: directory)
 
-        let ledger = try Ledger(directory: directory)
+        let ledger = try SQLiteLedger(directory: directory)
         try await ledger.verifyInvariants()
         #expect(
             try await ledger.balances("alice") == Balances(debitsPosted: 40, creditsPosted: 1000, debitsPending: 300))
@@ -72,10 +72,10 @@ struct MigrationTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try writeVersion1(in: directory, bankDebits: 999)
 
-        let error = #expect(throws: LedgerError.self) { try Ledger(directory: directory) }
+        let error = #expect(throws: LedgerError.self) { try SQLiteLedger(directory: directory) }
         #expect(error?.code == .invariantViolated)
         // Nothing was changed: the database is still at version 1.
-        let queue = try DatabaseQueue(path: (directory as NSString).appendingPathComponent(Ledger.fileName))
+        let queue = try DatabaseQueue(path: (directory as NSString).appendingPathComponent(SQLiteLedger.fileName))
         #expect(try await queue.read { try LedgerSchema.migrator.appliedMigrations($0) } == ["ledger.v1"])
     }
 }

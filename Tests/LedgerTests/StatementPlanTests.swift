@@ -15,7 +15,7 @@ struct StatementPlanTests {
             for index in 0..<50 { try await ledger.fund("t\(index)", from: "bank", to: "alice", 1) }
             let plan = try await ledger.pool.read { db in
                 try Row.fetchAll(
-                    db, sql: "EXPLAIN QUERY PLAN " + Ledger.statementSQL, arguments: ["alice", 0, 10]
+                    db, sql: "EXPLAIN QUERY PLAN " + SQLiteLedger.statementSQL, arguments: ["alice", 0, 10]
                 ).map { $0["detail"] as String }
             }
             #expect(plan.contains("SEARCH p USING PRIMARY KEY (account=? AND seq>?)"), "\(plan)")

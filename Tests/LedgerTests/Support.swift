@@ -13,7 +13,7 @@ import VaultTestSupport
 /// all accounts (beside its own incremental check), so that a test fails at the commit that
 /// breaks one.
 func withLedger<R>(
-    clock: ManualClock? = nil, fullCheckEvery: Int = 1, _ body: (Ledger, String) async throws -> R
+    clock: ManualClock? = nil, fullCheckEvery: Int = 1, _ body: (SQLiteLedger, String) async throws -> R
 ) async throws -> R {
     let directory =
         FileManager.default.temporaryDirectory
@@ -21,7 +21,7 @@ func withLedger<R>(
     defer { try? FileManager.default.removeItem(atPath: directory) }
     var now: @Sendable () -> Date = { Date() }
     if let clock { now = clock.function }
-    let ledger = try Ledger(directory: directory, clock: now, fullCheckEvery: fullCheckEvery)
+    let ledger = try SQLiteLedger(directory: directory, clock: now, fullCheckEvery: fullCheckEvery)
     return try await body(ledger, directory)
 }
 
@@ -67,7 +67,7 @@ extension TransferResult {
     }
 }
 
-extension Ledger {
+extension SQLiteLedger {
     /// Creates one transfer and returns its result.
     func submit(_ request: TransferRequest) async throws -> TransferResult {
         let results = try await createTransfers([request])

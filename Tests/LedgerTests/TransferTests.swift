@@ -4,7 +4,7 @@ import Testing
 @Suite("Single-phase transfers")
 struct TransferTests {
     /// A bank that may go negative, a wallet that may not, and a merchant.
-    private func setUp(_ ledger: Ledger) async throws {
+    private func setUp(_ ledger: SQLiteLedger) async throws {
         _ = try await ledger.createAccount(id: "bank", currency: Money.eur)
         _ = try await ledger.createAccount(id: "alice", currency: Money.eur, flags: .debitsMustNotExceedCredits)
         _ = try await ledger.createAccount(id: "merchant", currency: Money.eur)

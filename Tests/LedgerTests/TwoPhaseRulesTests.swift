@@ -8,7 +8,7 @@ import VaultTestSupport
 struct TwoPhaseRulesTests {
     /// Alice (no overdraft) holds 1,000 from the bank; the merchant is empty; a hold of 300 from
     /// alice to the merchant.
-    private func setUp(_ ledger: Ledger) async throws {
+    private func setUp(_ ledger: SQLiteLedger) async throws {
         _ = try await ledger.createAccount(id: "bank", currency: Money.eur)
         _ = try await ledger.createAccount(id: "alice", currency: Money.eur, flags: .debitsMustNotExceedCredits)
         _ = try await ledger.createAccount(id: "merchant", currency: Money.eur)

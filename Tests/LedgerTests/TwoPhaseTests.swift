@@ -6,7 +6,7 @@ import VaultTestSupport
 @Suite("Two-phase transfers", .timeLimit(.minutes(10)))
 struct TwoPhaseTests {
     /// Alice (no overdraft) holds 1,000 from the bank; the merchant is empty.
-    private func setUp(_ ledger: Ledger) async throws {
+    private func setUp(_ ledger: SQLiteLedger) async throws {
         _ = try await ledger.createAccount(id: "bank", currency: Money.eur)
         _ = try await ledger.createAccount(id: "alice", currency: Money.eur, flags: .debitsMustNotExceedCredits)
         _ = try await ledger.createAccount(id: "merchant", currency: Money.eur)
@@ -14,7 +14,7 @@ struct TwoPhaseTests {
     }
 
     private func hold(
-        _ ledger: Ledger, _ id: String, _ amount: Int64, expiresAt: Date? = nil
+        _ ledger: SQLiteLedger, _ id: String, _ amount: Int64, expiresAt: Date? = nil
     ) async throws {
         let result = try await ledger.submit(.make(id, "alice", "merchant", amount, .pending(expiresAt: expiresAt)))
         try #require(result == .created, "hold \(id): \(result)")

@@ -23,9 +23,9 @@ struct ProjectDatabaseModeTests {
     @Test("wallet.db, wallet.db-wal and wallet.db-shm are owner-only")
     func walletDatabase() async throws {
         try await withTemporaryFolder { root in
-            let ledger = try Ledger(directory: root)
+            let ledger = try SQLiteLedger(directory: root)
             _ = try await ledger.createAccount(id: "a", currency: try Currency("EUR"))
-            try expectOwnerOnly(root + "/" + Ledger.fileName)
+            try expectOwnerOnly(root + "/" + SQLiteLedger.fileName)
         }
     }
 

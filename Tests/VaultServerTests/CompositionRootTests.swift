@@ -82,7 +82,8 @@ struct CompositionRootTests {
             let first = try await VaultApplication.build(configuration, logger: TestLog.quiet())
             _ = try await first.wallets.createWallet(
                 ownerRef: "customer-1", currency: "EUR", idempotency: try IdempotencyKey(owner: "o", key: "k-1"))
-            try await first.wallets.ledger.pool.write { db in
+            let ledger = try #require(first.wallets.ledger as? SQLiteLedger)
+            try await ledger.pool.write { db in
                 try db.execute(sql: "UPDATE ledger_accounts SET debits_posted = debits_posted + 7")
             }
             let error = await #expect(throws: LedgerError.self) {

@@ -257,7 +257,7 @@ struct IdempotencyTests {
             #expect(badAmount == .invalidAmount)
             #expect(try await sandbox.count("wallet_idempotency") == stored)
 
-            // The IdempotencyStore rule: nothing was stored, so the corrected request runs.
+            // The IdempotencyRules rule: nothing was stored, so the corrected request runs.
             let corrected = try await sandbox.service.transfer(
                 from: euros.id, to: other.id, amount: 100, currency: "EUR", idempotency: key)
             #expect(try await sandbox.balance(other.id) == 100)

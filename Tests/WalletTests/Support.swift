@@ -16,13 +16,13 @@ import Wallet
 /// One test's wallet service and what it stands on.
 struct WalletSandbox {
     let service: WalletService
-    let ledger: Ledger
+    let ledger: SQLiteLedger
     let cards: InMemoryCardDirectory
     let authorizer: FakeAuthorizer
     let clock: ManualClock
     let directory: String
 
-    var databasePath: String { (directory as NSString).appendingPathComponent(Ledger.fileName) }
+    var databasePath: String { (directory as NSString).appendingPathComponent(SQLiteLedger.fileName) }
 
     /// A key of the default caller.
     func key(_ key: String, owner: String = "cred_test") throws -> IdempotencyKey {
@@ -84,6 +84,7 @@ func withWallet<R>(
     authorizer configure: ((FakeAuthorizer) -> Void)? = nil,
     withoutAuthorizer: Bool = false,
     numbering: VirtualAccountNumbering = .default,
+    store wrap: ((any WalletStore) -> any WalletStore)? = nil,
     _ body: (WalletSandbox) async throws -> R
 ) async throws -> R {
     let directory =
@@ -91,12 +92,14 @@ func withWallet<R>(
         .appendingPathComponent("wallet-tests-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let clock = ManualClock()
-    let ledger = try Ledger(directory: directory, clock: clock.function)
+    let ledger = try SQLiteLedger(directory: directory, clock: clock.function)
     let cards = InMemoryCardDirectory()
     let authorizer = FakeAuthorizer(directory: cards)
     configure?(authorizer)
-    let service = try WalletService(
-        ledger: ledger, cards: cards, authorizer: withoutAuthorizer ? nil : authorizer, numbering: numbering,
+    let store = try SQLiteWalletStore(ledger: ledger)
+    let service = WalletService(
+        store: wrap?(store) ?? store, cards: cards, authorizer: withoutAuthorizer ? nil : authorizer,
+        numbering: numbering,
         clock: clock.function)
     return try await body(
         WalletSandbox(

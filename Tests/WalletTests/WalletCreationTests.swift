@@ -162,13 +162,15 @@ struct WalletCreationTests {
         let cards = InMemoryCardDirectory()
         var first: WalletSummary
         do {
-            let ledger = try Ledger(directory: directory, clock: clock.function)
-            let service = try WalletService(ledger: ledger, cards: cards, authorizer: nil, clock: clock.function)
+            let ledger = try SQLiteLedger(directory: directory, clock: clock.function)
+            let service = WalletService(
+                store: try SQLiteWalletStore(ledger: ledger), cards: cards, authorizer: nil, clock: clock.function)
             first = try await service.createWallet(
                 ownerRef: "o", currency: "EUR", idempotency: IdempotencyKey(owner: "c", key: "k1"))
         }
-        let ledger = try Ledger(directory: directory, clock: clock.function)
-        let service = try WalletService(ledger: ledger, cards: cards, authorizer: nil, clock: clock.function)
+        let ledger = try SQLiteLedger(directory: directory, clock: clock.function)
+        let service = WalletService(
+            store: try SQLiteWalletStore(ledger: ledger), cards: cards, authorizer: nil, clock: clock.function)
         #expect(try await service.wallet(first.id) == first)
         // The key's outcome survived too: replayed, not a second wallet.
         let replay = try await service.createWallet(

@@ -1,42 +1,26 @@
 public import Foundation
-public import GRDB
+package import GRDB
 import GroupCommit
 import SQLiteSupport
 import Synchronization
 
-/// A double-entry ledger in `wallet.db` (never in `vault.db`): accounts, transfers, two-phase
-/// holds, linked transfers, idempotent ids. TigerBeetle's model on SQLite.
+/// The ``LedgerStore`` on SQLite, in `wallet.db` (never in `vault.db`).
 ///
-/// Invariants, checked inside every commit before it is made (a violation rolls the whole
-/// commit back and is reported as `invariant_violated` to every caller in it):
-/// 1. Per currency, the sum over all accounts of credits minus debits is zero, posted and
-///    pending separately (each transfer adds the same amount to one debit and one credit).
-///    Each commit checks it from the deltas it writes (see `LedgerCommit`: the deltas of a
-///    commit summing to zero per currency, given the sum was zero before, proves it is zero
-///    after), in O(accounts touched); ``verifyInvariants()`` recomputes it in SQL over every
-///    account, and so does every `fullCheckEvery`-th commit if that is set.
-/// 2. An account flagged `debitsMustNotExceedCredits` never has posted plus pending debits
-///    above its posted credits (no overdraft), and likewise for `creditsMustNotExceedDebits`:
-///    checked for both accounts of every transfer, against balances that include every earlier
-///    transfer of the commit.
-/// 3. A pending transfer is released exactly once: posted, voided or expired.
-/// All writes go through one SQLite writer, so these hold under any interleaving of callers;
-/// concurrent callers share commits (group commit), and a commit writes each account it
-/// touches once, however many of its transfers touch it.
-///
-/// Choices (TigerBeetle's model unless stated):
-/// - A post or void may leave its debit and credit account ids empty; if it names them, they
-///   must be the pending transfer's (`pending_transfer_has_different_debit_account`, `…_credit_…`).
-/// - A pending transfer must expire in the future when it is created (`invalid_expiry`); one
-///   without an expiry never expires.
-/// - Failed transfers are not stored, so the id of a failed transfer may be used again, and a
-///   retry after, say, `insufficient_funds` can succeed once funds arrive. TigerBeetle instead
-///   remembers transient failures (`id_already_failed`); here a caller that needs a retry to
-///   replay its failure records it itself (the wallet's idempotency keys do, in the same
-///   commit through ``createTransfers(_:recording:)``).
-public final class Ledger: Sendable {
+/// How it keeps the protocol's invariants: every commit checks them before it is made (a
+/// violation rolls the whole commit back and is reported as `invariant_violated` to every caller
+/// in it). Invariant 1 is checked from the deltas each commit writes (see `LedgerCommit`: the
+/// deltas of a commit summing to zero per currency, given the sum was zero before, proves it is
+/// zero after), in O(accounts touched); ``verifyInvariants()`` recomputes it in SQL over every
+/// account, and so does every `fullCheckEvery`-th commit if that is set. Invariant 2 is checked
+/// for both accounts of every transfer, against balances that include every earlier transfer of
+/// the commit. All writes go through one SQLite writer, so the invariants hold under any
+/// interleaving of callers; concurrent callers share commits (group commit), and a commit writes
+/// each account it touches once, however many of its transfers touch it.
+public final class SQLiteLedger: LedgerStore {
     public static let fileName = "wallet.db"
-    public let pool: DatabasePool
+    /// For the stores that share `wallet.db` and its commits (the wallet's) and for tests; not
+    /// public API: nothing outside the package may reach the ledger's tables behind its back.
+    package let pool: DatabasePool
     private let committer: GroupCommitter<Submission, Result<[TransferResult], any Error>>
     private let clock: @Sendable () -> Date
     private let fullCheck: FullCheck
@@ -86,7 +70,7 @@ public final class Ledger: Sendable {
 
     /// Creates an account inside the caller's write transaction on ``pool`` (so that, e.g., a
     /// wallet and its account commit together); the same rules as ``createAccount(id:currency:flags:)``.
-    public func createAccount(
+    package func createAccount(
         id: String, currency: Currency, flags: AccountFlags, in db: Database, now: Date
     ) throws -> Account {
         try Self.validate(id: id)
@@ -112,7 +96,7 @@ public final class Ledger: Sendable {
     }
 
     /// The account `id` as `db` sees it, or `nil` (for reads inside a caller's transaction).
-    public static func account(_ db: Database, _ id: String) throws -> Account? {
+    package static func account(_ db: Database, _ id: String) throws -> Account? {
         let select = try RawStatement(
             db,
             """
@@ -145,7 +129,7 @@ public final class Ledger: Sendable {
     /// throws, none of these transfers is made and the error is rethrown; other callers sharing
     /// the commit are not affected. `record` sees the balances these transfers leave (e.g.
     /// through ``account(_:_:)``); it must not write `ledger_accounts` balances itself.
-    public func createTransfers(
+    package func createTransfers(
         _ requests: [TransferRequest], recording record: @escaping @Sendable (Database, [TransferResult]) throws -> Void
     ) async throws -> [TransferResult] {
         guard !requests.isEmpty else { return [] }
