@@ -111,6 +111,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Virtual cards by token: state, controls, authorization decisions (the vault issues them).
+        .target(
+            name: "Issuing",
+            dependencies: [
+                "Wallet", "Ledger", "CardTokens", "SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Wiring
         .target(
             name: "VaultServer",

@@ -1,8 +1,8 @@
-import Foundation
+package import Foundation
 import Synchronization
 
 /// What an idempotent request produced, as stored: the value, or the refusal that ended it.
-enum StoredOutcome<Value: Codable>: Codable {
+package enum StoredOutcome<Value: Codable>: Codable {
     case success(Value)
     case failure(WalletError)
 }
@@ -18,7 +18,7 @@ enum StoredOutcome<Value: Codable>: Codable {
 ///
 /// Keys in flight are tracked in memory: one process owns `wallet.db` (SQLite), so that is
 /// where concurrent duplicates meet.
-final class IdempotencyRules: Sendable {
+package final class IdempotencyRules: Sendable {
     private let store: any WalletStore
     private let inFlight = Mutex<Set<IdempotencyKey>>([])
     private static let encoder: JSONEncoder = {
@@ -33,8 +33,8 @@ final class IdempotencyRules: Sendable {
     }()
 
     /// Thrown by an operation whose failure it has already stored.
-    struct RecordedFailure: Error {
-        var error: WalletError
+    package struct RecordedFailure: Error {
+        package var error: WalletError
     }
 
     init(store: any WalletStore) {
@@ -42,30 +42,30 @@ final class IdempotencyRules: Sendable {
     }
 
     /// A handle an operation uses to store its outcome in its own commit.
-    struct Recorder<Value: Codable & Sendable>: Sendable {
+    package struct Recorder<Value: Codable & Sendable>: Sendable {
         let key: IdempotencyKey
         let request: String
         let now: Date
 
         /// The write that stores `outcome`.
-        func write(_ outcome: StoredOutcome<Value>) throws -> WalletWrite {
+        package func write(_ outcome: StoredOutcome<Value>) throws -> WalletWrite {
             try write(encoded: encode(outcome))
         }
 
         /// The stored form of `outcome`: encode before a commit to keep the encoding out of the
         /// single writer's time.
-        func encode(_ outcome: StoredOutcome<Value>) throws -> Data {
+        package func encode(_ outcome: StoredOutcome<Value>) throws -> Data {
             try IdempotencyRules.encoder.encode(outcome)
         }
 
-        func write(encoded data: Data) -> WalletWrite {
+        package func write(encoded data: Data) -> WalletWrite {
             .outcome(StoredIdempotencyOutcome(request: request, outcome: data, createdAt: now), key: key)
         }
     }
 
     /// Runs `operation` at most once per key (see the type's rules) and returns its outcome, or
     /// the stored outcome of an earlier run.
-    func run<Value: Codable & Sendable>(
+    package func run<Value: Codable & Sendable>(
         _ key: IdempotencyKey, request: String, now: Date,
         _ operation: (Recorder<Value>) async throws -> Value
     ) async throws -> Value {
@@ -91,7 +91,7 @@ final class IdempotencyRules: Sendable {
     }
 
     /// Stores a failure on its own, for operations whose failure changed nothing else.
-    func saveFailure<Value: Codable & Sendable>(
+    package func saveFailure<Value: Codable & Sendable>(
         _ error: WalletError, with recorder: Recorder<Value>
     ) async throws
         -> Never

@@ -1,6 +1,6 @@
 public import CardTokens
 public import Foundation
-import GRDB
+package import GRDB
 public import Ledger
 import SQLiteSupport
 
@@ -204,8 +204,8 @@ public final class SQLiteWalletStore: WalletStore {
         }
     }
 
-    /// Writes `writes` in the caller's transaction.
-    private static func apply(_ writes: [WalletWrite], in db: Database) throws {
+    /// Writes `writes` in the caller's transaction (also for the stores that share `wallet.db`).
+    package static func apply(_ writes: [WalletWrite], in db: Database) throws {
         for write in writes {
             switch write {
             case .outcome(let outcome, let key):

@@ -19,7 +19,8 @@ public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConve
             .invalidCursor, .invalidIdempotencyKey, .walletNotFound, .cardNotFound, .tokenNotFound, .cardExpired,
             .currencyMismatch, .sameWallet, .insufficientFunds, .amountOverflow, .accountNumbersExhausted,
             .idempotencyKeyReused, .idempotencyKeyInUse, .acquirerTimeout, .acquirerUnavailable, .acquirerNotConfigured,
-            .internalFailure,
+            .internalFailure, .invalidSpendLimits, .invalidMCC, .invalidCountry, .invalidExpiresInMonths,
+            .virtualCardNotFound, .cardClosed, .invalidStateTransition, .issuingNotConfigured,
         ]
 
         public init(from decoder: any Decoder) throws {
@@ -62,6 +63,17 @@ public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConve
         public static let acquirerTimeout = Self("acquirer_timeout", .upstreamTimeout)
         public static let acquirerUnavailable = Self("acquirer_unavailable", .upstreamFailed)
         public static let acquirerNotConfigured = Self("acquirer_not_configured", .unavailable)
+        // Virtual cards
+        public static let invalidSpendLimits = Self("invalid_spend_limits", .invalidInput)
+        public static let invalidMCC = Self("invalid_mcc", .invalidInput)
+        public static let invalidCountry = Self("invalid_country", .invalidInput)
+        public static let invalidExpiresInMonths = Self("invalid_expires_in_months", .invalidInput)
+        public static let virtualCardNotFound = Self("virtual_card_not_found", .notFound)
+        /// A closed card cannot change any more.
+        public static let cardClosed = Self("card_closed", .conflict)
+        /// The card's state cannot go to the one asked for (e.g. `paused` before `active`).
+        public static let invalidStateTransition = Self("invalid_state_transition", .conflict)
+        public static let issuingNotConfigured = Self("issuing_not_configured", .unavailable)
         /// A fault of the service (e.g. the ledger refused a commit for an invariant).
         public static let internalFailure = Self("internal_failure", .internal)
 

@@ -18,7 +18,8 @@ public final class WalletService: Sendable {
     let cards: any CardDirectory
     let authorizer: (any CardAuthorizing)?
     let numbering: VirtualAccountNumbering
-    let idempotency: IdempotencyRules
+    /// The Idempotency-Key rules, shared with the other services over the same store (issuing).
+    package let idempotency: IdempotencyRules
     /// Now, in whole milliseconds.
     let clock: @Sendable () -> Date
     /// Wallet id → currency and tenant. Neither ever changes, so this cache cannot go stale.
@@ -93,7 +94,7 @@ public final class WalletService: Sendable {
 
     /// The currency of wallet `id`, which must belong to `tenant`.
     /// - Throws: `wallet_not_found` (also for another tenant's wallet).
-    func walletCurrency(_ id: String, tenant: String) async throws -> Currency {
+    package func walletCurrency(_ id: String, tenant: String) async throws -> Currency {
         var entry = currencies.withLock { $0[id] }
         if entry == nil, let stored = try await store.walletEntry(id) {
             entry = try remember(stored, of: id)
@@ -129,5 +130,5 @@ public final class WalletService: Sendable {
     }
 
     /// The request an Idempotency-Key is bound to, as one unambiguous string.
-    static func describe(_ parts: String...) -> String { parts.joined(separator: "\u{1F}") }
+    package static func describe(_ parts: String...) -> String { parts.joined(separator: "\u{1F}") }
 }
