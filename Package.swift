@@ -203,6 +203,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "IssuingTests",
+            dependencies: [
+                "VaultTestSupport", "Issuing", "Wallet", "Ledger", "CardTokens",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "AcquirerSimulatorTests",
             dependencies: [
                 "VaultTestSupport", "CDETestSupport",

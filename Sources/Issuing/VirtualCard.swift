@@ -46,6 +46,28 @@ public struct VirtualCard: Sendable, Hashable, Codable {
     public var spent: SpendCounters
     public var createdAt: Date
 
+    public init(
+        id: String, walletID: String, tenant: String, token: Token, bin: String, last4: String, brand: CardBrand,
+        expMonth: Int, expYear: Int, kind: Kind, state: State, controls: SpendControls, lockedMerchant: String?,
+        spent: SpendCounters, createdAt: Date
+    ) {
+        self.id = id
+        self.walletID = walletID
+        self.tenant = tenant
+        self.token = token
+        self.bin = bin
+        self.last4 = last4
+        self.brand = brand
+        self.expMonth = expMonth
+        self.expYear = expYear
+        self.kind = kind
+        self.state = state
+        self.controls = controls
+        self.lockedMerchant = lockedMerchant
+        self.spent = spent
+        self.createdAt = createdAt
+    }
+
     /// Whether the card is past the end of its expiry month at `now` (UTC).
     public func isExpired(at now: Date) -> Bool {
         let today = UTCCalendar.components(of: now)

@@ -105,6 +105,11 @@ public final class VirtualCardService: Sendable {
         let now = clock()
         return try await wallets.idempotency.run(key, request: description, now: now) {
             (recorder: IdempotencyRules.Recorder<VirtualCard>) in
+            // Issuing reaches the vault, so an earlier outcome is replayed before anything runs.
+            if let stored = try await wallets.idempotency.storedOutcome(key, request: description, as: VirtualCard.self)
+            {
+                return try stored.get()
+            }
             _ = try await wallets.walletCurrency(walletID, tenant: tenant)
             let controls = try request.controls.validated()
             guard IssueCardRequest.expiresInMonthsRange.contains(request.expiresInMonths) else {

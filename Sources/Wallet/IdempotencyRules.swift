@@ -102,7 +102,7 @@ package final class IdempotencyRules: Sendable {
 
     /// The stored outcome of `key`, if any.
     /// - Throws: `idempotency_key_reused` when the key was used for another request.
-    func storedOutcome<Value: Codable>(
+    package func storedOutcome<Value: Codable>(
         _ key: IdempotencyKey, request: String, as type: Value.Type
     ) async throws -> Result<Value, WalletError>? {
         try decode(try await store.outcome(of: key), request: request, as: type)
