@@ -169,6 +169,8 @@ let package = Package(
         ),
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "CardTokensTests", dependencies: ["CardTokens"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GroupCommitTests", dependencies: ["GroupCommit", "VaultTestSupport"], swiftSettings: swiftSettings),
         // The opener and statements of SQLiteSupport, and the file modes of every database the
         // project opens through it (so it also reaches the stores that open them).
         .testTarget(

@@ -1,25 +1,73 @@
+public import CardTokens
 import Foundation
 public import Hummingbird
 import NIOCore
 
 /// Why the simulator refused a request: an HTTP status and `{"error": {"code", "message"}}`.
 /// Messages are fixed text: they never echo the request, so no card data can leave through them.
-public struct AcquirerError: Error, HTTPResponseError, Sendable, Hashable, CustomStringConvertible {
-    public let status: HTTPResponse.Status
-    /// A stable code.
-    public let code: String
+public struct AcquirerError: Error, HTTPResponseError, Sendable, Hashable, CustomStringConvertible,
+    CustomDebugStringConvertible
+{
+    /// A stable code, returned as `error.code`.
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        public let rawValue: String
+        /// What kind of failure it is, declared with the code (a code cannot exist without one).
+        public let category: ErrorCategory
+        private init(_ rawValue: String, _ category: ErrorCategory) {
+            self.rawValue = rawValue
+            self.category = category
+        }
+
+        public static let invalidJSON = Self("invalid_json", .invalidInput)
+        public static let invalidReference = Self("invalid_reference", .invalidInput)
+        public static let invalidAmount = Self("invalid_amount", .invalidInput)
+        public static let invalidCurrency = Self("invalid_currency", .invalidInput)
+        public static let invalidCardBlock = Self("invalid_card_block", .invalidInput)
+        public static let invalidCard = Self("invalid_card", .invalidInput)
+        public static let referenceReused = Self("reference_reused", .conflict)
+        public static let notFound = Self("not_found", .notFound)
+        public static let unavailable = Self("acquirer_unavailable", .unavailable)
+        /// Invalid input, answered with HTTP's own status for it (413).
+        public static let bodyTooLarge = Self("body_too_large", .invalidInput)
+        public static let internalError = Self("internal_error", .internal)
+
+        public var description: String { rawValue }
+    }
+
+    public let code: Code
     public let message: String
 
-    public init(_ status: HTTPResponse.Status, code: String, message: String) {
-        self.status = status
+    public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
 
-    public var description: String { "AcquirerError(\(status.code) \(code): \(message))" }
+    /// The status of `code`'s category, as the vault's server maps it (the simulator answers as a
+    /// third party would, so it keeps its own table); 413 for a body too large.
+    public var status: HTTPResponse.Status {
+        if code == .bodyTooLarge { return .contentTooLarge }
+        return switch code.category {
+        case .invalidInput: .badRequest
+        case .notFound: .notFound
+        case .conflict: .conflict
+        case .refused: .unprocessableContent
+        case .unauthenticated: .unauthorized
+        case .forbidden: .forbidden
+        case .rateLimited: .tooManyRequests
+        case .unavailable: .serviceUnavailable
+        case .upstreamTimeout: .gatewayTimeout
+        case .upstreamFailed: .badGateway
+        case .internal: .internalServerError
+        }
+    }
+
+    /// The type and code only: a description lands in logs and interpolations, so it carries no
+    /// message; ``debugDescription`` has the details.
+    public var description: String { "AcquirerError(\(code))" }
+    public var debugDescription: String { "AcquirerError(\(status.code) \(code): \(message))" }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = ["error": ["code": code, "message": message]]
+        let body = ["error": ["code": code.rawValue, "message": message]]
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return Response(
@@ -28,27 +76,27 @@ public struct AcquirerError: Error, HTTPResponseError, Sendable, Hashable, Custo
     }
 
     static let invalidJSON = AcquirerError(
-        .badRequest, code: "invalid_json",
-        message: "the body must be a JSON object with reference, amount, currency and card")
+        .invalidJSON, "the body must be a JSON object with reference, amount, currency and card")
     static let invalidReference = AcquirerError(
-        .badRequest, code: "invalid_reference", message: "reference must be 1 to 64 printable ASCII characters")
-    static let invalidAmount = AcquirerError(
-        .badRequest, code: "invalid_amount", message: "amount must be a positive integer of minor units")
+        .invalidReference, "reference must be 1 to 64 printable ASCII characters")
+    static let invalidAmount = AcquirerError(.invalidAmount, "amount must be a positive integer of minor units")
     static let invalidCurrency = AcquirerError(
-        .badRequest, code: "invalid_currency", message: "currency must be three upper-case letters (ISO 4217)")
+        .invalidCurrency, "currency must be three upper-case letters (ISO 4217)")
     static let invalidCardBlock = AcquirerError(
-        .badRequest, code: "invalid_card_block",
-        message: "card must be the base64 of a sealed box to the acquirer's public key")
+        .invalidCardBlock, "card must be the base64 of a sealed box to the acquirer's public key")
     static let invalidCard = AcquirerError(
-        .badRequest, code: "invalid_card",
-        message: "the card block must hold pan (12 to 19 digits, Luhn-valid), exp_month, exp_year and an optional cvv")
+        .invalidCard,
+        "the card block must hold pan (12 to 19 digits, Luhn-valid), exp_month, exp_year and an optional cvv")
     static let referenceReused = AcquirerError(
-        .conflict, code: "reference_reused", message: "this reference was used with another amount or currency")
-    static let notFound = AcquirerError(.notFound, code: "not_found", message: "no authorization with this reference")
-    static let unavailable = AcquirerError(
-        .serviceUnavailable, code: "acquirer_unavailable", message: "the acquirer is unavailable; retry later")
-    static let bodyTooLarge = AcquirerError(
-        .contentTooLarge, code: "body_too_large", message: "request body is too large")
-    static let internalError = AcquirerError(
-        .internalServerError, code: "internal_error", message: "the acquirer could not record the authorization")
+        .referenceReused, "this reference was used with another amount or currency")
+    static let notFound = AcquirerError(.notFound, "no authorization with this reference")
+    static let unavailable = AcquirerError(.unavailable, "the acquirer is unavailable; retry later")
+    static let bodyTooLarge = AcquirerError(.bodyTooLarge, "request body is too large")
+    static let internalError = AcquirerError(.internalError, "the acquirer could not record the authorization")
+}
+
+extension AcquirerError: CategorizedError {
+    public var category: ErrorCategory { code.category }
+    public var errorCode: String { code.rawValue }
+    public var publicMessage: String { message }
 }

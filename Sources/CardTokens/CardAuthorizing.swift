@@ -58,20 +58,28 @@ public struct AuthorizationOutcome: Sendable, Hashable, Codable {
 public struct AuthorizationError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         public let rawValue: String
-        private init(_ rawValue: String) { self.rawValue = rawValue }
+        /// What kind of failure it is, declared with the code (a code cannot exist without one).
+        /// The categories are those of the wallet errors each code becomes for a top-up.
+        public let category: ErrorCategory
+        private init(_ rawValue: String, _ category: ErrorCategory) {
+            self.rawValue = rawValue
+            self.category = category
+        }
 
-        /// The token was never issued or has been deleted.
-        public static let tokenNotFound = Self("token_not_found")
-        /// The request itself is malformed (amount, currency, reference).
-        public static let invalidRequest = Self("invalid_request")
+        /// The token was never issued or has been deleted. Refused, not not-found: the caller
+        /// names a card on file, which exists; its token is gone from the vault.
+        public static let tokenNotFound = Self("token_not_found", .refused)
+        /// The request itself is malformed (amount, currency, reference). A fault of the service:
+        /// the vault's own caller builds the request from input it has already checked.
+        public static let invalidRequest = Self("invalid_request", .internal)
         /// No acquirer is configured.
-        public static let notConfigured = Self("acquirer_not_configured")
+        public static let notConfigured = Self("acquirer_not_configured", .unavailable)
         /// The acquirer did not answer in time: the outcome is unknown. Retry with the same reference.
-        public static let acquirerTimeout = Self("acquirer_timeout")
+        public static let acquirerTimeout = Self("acquirer_timeout", .upstreamTimeout)
         /// The acquirer could not be reached or answered with a 5xx. Retry with the same reference.
-        public static let acquirerUnavailable = Self("acquirer_unavailable")
+        public static let acquirerUnavailable = Self("acquirer_unavailable", .upstreamFailed)
         /// The vault could not complete the request (e.g. the audit log refused the write).
-        public static let internalFailure = Self("internal_failure")
+        public static let internalFailure = Self("internal_failure", .internal)
 
         public var description: String { rawValue }
     }
@@ -91,6 +99,12 @@ public struct AuthorizationError: Error, Sendable, Hashable, CustomStringConvert
     /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
     public var description: String { "AuthorizationError(\(code))" }
     public var debugDescription: String { "AuthorizationError(\(code): \(message))" }
+}
+
+extension AuthorizationError: CategorizedError {
+    public var category: ErrorCategory { code.category }
+    public var errorCode: String { code.rawValue }
+    public var publicMessage: String { message }
 }
 
 /// What the wallet side may ask of the vault to charge a card on file: use without reveal.

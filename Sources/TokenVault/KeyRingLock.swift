@@ -74,9 +74,14 @@ public struct KeyRingLock: Sendable {
     public func acquire() async throws -> Held {
         while true {
             if let held = try tryAcquire() { return held }
+            Self.foundHeld?()
             try await Task.sleep(for: .milliseconds(20))
         }
     }
+
+    /// Called each time ``acquire()`` finds the lock held, so a test knows a caller is waiting
+    /// for it instead of guessing how long that takes. Task-local: nothing to set in production.
+    @TaskLocal static var foundHeld: (@Sendable () -> Void)?
 
     /// Runs `body` holding the lock.
     public func withLock<R>(_ body: () async throws -> R) async throws -> R {

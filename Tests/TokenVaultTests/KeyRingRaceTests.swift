@@ -92,11 +92,22 @@ struct KeyRingRaceTests {
             // A second open file description conflicts, in this process as in another.
             #expect(try lock.tryAcquire() == nil)
 
-            let rotation = Task { try await vault.keys.rotate() }
+            let (rotationWaits, rotationWaiting) = AsyncStream.makeStream(of: Void.self)
+            let (masteringWaits, masteringWaiting) = AsyncStream.makeStream(of: Void.self)
+            let rotation = Task {
+                try await KeyRingLock.$foundHeld.withValue({ rotationWaiting.yield() }) {
+                    try await vault.keys.rotate()
+                }
+            }
             let newKey = try Self.newMasterKey(sandbox)
-            let mastering = Task { try await vault.rotateMaster(newKeyPath: newKey) }
-            // Give both time to reach the lock; the check below holds however long they take.
-            try await Task.sleep(for: .milliseconds(200))
+            let mastering = Task {
+                try await KeyRingLock.$foundHeld.withValue({ masteringWaiting.yield() }) {
+                    try await vault.rotateMaster(newKeyPath: newKey)
+                }
+            }
+            // Both have found the lock held and wait for it, however long they took to get there.
+            for await _ in rotationWaits { break }
+            for await _ in masteringWaits { break }
             // Neither has changed the key ring while the lock is held.
             #expect(try DB.count(vault, "SELECT count(*) FROM data_keys") == 1)
             #expect(!FileManager.default.fileExists(atPath: sandbox.paths.masterKeyPath + ".next"))

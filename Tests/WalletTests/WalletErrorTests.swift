@@ -36,4 +36,20 @@ struct WalletErrorTests {
         #expect(WalletError(.invalidCursor, "").category == .invalidInput)
         #expect(WalletError(.idempotencyKeyInUse, "").category == .conflict)
     }
+
+    /// A top-up turns an authorization error into a wallet error (WalletService+TopUps.swift);
+    /// both declare the same category, so the status is the same whichever a client meets.
+    @Test(
+        "an authorization error's category is that of the wallet error a top-up makes of it",
+        arguments: [
+            (AuthorizationError.Code.tokenNotFound, WalletError.Code.tokenNotFound),
+            (.acquirerTimeout, .acquirerTimeout),
+            (.acquirerUnavailable, .acquirerUnavailable),
+            (.notConfigured, .acquirerNotConfigured),
+            (.invalidRequest, .internalFailure),
+            (.internalFailure, .internalFailure),
+        ])
+    func authorizationCategories(authorization: AuthorizationError.Code, wallet: WalletError.Code) {
+        #expect(authorization.category == wallet.category)
+    }
 }
