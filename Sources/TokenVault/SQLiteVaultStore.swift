@@ -425,7 +425,7 @@ public struct SQLiteVaultStore: VaultStore {
             // Every sealed row, verified under the old row key before it is re-sealed: re-sealing
             // an edited row would make the edit genuine.
             let dataKeys = try Self.verifiedDataKeys(db, rowMAC: oldRowMAC)
-            let credentials = try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:))
+            let credentials = try CredentialRow.all(in: db)
             if let bad = credentials.first(where: { !$0.verifies(with: oldRowMAC) }) {
                 throw VaultError(
                     .recordCorrupt,

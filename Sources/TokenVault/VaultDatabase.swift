@@ -230,7 +230,7 @@ public final class VaultDatabase: Sendable {
                     ALTER TABLE cards ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
                     ALTER TABLE cards ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
                     """)
-            let before = try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:))
+            let before = try CredentialRow.all(in: db)
             try db.execute(sql: "ALTER TABLE credentials ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'")
             guard !before.isEmpty else { return }
             guard let rowMAC else {
@@ -304,7 +304,7 @@ public final class VaultDatabase: Sendable {
     /// computed over the rows as they are (trust on first use), in the migration's transaction.
     private static func backfillRowMACs(_ db: Database, rowMAC: RowMAC?, auditChain: AuditChain?) throws {
         let dataKeys = try SQLiteVaultStore.dataKeys(db)
-        let credentials = try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:))
+        let credentials = try CredentialRow.all(in: db)
         guard !dataKeys.isEmpty || !credentials.isEmpty else { return }
         guard let rowMAC, let auditChain else {
             throw VaultError(

@@ -1,6 +1,5 @@
 import CardTokens
 import Foundation
-import GRDB
 import SQLiteSupport
 
 /// A `credentials` row exactly as stored, and the one place that says which of its columns the
@@ -28,9 +27,10 @@ struct CredentialRow: Sendable, Hashable {
     /// The fields the row MAC covers, in order; field 1 is the primary key.
     ///
     /// To cover a new column: add it as the last field here (never reorder or remove one), read
-    /// and write it in ``init(row:)``, ``insert(in:)`` and ``credential``, extend the encoding in
-    /// docs/CRYPTO.md §10, and give existing rows their new MACs in the migration that adds the
-    /// column (the `vault.v2` backfill shows how; it needs the row MAC key).
+    /// and write it in ``init(row:)`` and ``insert(in:)`` (SQLiteCredentialStore.swift) and in
+    /// ``credential``, extend the encoding in docs/CRYPTO.md §10, and give existing rows their new
+    /// MACs in the migration that adds the column (the `vault.v2` backfill shows how; it needs the
+    /// row MAC key).
     var macFields: [RowMAC.Field] {
         [
             .text(id),
@@ -59,29 +59,6 @@ struct CredentialRow: Sendable, Hashable {
         self.mac = mac
     }
 
-    /// Decodes a row without trusting it: a value of an unexpected type reads as empty (and then
-    /// fails the MAC) rather than stopping the process.
-    init(row: Row) {
-        func text(_ column: String) -> String { String.fromDatabaseValue(row[column] as DatabaseValue) ?? "" }
-        func blob(_ column: String) -> [UInt8]? {
-            guard case .blob(let data) = (row[column] as DatabaseValue?)?.storage else { return nil }
-            return [UInt8](data)
-        }
-        func integer(_ column: String) -> Int64? { Int64.fromDatabaseValue(row[column] as DatabaseValue) }
-        id = text("id")
-        name = text("name")
-        scopes = text("scopes")
-        purposes = text("purposes")
-        secretHash = blob("secret_hash") ?? []
-        createdAtMs = integer("created_at_ms") ?? 0
-        revokedAtMs = integer("revoked_at_ms")
-        // Absent before migration `vault.tenants` (the `vault.v2` backfill runs before it).
-        tenant = row.hasColumn("tenant") ? text("tenant") : Principal.defaultTenant
-        mac = row.hasColumn("mac") ? blob("mac") : nil
-        // Absent before migration `vault.root-versions`: every hash was under root version 0.
-        hashVersion = row.hasColumn("hash_version") ? integer("hash_version").flatMap(UInt32.init(exactly:)) ?? 0 : 0
-    }
-
     /// Whether the row is as the vault wrote it.
     func verifies(with rowMAC: RowMAC) -> Bool {
         rowMAC.verify(mac, table: Self.table, fields: macFields)
@@ -92,19 +69,6 @@ struct CredentialRow: Sendable, Hashable {
         var row = self
         row.mac = rowMAC.mac(table: Self.table, fields: macFields)
         return row
-    }
-
-    /// Inserts the row (with its MAC).
-    func insert(in db: Database) throws {
-        try db.execute(
-            sql: """
-                INSERT INTO credentials (id, name, scopes, purposes, secret_hash, created_at_ms, revoked_at_ms, mac,
-                    tenant, hash_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                id, name, scopes, purposes, Data(secretHash), createdAtMs, revokedAtMs, mac.map { Data($0) },
-                tenant, hashVersion,
-            ])
     }
 
     /// The credential the row describes.

@@ -1,7 +1,6 @@
 public import Audit
 public import CardTokens
 import Foundation
-import GRDB
 public import Logging
 import SQLiteSupport
 import Synchronization
@@ -36,20 +35,25 @@ public final class CredentialService: Sendable {
         var unknown: Set<String> = []
     }
 
-    private let pool: DatabasePool
-    /// The credential-hash and row MAC keys of every root version.
+    private let store: any CredentialStore
+    /// The credential-hash keys of every root version.
     private let keyRing: KeyRing
-    private let audit: SQLiteAuditLog
     private let logger: Logger
     private let cache = Mutex(Cache())
 
-    public init(
+    /// Credentials in `vault.db`; each change appends its record to `audit` in its transaction.
+    public convenience init(
         database: VaultDatabase, keyRing: KeyRing, audit: SQLiteAuditLog,
         logger: Logger = Logger(label: "vault.credentials")
     ) {
-        self.pool = database.pool
+        self.init(
+            store: SQLiteCredentialStore(database: database, keyRing: keyRing, audit: audit), keyRing: keyRing,
+            logger: logger)
+    }
+
+    init(store: any CredentialStore, keyRing: KeyRing, logger: Logger = Logger(label: "vault.credentials")) {
+        self.store = store
         self.keyRing = keyRing
-        self.audit = audit
         self.logger = logger
     }
 
@@ -99,9 +103,8 @@ public final class CredentialService: Sendable {
                 "scopes=\(credential.scopes.map(\.rawValue).joined(separator: ",")) "
                 + "purposes=\(credential.purposeGrants.joined(separator: ",")) tenant=\(tenant)"
         )
-        let row = try await pool.write { [audit, keyRing, id] db in
+        let row = try await store.insert(audit: event) { [keyRing, id] rowMAC in
             // Hashed and sealed under the newest root version, read in this transaction.
-            let rowMAC = try keyRing.currentRowMAC(db)
             let root = keyRing.root
             var row = CredentialRow(
                 id: id, name: name, scopes: credential.scopes.map(\.rawValue).joined(separator: " "),
@@ -109,10 +112,7 @@ public final class CredentialService: Sendable {
                 secretHash: Self.hash(secret, key: root.credentialKey),
                 createdAtMs: credential.createdAt.milliseconds, revokedAtMs: nil, tenant: tenant)
             row.hashVersion = root.version
-            row = row.sealed(with: rowMAC)
-            try row.insert(in: db)
-            try audit.append([event], in: db)
-            return row
+            return row.sealed(with: rowMAC)
         }
         // As read back: the creation time at the stored (millisecond) precision.
         cache.withLock {
@@ -124,11 +124,7 @@ public final class CredentialService: Sendable {
 
     /// Every credential, newest last.
     public func list() async throws -> [Credential] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM credentials ORDER BY created_at_ms, id").map {
-                CredentialRow(row: $0).credential
-            }
-        }
+        try await store.rows().map(\.credential)
     }
 
     /// Revokes credential `id`; it stops authenticating at once in this process.
@@ -136,11 +132,8 @@ public final class CredentialService: Sendable {
         let event = AuditEvent(
             actor: actor.name, type: "credential.revoke", outcome: .success, origin: actor.origin,
             objects: ["credential:\(id)"])
-        try await pool.write { [audit, keyRing] db in
-            let rowMAC = try keyRing.currentRowMAC(db)
-            guard let stored = try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]),
-                case var row = CredentialRow(row: stored), row.revokedAtMs == nil
-            else {
+        try await store.revoke(id: id, audit: event) { stored, rowMAC in
+            guard var row = stored, row.revokedAtMs == nil else {
                 throw VaultError(.credentialNotFound, "no active credential with id \(id)")
             }
             // Re-sealing an edited row would make its edits genuine.
@@ -149,11 +142,7 @@ public final class CredentialService: Sendable {
                     .recordCorrupt, "credential \(id) fails its integrity check; it is refused already")
             }
             row.revokedAtMs = Date().milliseconds
-            row = row.sealed(with: rowMAC)
-            try db.execute(
-                sql: "UPDATE credentials SET revoked_at_ms = ?, mac = ? WHERE id = ?",
-                arguments: [row.revokedAtMs, row.mac.map { Data($0) }, id])
-            try audit.append([event], in: db)
+            return row.sealed(with: rowMAC)
         }
         cache.withLock {
             $0.entries[id] = nil
@@ -172,25 +161,17 @@ public final class CredentialService: Sendable {
         // so a flood of made-up keys costs no database read each.
         if entry == nil && !knownUnknown {
             databaseLookups.add(1, ordering: .relaxed)
-            // The revocations in the audit log are read only for a row that exists: an unknown id
-            // costs one indexed lookup, not a scan of the log.
-            let read = try? await pool.read { [keyRing] db -> (CredentialRow?, Set<String>, RowMAC) in
-                // A row sealed under a root version another process just added verifies only
-                // once this process holds that version; the rows are checked with the row key of
-                // this snapshot, whatever another task adopts meanwhile.
-                let rowMAC = try keyRing.currentRowMAC(db)
-                guard
-                    let row = try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(
-                        CredentialRow.init(row:))
-                else { return (nil, [], rowMAC) }
-                return (row, try Self.revokedInLog(db), rowMAC)
-            }
-            if let (row, revoked, rowMAC) = read, let row {
-                entry = accept([row], revokedInLog: revoked, rowMAC: rowMAC)[id]
-            } else if case (nil, _, _)? = read {
-                cache.withLock { cache in
-                    if cache.unknown.count >= Self.unknownIDCapacity { cache.unknown.removeAll(keepingCapacity: true) }
-                    cache.unknown.insert(id)
+            // A failed read remembers nothing: the id is looked up again next time.
+            if let snapshot = try? await store.snapshot(of: id) {
+                if snapshot.rows.isEmpty {
+                    cache.withLock { cache in
+                        if cache.unknown.count >= Self.unknownIDCapacity {
+                            cache.unknown.removeAll(keepingCapacity: true)
+                        }
+                        cache.unknown.insert(id)
+                    }
+                } else {
+                    entry = accept(snapshot)[id]
                 }
             }
         }
@@ -207,21 +188,15 @@ public final class CredentialService: Sendable {
     private func rehash(_ entry: Entry, secret: String) async {
         let id = entry.credential.id
         do {
-            let updated = try await pool.write { [keyRing] db -> CredentialRow? in
-                let rowMAC = try keyRing.currentRowMAC(db)
+            // Only a row that still verifies and still holds the hash the secret was checked against.
+            let updated = try await store.replaceHash(id: id) { [keyRing] stored, rowMAC in
                 let root = keyRing.root
-                guard
-                    let stored = try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]),
-                    case var row = CredentialRow(row: stored), row.verifies(with: rowMAC),
-                    row.hashVersion == entry.hashVersion, ConstantTime.equals(row.secretHash, entry.hash)
+                guard var row = stored, row.verifies(with: rowMAC), row.hashVersion == entry.hashVersion,
+                    ConstantTime.equals(row.secretHash, entry.hash)
                 else { return nil }
                 row.secretHash = Self.hash(secret, key: root.credentialKey)
                 row.hashVersion = root.version
-                row = row.sealed(with: rowMAC)
-                try db.execute(
-                    sql: "UPDATE credentials SET secret_hash = ?, hash_version = ?, mac = ? WHERE id = ?",
-                    arguments: [Data(row.secretHash), row.hashVersion, row.mac.map { Data($0) }, id])
-                return row
+                return row.sealed(with: rowMAC)
             }
             guard let updated else { return }
             cache.withLock {
@@ -251,39 +226,20 @@ public final class CredentialService: Sendable {
 
     /// Reloads every credential from the database (picks up revocations made elsewhere).
     public func reload() async throws {
-        let (rows, revoked, rowMAC) = try await pool.read { [keyRing] db in
-            (
-                try Row.fetchAll(db, sql: "SELECT * FROM credentials").map(CredentialRow.init(row:)),
-                try Self.revokedInLog(db),
-                try keyRing.currentRowMAC(db)
-            )
-        }
-        let accepted = accept(rows, revokedInLog: revoked, rowMAC: rowMAC)
+        let accepted = accept(try await store.snapshot())
         cache.withLock {
             $0.entries = accepted
             $0.unknown.removeAll(keepingCapacity: true)
         }
     }
 
-    /// Ids of the credentials the audit log records as revoked: a row put back as it was before
-    /// its revocation (genuine MAC, no `revoked_at_ms`) stays revoked.
-    private static func revokedInLog(_ db: Database) throws -> Set<String> {
-        let prefix = "credential:"
-        return Set(
-            try SQLiteAuditLog.revokedObjects(db).filter { $0.hasPrefix(prefix) }.map {
-                String($0.dropFirst(prefix.count))
-            })
-    }
-
     /// The rows that verify, as cache entries (also added to the cache); refused rows are logged
     /// once, by id. A credential revoked in its row or in the audit log stays revoked.
-    private func accept(
-        _ rows: [CredentialRow], revokedInLog: Set<String>, rowMAC: RowMAC
-    ) -> [String: Entry] {
+    private func accept(_ snapshot: CredentialSnapshot) -> [String: Entry] {
         var accepted = [String: Entry]()
         var refused = [String]()
-        for row in rows {
-            guard row.verifies(with: rowMAC) else {
+        for row in snapshot.rows {
+            guard row.verifies(with: snapshot.rowMAC) else {
                 refused.append(row.id)
                 continue
             }
@@ -291,7 +247,7 @@ public final class CredentialService: Sendable {
         }
         let newlyRefused = cache.withLock { cache -> [String] in
             for (id, entry) in accepted where entry.credential.revokedAt != nil { cache.revoked.insert(id) }
-            cache.revoked.formUnion(revokedInLog)
+            cache.revoked.formUnion(snapshot.revokedInLog)
             for id in cache.revoked { accepted[id] = nil }
             for (id, entry) in accepted { cache.entries[id] = entry }
             let fresh = refused.filter { !cache.refused.contains($0) }
