@@ -124,7 +124,7 @@ let package = Package(
         .target(
             name: "VaultServer",
             dependencies: [
-                "TokenVault", "CardTokens", "Audit", "Detokenization", "Ledger", "Wallet", "HTTPListener",
+                "TokenVault", "CardTokens", "Audit", "Detokenization", "Ledger", "Wallet", "Issuing", "HTTPListener",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

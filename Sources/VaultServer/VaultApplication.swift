@@ -3,6 +3,7 @@ public import CardTokens
 public import Detokenization
 public import HTTPListener
 public import Hummingbird
+public import Issuing
 import Ledger
 public import Logging
 public import ServiceLifecycle
@@ -12,29 +13,36 @@ public import Wallet
 
 /// Builds the HTTP side of the vault: two listeners with disjoint routes.
 public enum VaultApplication {
-    /// The public router: tokenize and metadata, and the wallet routes when `wallets` is given.
-    /// It has no detokenize or audit route.
+    /// The public router: tokenize and metadata, and the wallet and virtual-card routes when
+    /// `wallets` is given. It has no detokenize or audit route.
     /// - Parameter tokenizeRateLimit: cards per second per credential; `nil` for no limit.
     public static func publicRouter(
-        vault: Vault, wallets: WalletService? = nil, tokenizeRateLimit: Double? = nil
+        vault: Vault, wallets: WalletSide? = nil, tokenizeRateLimit: Double? = nil
     ) -> Router<VaultRequestContext> {
         router(vault: vault) { router in
             TokenController(tokens: vault.tokens, rateLimiter: tokenizeRateLimit.map { RateLimiter(rate: $0) })
                 .addRoutes(to: router)
             if let wallets {
-                WalletController(wallets: wallets).addRoutes(to: router)
+                WalletController(wallets: wallets.wallets).addRoutes(to: router)
+                VirtualCardController(cards: wallets.virtualCards).addRoutes(to: router)
             }
         }
     }
 
     /// The wallet side over `wallet.db` in the vault's data folder. It reaches the vault only
-    /// through token metadata and `authorizer` (use without reveal).
-    public static func walletService(
-        vault: Vault, authorizer: (any CardAuthorizing)?, numbering: VirtualAccountNumbering = .default
-    ) throws -> WalletService {
-        WalletService(
-            store: try SQLiteWalletStore(ledger: SQLiteLedger(directory: vault.paths.dataDirectory)),
-            cards: VaultCardDirectory(tokens: vault.tokens), authorizer: authorizer, numbering: numbering)
+    /// through token metadata, `authorizer` (use without reveal) and `issuer` (new cards come
+    /// back as tokens).
+    public static func walletSide(
+        vault: Vault, authorizer: (any CardAuthorizing)?, issuer: (any CardIssuer)?,
+        numbering: VirtualAccountNumbering = .default
+    ) throws -> WalletSide {
+        let ledger = try SQLiteLedger(directory: vault.paths.dataDirectory)
+        let wallets = WalletService(
+            store: try SQLiteWalletStore(ledger: ledger), cards: VaultCardDirectory(tokens: vault.tokens),
+            authorizer: authorizer, numbering: numbering)
+        let virtualCards = VirtualCardService(
+            store: try SQLiteIssuingStore(ledger: ledger), wallets: wallets, issuer: issuer)
+        return WalletSide(wallets: wallets, virtualCards: virtualCards)
     }
 
     /// The detokenize router (its own listener and credentials): detokenize and audit only.
@@ -108,7 +116,9 @@ public enum VaultApplication {
                 pin: acquirer.pin)
         }
         let gateway = AuthorizationGateway(tokens: vault.tokens, audit: vault.audit, acquirer: acquirer, logger: logger)
-        let wallets = try walletService(vault: vault, authorizer: gateway, numbering: configuration.numbering)
+        let walletSide = try walletSide(
+            vault: vault, authorizer: gateway, issuer: nil, numbering: configuration.numbering)
+        let wallets = walletSide.wallets
         // The ledger checks its invariants in every commit from that commit's changes; a full
         // recount at start also catches a wallet.db altered behind its back.
         try await wallets.rescopeCardFingerprints()
@@ -126,7 +136,7 @@ public enum VaultApplication {
             WalletMaintenanceService(wallets: wallets, retention: configuration.idempotencyRetention, logger: logger),
             application(
                 "public",
-                publicRouter(vault: vault, wallets: wallets, tokenizeRateLimit: configuration.tokenizeRateLimit),
+                publicRouter(vault: vault, wallets: walletSide, tokenizeRateLimit: configuration.tokenizeRateLimit),
                 port: configuration.publicPort),
             application(
                 "detokenize",
@@ -135,8 +145,16 @@ public enum VaultApplication {
                     panDailyLimit: configuration.detokenizePANDailyLimit, logger: logger),
                 port: configuration.detokenizePort),
         ]
-        return VaultServices(vault: vault, wallets: wallets, acquirer: acquirer, services: services, logger: logger)
+        return VaultServices(
+            vault: vault, wallets: wallets, virtualCards: walletSide.virtualCards, acquirer: acquirer,
+            services: services, logger: logger)
     }
+}
+
+/// The services of the wallet side, over one `wallet.db`.
+public struct WalletSide: Sendable {
+    public let wallets: WalletService
+    public let virtualCards: VirtualCardService
 }
 
 /// What ``VaultApplication/build(_:logger:onListening:)`` wired: the vault, the wallet side and
@@ -144,6 +162,7 @@ public enum VaultApplication {
 public struct VaultServices: Sendable {
     public let vault: Vault
     public let wallets: WalletService
+    public let virtualCards: VirtualCardService
     /// The acquirer top-ups are authorized with, if configured.
     public let acquirer: AcquirerEndpoint?
     /// Head-file writer, maintenance services, then the two listeners.

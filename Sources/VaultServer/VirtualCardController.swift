@@ -2,6 +2,7 @@ import CardTokens
 import Foundation
 import Hummingbird
 import Issuing
+import TokenVault
 import Wallet
 
 /// `/v1/wallets/{wallet}/virtual_cards` and `/v1/virtual_cards/{id}` (scope `wallet`): cards the
@@ -13,9 +14,9 @@ struct VirtualCardController {
     func addRoutes(to router: Router<VaultRequestContext>) {
         router.post("/v1/wallets/:wallet/virtual_cards", use: issue)
         router.get("/v1/wallets/:wallet/virtual_cards", use: list)
-        router.get("/v1/virtual_cards/:card", use: card)
-        router.patch("/v1/virtual_cards/:card", use: change)
-        router.post("/v1/virtual_cards/:card/activate", use: activate)
+        router.get("/v1/virtual_cards/:virtual_card", use: card)
+        router.patch("/v1/virtual_cards/:virtual_card", use: change)
+        router.post("/v1/virtual_cards/:virtual_card/activate", use: activate)
     }
 
     // MARK: Request bodies
@@ -57,7 +58,8 @@ struct VirtualCardController {
             request = NewVirtualCard(
                 kind: try container.decode(VirtualCard.Kind.self, forKey: .type),
                 controls: SpendControls(
-                    limits: try container.decodeIfPresentNotNull(LimitsBody.self, forKey: .spendLimits)?.limits ?? .init(),
+                    limits: try container.decodeIfPresentNotNull(LimitsBody.self, forKey: .spendLimits)?.limits
+                        ?? .init(),
                     allowedMCCs: try container.decodeIfPresentNotNull([String].self, forKey: .allowedMCCs) ?? [],
                     blockedMCCs: try container.decodeIfPresentNotNull([String].self, forKey: .blockedMCCs) ?? [],
                     allowedCountries: try container.decodeIfPresentNotNull([String].self, forKey: .allowedCountries)
@@ -103,7 +105,7 @@ struct VirtualCardController {
 
     @Sendable func card(_ request: Request, context: VaultRequestContext) async throws -> Response {
         let tenant = try context.require(.wallet).tenant
-        let card = try await cards.card(try context.parameters.require("card"), tenant: tenant)
+        let card = try await cards.card(try context.parameters.require("virtual_card"), tenant: tenant)
         return try JSONResponse.make(VirtualCardResponse(card, now: Date()))
     }
 
@@ -111,7 +113,7 @@ struct VirtualCardController {
         let key = try context.idempotencyKey(request)
         let body = try await JSONRequest.decode(ChangeBody.self, from: request, limit: WalletController.bodyLimit)
         let card = try await cards.change(
-            try context.parameters.require("card"), body.change, idempotency: key,
+            try context.parameters.require("virtual_card"), body.change, idempotency: key,
             tenant: try context.require(.wallet).tenant)
         return try JSONResponse.make(VirtualCardResponse(card, now: Date()))
     }
@@ -119,7 +121,8 @@ struct VirtualCardController {
     @Sendable func activate(_ request: Request, context: VaultRequestContext) async throws -> Response {
         let key = try context.idempotencyKey(request)
         let card = try await cards.activate(
-            try context.parameters.require("card"), idempotency: key, tenant: try context.require(.wallet).tenant)
+            try context.parameters.require("virtual_card"), idempotency: key,
+            tenant: try context.require(.wallet).tenant)
         return try JSONResponse.make(VirtualCardResponse(card, now: Date()))
     }
 }
@@ -184,7 +187,8 @@ struct VirtualCardResponse: Encodable {
         try container.encode(card.isExpired(at: now), forKey: .expired)
         try container.encode(Limits(limits: card.controls.limits), forKey: .spendLimits)
         let spent = card.spent.current(at: now)
-        try container.encode(Spent(daily: spent.daily, monthly: spent.monthly, lifetime: spent.lifetime), forKey: .spent)
+        try container.encode(
+            Spent(daily: spent.daily, monthly: spent.monthly, lifetime: spent.lifetime), forKey: .spent)
         try container.encode(card.controls.allowedMCCs, forKey: .allowedMCCs)
         try container.encode(card.controls.blockedMCCs, forKey: .blockedMCCs)
         try container.encode(card.controls.allowedCountries, forKey: .allowedCountries)

@@ -78,7 +78,7 @@ struct WalletController {
     // MARK: Handlers
 
     @Sendable func createWallet(_ request: Request, context: VaultRequestContext) async throws -> Response {
-        let key = try idempotencyKey(request, context)
+        let key = try context.idempotencyKey(request)
         let body = try await JSONRequest.decode(CreateWalletBody.self, from: request, limit: Self.bodyLimit)
         let wallet = try await wallets.createWallet(
             ownerRef: body.ownerRef, currency: body.currency, idempotency: key, tenant: try tenant(context))
@@ -92,7 +92,7 @@ struct WalletController {
     }
 
     @Sendable func addCard(_ request: Request, context: VaultRequestContext) async throws -> Response {
-        let key = try idempotencyKey(request, context)
+        let key = try context.idempotencyKey(request)
         let body = try await JSONRequest.decode(AddCardBody.self, from: request, limit: Self.bodyLimit)
         let token = try Token(validating: body.token)
         let saved = try await wallets.addCard(
@@ -108,7 +108,7 @@ struct WalletController {
     }
 
     @Sendable func topUp(_ request: Request, context: VaultRequestContext) async throws -> Response {
-        let key = try idempotencyKey(request, context)
+        let key = try context.idempotencyKey(request)
         let body = try await JSONRequest.decode(TopUpBody.self, from: request, limit: Self.bodyLimit)
         let topUp = try await wallets.topUp(
             walletID: try context.parameters.require("wallet"), cardID: body.cardID, amount: body.amount,
@@ -117,7 +117,7 @@ struct WalletController {
     }
 
     @Sendable func transfer(_ request: Request, context: VaultRequestContext) async throws -> Response {
-        let key = try idempotencyKey(request, context)
+        let key = try context.idempotencyKey(request)
         let body = try await JSONRequest.decode(TransferBody.self, from: request, limit: Self.bodyLimit)
         let transfer = try await wallets.transfer(
             from: body.fromWallet, to: body.toWallet, amount: body.amount, currency: body.currency, idempotency: key,
@@ -138,10 +138,12 @@ struct WalletController {
     private func tenant(_ context: VaultRequestContext) throws -> String {
         try context.require(.wallet).tenant
     }
+}
 
+extension VaultRequestContext {
     /// The caller's `Idempotency-Key`, scoped to its API key; checks the `wallet` scope first.
-    private func idempotencyKey(_ request: Request, _ context: VaultRequestContext) throws -> IdempotencyKey {
-        let credential = try context.require(.wallet)
+    func idempotencyKey(_ request: Request) throws -> IdempotencyKey {
+        let credential = try require(.wallet)
         guard let value = request.headers[.idempotencyKey] else {
             throw APIError(
                 .badRequest, code: "idempotency_key_required",

@@ -182,7 +182,7 @@ struct OpenAPITests {
     }
 
     /// The routes each listener's router serves, the public one with the wallet routes.
-    static func servedRoutes(vault: Vault, wallets: WalletService) -> [Listener: Set<RouteKey>] {
+    static func servedRoutes(vault: Vault, wallets: WalletSide) -> [Listener: Set<RouteKey>] {
         [
             .public: servedRoutes(of: VaultApplication.publicRouter(vault: vault, wallets: wallets)),
             .detokenize: servedRoutes(
@@ -215,7 +215,7 @@ struct OpenAPITests {
         let documented = try Self.documentedRoutes()
         #expect(Set(documented.keys) == Set(Listener.allCases), "\(documented)")
         try await withServer(wallets: WalletSetup()) { server in
-            let served = Self.servedRoutes(vault: server.vault, wallets: try #require(server.wallets))
+            let served = Self.servedRoutes(vault: server.vault, wallets: try #require(server.walletSide))
             for listener in Listener.allCases {
                 let documented = documented[listener] ?? []
                 let served = served[listener] ?? []
@@ -235,7 +235,8 @@ struct OpenAPITests {
                 "the public listener has no detokenize or audit route")
             #expect(detokenizeRoutes.contains(RouteKey(method: "POST", path: "/v1/detokenize")))
             #expect(publicRoutes.contains(RouteKey(method: "POST", path: "/v1/transfers")))
-            #expect(publicRoutes.filter { $0.path.hasPrefix("/v1/wallets") }.count == 6)
+            #expect(publicRoutes.filter { $0.path.hasPrefix("/v1/wallets") }.count == 8)
+            #expect(publicRoutes.filter { $0.path.hasPrefix("/v1/virtual_cards") }.count == 3)
             #expect(
                 !detokenizeRoutes.contains { $0.path.contains("wallet") || $0.path.contains("transfer") },
                 "the detokenize listener has no wallet route")

@@ -84,7 +84,8 @@ struct TestServer: VaultHarness {
     /// A key with the scopes `tokenize`, `tokens:read` and `tokens:delete`.
     let key: String
     /// The wallet side, when the server was started with one (see ``WalletSetup``).
-    var wallets: WalletService? = nil
+    var walletSide: WalletSide? = nil
+    var wallets: WalletService? { walletSide?.wallets }
     /// A key with the scopes `wallet` and `tokenize`, when the server has a wallet side.
     var walletKey: String? = nil
 
@@ -140,9 +141,12 @@ struct TestServer: VaultHarness {
 struct WalletSetup: Sendable {
     /// Charges cards on file; `nil` refuses top-ups with `acquirer_not_configured`.
     var authorizer: (any CardAuthorizing)?
+    /// Issues virtual cards; `nil` refuses them with `issuing_not_configured`.
+    var issuer: (any CardIssuer)?
 
-    init(authorizer: (any CardAuthorizing)? = nil) {
+    init(authorizer: (any CardAuthorizing)? = nil, issuer: (any CardIssuer)? = nil) {
         self.authorizer = authorizer
+        self.issuer = issuer
     }
 }
 
@@ -162,16 +166,18 @@ func withServer<R: Sendable>(
         let (vault, logger, logs) = (fresh.vault, fresh.logger, fresh.logs)
         let (_, secret) = try await vault.credentials.create(
             name: "all", scopes: [.tokenize, .tokensRead, .tokensDelete], purposes: [])
-        var wallets: WalletService?
+        var wallets: WalletSide?
         var walletKey: String?
         if let walletSetup {
-            wallets = try VaultApplication.walletService(vault: vault, authorizer: walletSetup.authorizer)
+            wallets = try VaultApplication.walletSide(
+                vault: vault, authorizer: walletSetup.authorizer, issuer: walletSetup.issuer)
             walletKey = try await vault.credentials.create(name: "wallet", scopes: [.wallet, .tokenize], purposes: []).1
         }
         let router = VaultApplication.publicRouter(
             vault: vault, wallets: wallets, tokenizeRateLimit: tokenizeRateLimit)
         let server: @Sendable (any TestClientProtocol) -> TestServer = { [wallets, walletKey] client in
-            TestServer(vault: vault, logs: logs, client: client, key: secret, wallets: wallets, walletKey: walletKey)
+            TestServer(
+                vault: vault, logs: logs, client: client, key: secret, walletSide: wallets, walletKey: walletKey)
         }
         switch transport {
         case .router:
