@@ -91,7 +91,7 @@ let package = Package(
         .target(
             name: "HTTPListener",
             dependencies: [
-                .product(name: "Hummingbird", package: "hummingbird"),
+                "CardTokens", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -1,5 +1,6 @@
 public import CardTokens
 import Foundation
+import HTTPListener
 public import Hummingbird
 import NIOCore
 
@@ -42,23 +43,11 @@ public struct AcquirerError: Error, HTTPResponseError, Sendable, Hashable, Custo
         self.message = message
     }
 
-    /// The status of `code`'s category, as the vault's server maps it (the simulator answers as a
-    /// third party would, so it keeps its own table); 413 for a body too large.
+    /// The status of `code`'s category (the same table as the vault's listeners); 413 for a body
+    /// too large.
     public var status: HTTPResponse.Status {
         if code == .bodyTooLarge { return .contentTooLarge }
-        return switch code.category {
-        case .invalidInput: .badRequest
-        case .notFound: .notFound
-        case .conflict: .conflict
-        case .refused: .unprocessableContent
-        case .unauthenticated: .unauthorized
-        case .forbidden: .forbidden
-        case .rateLimited: .tooManyRequests
-        case .unavailable: .serviceUnavailable
-        case .upstreamTimeout: .gatewayTimeout
-        case .upstreamFailed: .badGateway
-        case .internal: .internalServerError
-        }
+        return code.category.status
     }
 
     /// The type and code only: a description lands in logs and interpolations, so it carries no
