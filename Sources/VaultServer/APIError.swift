@@ -93,4 +93,3 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         }
     }
 }
-
