@@ -1,3 +1,5 @@
+public import CardTokens
+public import Foundation
 public import Wallet
 
 /// Storage of virtual cards, beside the wallet's store and the ledger they commit with. One
@@ -19,4 +21,25 @@ public protocol IssuingStore: Sendable {
         _ id: String, change: @escaping @Sendable (VirtualCard) throws -> VirtualCard,
         recording: @escaping @Sendable (VirtualCard) throws -> [WalletWrite]
     ) async throws -> VirtualCard?
+
+    /// The card of `token`, or `nil`.
+    func card(token: Token) async throws -> VirtualCard?
+
+    // MARK: The card network
+
+    /// Decides and records a network authorization in one transaction, so that concurrent
+    /// authorizations of a card or a wallet see each other:
+    /// - the outcome stored under `request.networkReference` is replayed (the same reference with
+    ///   other fields throws ``NetworkReferenceReused``);
+    /// - else the card of `request.token` and its wallet's currency are read and `decide` asked
+    ///   (a request the CDE declined, or a token that is no card of ours, is declined without it);
+    /// - an approval holds the amount on the ledger (pending, wallet → the currency's
+    ///   ``CardAuthorization/networkAccountID(_:)``), under id `id`: a hold the ledger refuses is
+    ///   declined `insufficient_funds` and the card is left as it was; a hold it takes stores the
+    ///   card as the decision left it (spent, single-use closed, merchant lock);
+    /// - the outcome is stored under the reference, and returned.
+    func authorize(
+        _ request: CardAuthorizationRequest, id: String, authCode: String, at now: Date,
+        decide: @escaping @Sendable (_ card: VirtualCard, _ walletCurrency: String) -> AuthorizationDecision
+    ) async throws -> CardAuthorization
 }

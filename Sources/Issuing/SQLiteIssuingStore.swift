@@ -1,5 +1,5 @@
-import CardTokens
-import Foundation
+public import CardTokens
+public import Foundation
 import GRDB
 public import Ledger
 import SQLiteSupport
@@ -60,20 +60,111 @@ public final class SQLiteIssuingStore: IssuingStore {
             guard let current = try Self.card(id, in: db) else { return nil }
             let changed = try change(current)
             precondition(changed.id == current.id && changed.token == current.token, "a change kept its card")
-            try db.execute(
-                sql: """
-                    UPDATE virtual_cards SET state = ?, controls = ?, locked_merchant = ?, spent_day = ?,
-                        spent_day_amount = ?, spent_month = ?, spent_month_amount = ?, spent_lifetime = ?
-                    WHERE id = ?
-                    """,
-                arguments: [
-                    changed.state.rawValue, try Self.encode(changed.controls), changed.lockedMerchant,
-                    changed.spent.day, changed.spent.dayAmount, changed.spent.month, changed.spent.monthAmount,
-                    changed.spent.lifetime, id,
-                ])
+            try Self.store(changed, in: db)
             try SQLiteWalletStore.apply(recording(changed), in: db)
             return changed
         }
+    }
+
+    public func card(token: Token) async throws -> VirtualCard? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM virtual_cards WHERE token = ?"), arguments: [token.rawValue]
+            ).map(Self.card)
+        }
+    }
+
+    public func authorize(
+        _ request: CardAuthorizationRequest, id: String, authCode: String, at now: Date,
+        decide: @escaping @Sendable (VirtualCard, String) -> AuthorizationDecision
+    ) async throws -> CardAuthorization {
+        try await pool.write { [ledger] db in
+            let bound = request.idempotentDescription
+            if let stored = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT request, outcome FROM network_messages WHERE reference = ?"),
+                arguments: [request.networkReference])
+            {
+                guard stored["request"] == bound else { throw NetworkReferenceReused() }
+                return try Self.decoder.decode(CardAuthorization.self, from: stored["outcome"] as Data)
+            }
+            var outcome = CardAuthorization(
+                id: id, networkReference: request.networkReference, cardID: nil, walletID: nil,
+                amount: request.amount, currency: request.currency, merchant: request.merchant, approved: false,
+                declineCode: request.cdeDecline ?? .cardNotFound, limitWindow: nil, authCode: nil, createdAt: now)
+            let found = try request.token.flatMap { token in
+                try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT * FROM virtual_cards WHERE token = ?"),
+                    arguments: [token.rawValue]
+                ).map(Self.card)
+            }
+            if let card = found {
+                outcome.cardID = card.id
+                outcome.walletID = card.walletID
+            }
+            if let card = found, request.cdeDecline == nil,
+                let walletCurrency = try String.fetchOne(
+                    db.cachedStatement(sql: "SELECT currency FROM wallets WHERE id = ?"), arguments: [card.walletID])
+            {
+                switch decide(card, walletCurrency) {
+                case .decline(let decline):
+                    outcome.declineCode = decline.code
+                    outcome.limitWindow = decline.window
+                case .approve(let changed):
+                    let currency = try Currency(walletCurrency)
+                    let network = CardAuthorization.networkAccountID(walletCurrency)
+                    _ = try ledger.createAccount(id: network, currency: currency, flags: [], in: db, now: now)
+                    let hold = TransferRequest(
+                        id: id, debitAccountID: card.walletID, creditAccountID: network, amount: request.amount,
+                        kind: .pending(expiresAt: nil))
+                    switch try ledger.createTransfers([hold], in: db)[0] {
+                    case .created:
+                        try Self.store(changed, in: db)
+                        outcome.approved = true
+                        outcome.declineCode = nil
+                        outcome.authCode = authCode
+                    case .failed(let error) where error.code == .insufficientFunds || error.code == .overflow:
+                        outcome.declineCode = .insufficientFunds
+                    case .failed(let error):
+                        throw error
+                    case .exists:
+                        throw WalletError(.internalFailure, "an authorization id was used twice")
+                    }
+                }
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO card_authorizations (id, network_reference, card_id, wallet_id, amount, currency,
+                        merchant_id, mcc, country, approved, decline_code, limit_window, hold_state, created_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    outcome.id, outcome.networkReference, outcome.cardID, outcome.walletID, outcome.amount,
+                    outcome.currency, outcome.merchant.id, outcome.merchant.mcc, outcome.merchant.country,
+                    outcome.approved, outcome.declineCode?.rawValue, outcome.limitWindow?.rawValue,
+                    outcome.approved ? "pending" : nil, now.milliseconds,
+                ])
+            try db.execute(
+                sql: """
+                    INSERT INTO network_messages (reference, kind, request, outcome, created_at_ms)
+                    VALUES (?, 'authorization', ?, ?, ?)
+                    """,
+                arguments: [request.networkReference, bound, try Self.encoder.encode(outcome), now.milliseconds])
+            return outcome
+        }
+    }
+
+    /// Writes a card's changeable fields.
+    private static func store(_ card: VirtualCard, in db: Database) throws {
+        try db.execute(
+            sql: """
+                UPDATE virtual_cards SET state = ?, controls = ?, locked_merchant = ?, spent_day = ?,
+                    spent_day_amount = ?, spent_month = ?, spent_month_amount = ?, spent_lifetime = ?
+                WHERE id = ?
+                """,
+            arguments: [
+                card.state.rawValue, try encode(card.controls), card.lockedMerchant, card.spent.day,
+                card.spent.dayAmount, card.spent.month, card.spent.monthAmount, card.spent.lifetime, card.id,
+            ])
     }
 
     private static func card(_ id: String, in db: Database) throws -> VirtualCard? {
@@ -129,6 +220,35 @@ public final class SQLiteIssuingStore: IssuingStore {
                         created_at_ms INTEGER NOT NULL
                     ) WITHOUT ROWID;
                     CREATE INDEX virtual_cards_wallet ON virtual_cards(wallet_id, created_at_ms);
+                    -- Every network message by its reference: a retry replays the stored outcome.
+                    CREATE TABLE network_messages (
+                        reference TEXT PRIMARY KEY,
+                        kind TEXT NOT NULL,
+                        request TEXT NOT NULL,
+                        outcome BLOB NOT NULL,
+                        created_at_ms INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    -- Approved and declined authorizations; an approval's hold is the ledger
+                    -- transfer with the same id, and hold_state follows it.
+                    CREATE TABLE card_authorizations (
+                        id TEXT PRIMARY KEY,
+                        network_reference TEXT NOT NULL UNIQUE,
+                        card_id TEXT REFERENCES virtual_cards(id),
+                        wallet_id TEXT REFERENCES wallets(id),
+                        amount INTEGER NOT NULL CHECK (amount > 0),
+                        currency TEXT NOT NULL,
+                        merchant_id TEXT NOT NULL,
+                        mcc TEXT NOT NULL,
+                        country TEXT NOT NULL,
+                        approved INTEGER NOT NULL,
+                        decline_code TEXT,
+                        limit_window TEXT,
+                        hold_state TEXT CHECK (hold_state IN ('pending', 'cleared', 'reversed', 'expired')),
+                        created_at_ms INTEGER NOT NULL,
+                        CHECK ((approved = 1) = (hold_state IS NOT NULL)),
+                        CHECK ((approved = 1) = (decline_code IS NULL))
+                    ) WITHOUT ROWID;
+                    CREATE INDEX card_authorizations_card ON card_authorizations(card_id, created_at_ms);
                     """)
         }
         return migrator

@@ -138,6 +138,16 @@ public final class SQLiteLedger: LedgerStore {
         return try await committer.submit([Submission(requests: requests, record: record)])[0].get()
     }
 
+    /// Creates transfers inside the caller's write transaction on ``pool``, for a store whose own
+    /// rows decide what to transfer (a card authorization reads the card, decides, holds and
+    /// records in one transaction). The same rules and per-commit invariant checks as
+    /// ``createTransfers(_:)``, without group commit: the caller's transaction is the commit.
+    package func createTransfers(_ requests: [TransferRequest], in db: Database) throws -> [TransferResult] {
+        guard !requests.isEmpty else { return [] }
+        return try Self.apply(
+            [Submission(requests: requests, record: nil)], in: db, now: clock(), fullCheck: fullCheck.due())[0].get()
+    }
+
     /// One caller's transfers in a shared commit.
     struct Submission: Sendable {
         var requests: [TransferRequest]

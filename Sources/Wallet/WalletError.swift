@@ -20,7 +20,7 @@ public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConve
             .currencyMismatch, .sameWallet, .insufficientFunds, .amountOverflow, .accountNumbersExhausted,
             .idempotencyKeyReused, .idempotencyKeyInUse, .acquirerTimeout, .acquirerUnavailable, .acquirerNotConfigured,
             .internalFailure, .invalidSpendLimits, .invalidMCC, .invalidCountry, .invalidExpiresInMonths,
-            .virtualCardNotFound, .cardClosed, .invalidStateTransition, .issuingNotConfigured,
+            .virtualCardNotFound, .cardClosed, .invalidStateTransition, .issuingNotConfigured, .invalidNetworkMessage,
         ]
 
         public init(from decoder: any Decoder) throws {
@@ -74,6 +74,8 @@ public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConve
         /// The card's state cannot go to the one asked for (e.g. `paused` before `active`).
         public static let invalidStateTransition = Self("invalid_state_transition", .conflict)
         public static let issuingNotConfigured = Self("issuing_not_configured", .unavailable)
+        /// A card-network message with a malformed field.
+        public static let invalidNetworkMessage = Self("invalid_network_message", .invalidInput)
         /// A fault of the service (e.g. the ledger refused a commit for an invariant).
         public static let internalFailure = Self("internal_failure", .internal)
 

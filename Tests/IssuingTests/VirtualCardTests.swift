@@ -8,67 +8,6 @@ import Testing
 import VaultTestSupport
 import Wallet
 
-/// The vault's card issuing as the wallet side sees it: metadata of a new token each call, and
-/// the requests it got.
-private final class FakeIssuer: CardIssuer {
-    let issuingBIN = "999999"
-    private let issued = Mutex<[IssueCardRequest]>([])
-    private let counter = Atomic<Int>(0)
-
-    var requests: [IssueCardRequest] { issued.withLock { $0 } }
-
-    func issueCard(_ request: IssueCardRequest, by principal: Principal, origin: String) async throws -> CardMetadata {
-        issued.withLock { $0.append(request) }
-        let number = counter.add(1, ordering: .relaxed).newValue
-        let body = "issued" + String(repeating: "0", count: 18) + String(format: "%06d", number)
-        return CardMetadata(
-            token: Token(unchecked: Token.opaquePrefix + body), format: .opaque, bin: issuingBIN,
-            last4: String(format: "%04d", number % 10_000), brand: .unknown, expMonth: 12, expYear: 2033,
-            fingerprint: "fp-\(number)", createdAt: Date(timeIntervalSince1970: 1_900_000_000), cvvExpiresAt: nil)
-    }
-}
-
-/// One test's card service over a fresh `wallet.db`.
-private struct CardSandbox {
-    let cards: VirtualCardService
-    let wallets: WalletService
-    let ledger: SQLiteLedger
-    let issuer: FakeIssuer
-    let clock: ManualClock
-
-    func freshKey(owner: String = "cred_test") throws -> IdempotencyKey {
-        try IdempotencyKey(owner: owner, key: "k-\(UUID().uuidString)")
-    }
-
-    func wallet(tenant: String = Principal.defaultTenant) async throws -> WalletSummary {
-        try await wallets.createWallet(ownerRef: "alice", currency: "EUR", idempotency: freshKey(), tenant: tenant)
-    }
-}
-
-private func withCards<R>(issuer enabled: Bool = true, _ body: (CardSandbox) async throws -> R) async throws -> R {
-    try await withTemporaryDirectory("issuing-tests") { directory in
-        let clock = ManualClock()
-        let ledger = try SQLiteLedger(directory: directory, clock: clock.function)
-        let wallets = WalletService(
-            store: try SQLiteWalletStore(ledger: ledger), cards: NoDirectory(), authorizer: nil, clock: clock.function)
-        let issuer = FakeIssuer()
-        let cards = VirtualCardService(
-            store: try SQLiteIssuingStore(ledger: ledger), wallets: wallets, issuer: enabled ? issuer : nil,
-            clock: clock.function)
-        return try await body(CardSandbox(cards: cards, wallets: wallets, ledger: ledger, issuer: issuer, clock: clock))
-    }
-}
-
-private struct NoDirectory: CardDirectory {
-    func metadata(of token: Token, tenant: String) async throws -> CardMetadata? { nil }
-}
-
-private func walletCode<R>(
-    sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> R
-) async -> WalletError.Code? {
-    await thrownError(WalletError.self, sourceLocation: sourceLocation, body)?.code
-}
-
 @Suite("Virtual cards in the wallet", .timeLimit(.minutes(2)))
 struct VirtualCardTests {
     @Test("Issuing stores the vault's token and what may be shown, inactive, with the controls asked for")

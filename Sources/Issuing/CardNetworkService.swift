@@ -1,0 +1,63 @@
+import CardTokens
+public import Foundation
+import SQLiteSupport
+import Wallet
+
+/// The card network's messages about virtual cards, on the wallet side: decisions from the
+/// token alone, holds on the ledger, outcomes stored by network reference. The CDE's intake
+/// (PAN in) resolves the card and checks expiry and CVV before it calls here.
+public final class CardNetworkService: Sendable {
+    let store: any IssuingStore
+    let clock: @Sendable () -> Date
+
+    public init(store: any IssuingStore, clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.store = store
+        self.clock = { Date(milliseconds: clock().milliseconds) }
+    }
+
+    /// Decides an authorization and, if approved, holds its amount on the card's wallet, in one
+    /// commit with the outcome; a retry with the same network reference answers the first
+    /// decision.
+    /// - Throws: `invalid_network_message` for a malformed request (before anything is stored),
+    ///   ``NetworkReferenceReused`` for a known reference with other fields.
+    public func authorize(_ request: CardAuthorizationRequest) async throws -> CardAuthorization {
+        try Self.validate(request)
+        let now = clock()
+        return try await store.authorize(
+            request, id: RandomID.make("auth", now: now), authCode: Self.authCode(), at: now
+        ) { card, walletCurrency in
+            AuthorizationDecision.decide(
+                card: card, walletCurrency: walletCurrency, amount: request.amount, currency: request.currency,
+                merchant: request.merchant, now: now)
+        }
+    }
+
+    /// Six characters of `0-9A-Z`, as networks print them.
+    static func authCode() -> String {
+        let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<6).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })
+    }
+
+    static func validate(_ request: CardAuthorizationRequest) throws(WalletError) {
+        func printable(_ text: String, _ range: ClosedRange<Int>) -> Bool {
+            range.contains(text.utf8.count) && text.utf8.allSatisfy { (32...126).contains($0) }
+        }
+        let merchant = request.merchant
+        guard printable(request.networkReference, 1...64), request.amount > 0,
+            request.currency.utf8.count == 3, request.currency.utf8.allSatisfy({ (65...90).contains($0) }),
+            printable(merchant.id, 1...64), printable(merchant.name, 1...128),
+            merchant.mcc.utf8.count == 4, merchant.mcc.utf8.allSatisfy({ (48...57).contains($0) }),
+            merchant.country.utf8.count == 2, merchant.country.utf8.allSatisfy({ (65...90).contains($0) }),
+            request.token != nil || request.cdeDecline != nil,
+            // wallet.db is outside the CDE: no field the network sends may carry a card number there.
+            ![request.networkReference, merchant.id, merchant.name].contains(
+                where: CardNumberDetector.containsCardNumber)
+        else {
+            throw WalletError(
+                .invalidNetworkMessage,
+                "network_reference and merchant id 1 to 64 printable characters, merchant name 1 to 128, mcc four "
+                    + "digits, country and currency in capitals, amount positive")
+        }
+    }
+}
