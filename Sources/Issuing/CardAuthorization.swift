@@ -54,10 +54,6 @@ public struct CardAuthorization: Sendable, Hashable, Codable {
     /// With an approval: the code the network passes to the merchant.
     public var authCode: String?
     public var createdAt: Date
-
-    /// The ledger account a currency's card holds are credited to: what the wallets owe the card
-    /// network for purchases (cleared holds are posted there; settlement pays it out).
-    public static func networkAccountID(_ currency: String) -> String { "card_network:\(currency)" }
 }
 
 /// Thrown when a network reference comes again with other fields: the network's bug, answered

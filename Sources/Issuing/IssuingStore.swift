@@ -34,7 +34,7 @@ public protocol IssuingStore: Sendable {
     /// - else the card of `request.token` and its wallet's currency are read and `decide` asked
     ///   (a request the CDE declined, or a token that is no card of ours, is declined without it);
     /// - an approval holds the amount on the ledger (pending, wallet → the currency's
-    ///   ``CardAuthorization/networkAccountID(_:)``), under id `id`: a hold the ledger refuses is
+    ///   `WalletService.cardNetworkAccountID(_:)`), under id `id`: a hold the ledger refuses is
     ///   declined `insufficient_funds` and the card is left as it was; a hold it takes stores the
     ///   card as the decision left it (spent, single-use closed, merchant lock);
     /// - the outcome is stored under the reference, and returned.

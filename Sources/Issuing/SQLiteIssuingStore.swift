@@ -111,7 +111,7 @@ public final class SQLiteIssuingStore: IssuingStore {
                     outcome.limitWindow = decline.window
                 case .approve(let changed):
                     let currency = try Currency(walletCurrency)
-                    let network = CardAuthorization.networkAccountID(walletCurrency)
+                    let network = WalletService.cardNetworkAccountID(walletCurrency)
                     _ = try ledger.createAccount(id: network, currency: currency, flags: [], in: db, now: now)
                     let hold = TransferRequest(
                         id: id, debitAccountID: card.walletID, creditAccountID: network, amount: request.amount,

@@ -6,6 +6,10 @@ public struct StatementEntry: Sendable, Hashable, Codable {
         case topUp = "top_up"
         case transferIn = "transfer_in"
         case transferOut = "transfer_out"
+        /// A virtual card's purchase, as the network cleared it.
+        case cardPurchase = "card_purchase"
+        /// A merchant's refund to a virtual card.
+        case cardRefund = "card_refund"
     }
 
     /// The ledger's sequence number: statements are ordered by it and paginate after it.

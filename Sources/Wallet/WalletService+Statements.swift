@@ -43,12 +43,19 @@ extension WalletService {
     static func entry(_ sequence: Int64, _ transfer: Transfer, of walletID: String) -> StatementEntry? {
         guard transfer.kind == "single" || transfer.kind == "post" else { return nil }
         let outgoing = transfer.debitAccountID == walletID
+        let counterparty = outgoing ? transfer.creditAccountID : transfer.debitAccountID
         let kind: StatementEntry.Kind =
-            outgoing ? .transferOut : transfer.debitAccountID.hasPrefix("acquirer_receivable:") ? .topUp : .transferIn
+            if counterparty == cardNetworkAccountID(transfer.currency.code) {
+                outgoing ? .cardPurchase : .cardRefund
+            } else if outgoing {
+                .transferOut
+            } else {
+                counterparty.hasPrefix("acquirer_receivable:") ? .topUp : .transferIn
+            }
         return StatementEntry(
             sequence: sequence, id: transfer.kind == "post" ? transfer.pendingID ?? transfer.id : transfer.id,
             kind: kind, amount: outgoing ? -transfer.amount : transfer.amount, currency: transfer.currency.code,
-            counterpartyWallet: kind == .topUp ? nil : outgoing ? transfer.creditAccountID : transfer.debitAccountID,
+            counterpartyWallet: [.transferIn, .transferOut].contains(kind) ? counterparty : nil,
             createdAt: transfer.createdAt)
     }
 }

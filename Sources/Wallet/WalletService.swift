@@ -31,6 +31,10 @@ public final class WalletService: Sendable {
     /// The ledger account a currency's approved top-ups are debited from.
     public static func receivableAccountID(_ currency: Currency) -> String { "acquirer_receivable:\(currency.code)" }
 
+    /// The ledger account a currency's virtual-card holds and purchases are credited to: what the
+    /// wallets owe the card network (settlement pays it out); refunds come back from it.
+    public static func cardNetworkAccountID(_ currency: String) -> String { "card_network:\(currency)" }
+
     /// - Parameters:
     ///   - store: where wallets, cards on file, top-ups and outcomes are kept, beside the ledger.
     ///   - cards: resolves tokens to metadata (the vault, behind an adapter).

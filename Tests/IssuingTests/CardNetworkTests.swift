@@ -50,7 +50,7 @@ struct CardNetworkTests {
             #expect(balances.available == 7_500)
             let hold = try #require(try await sandbox.ledger.transfer(first.id))
             #expect(hold.kind == "pending" && hold.amount == 2_500)
-            #expect(hold.creditAccountID == CardAuthorization.networkAccountID("EUR"))
+            #expect(hold.creditAccountID == WalletService.cardNetworkAccountID("EUR"))
             #expect(try await sandbox.cards.card(card.id).spent.lifetime == 2_500)
 
             // The same reference replays the first answer and holds nothing more.
