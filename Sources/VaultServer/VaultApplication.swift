@@ -1,4 +1,5 @@
 public import Audit
+public import CardIssuing
 public import CardTokens
 public import Detokenization
 public import HTTPListener
@@ -135,7 +136,13 @@ public enum VaultApplication {
                     panDailyLimit: configuration.detokenizePANDailyLimit, logger: logger),
                 port: configuration.detokenizePort),
         ]
-        return VaultServices(vault: vault, wallets: wallets, acquirer: acquirer, services: services, logger: logger)
+        // No route yet: the wallet side's issuing controller takes it from the services.
+        let cardIssuer = try VaultCardIssuer(
+            tokens: vault.tokens, bin: configuration.issuingBIN, panLength: configuration.issuingPANLength,
+            logger: logger)
+        return VaultServices(
+            vault: vault, wallets: wallets, acquirer: acquirer, cardIssuer: cardIssuer, services: services,
+            logger: logger)
     }
 }
 
@@ -146,6 +153,8 @@ public struct VaultServices: Sendable {
     public let wallets: WalletService
     /// The acquirer top-ups are authorized with, if configured.
     public let acquirer: AcquirerEndpoint?
+    /// Issues virtual cards inside the vault, under the configured BIN.
+    public let cardIssuer: VaultCardIssuer
     /// Head-file writer, maintenance services, then the two listeners.
     public let services: [any Service]
     let logger: Logger
