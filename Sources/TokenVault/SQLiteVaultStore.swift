@@ -701,11 +701,13 @@ public struct SQLiteVaultStore: VaultStore {
                 try Self.writeDataKey(row, rowMAC: rowMAC, in: db)
                 rewrapped.append(row.version)
             }
+            var cardVerificationKeys = [UInt32]()
             for var row in try CardVerificationKeyRow.verified(db, rowMAC: rowMAC) {
                 let key = try row.unwrap(master: master)
                 row.wrappedKey = WrappedKey.wrap(
                     key, label: .cardVerificationKey, version: row.version, master: newMaster)
                 try row.sealed(with: rowMAC).write(in: db)
+                cardVerificationKeys.append(row.version)
             }
             let newest = roots[roots.count - 1].row.version
             for (row, root) in roots {
@@ -719,7 +721,9 @@ public struct SQLiteVaultStore: VaultStore {
             guard expected == Set(rewrapped) else {
                 throw VaultError(.recordCorrupt, "the data keys changed during the master-key rotation; run it again")
             }
-            try audit?.append([event(rewrapped)], in: db)
+            var record = event(rewrapped)
+            record.objects += cardVerificationKeys.map { "cvk:\($0)" }
+            try audit?.append([record], in: db)
         }
     }
 }

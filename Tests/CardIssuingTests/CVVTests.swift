@@ -1,3 +1,4 @@
+import Audit
 import CDETestSupport
 import CardTokens
 import Foundation
@@ -48,6 +49,8 @@ struct CVVTests {
             let newKey = fresh.root + "/new-master.key"
             try Bytes.write(Bytes.random(32), to: newKey)
             try await fresh.vault.rotateMaster(newKeyPath: newKey)
+            let rotation = try #require(try await fresh.auditRecords().last { $0.event.type == "keys.rotate_master" })
+            #expect(rotation.event.objects.last == "cvk:1", "the CVK is re-wrapped with the other keys")
             // Another process: it unwraps the key afresh under the new master key.
             let reopened = try await Vault.open(paths: fresh.paths, logger: fresh.logger)
             let other = VaultCardIssuer(
