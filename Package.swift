@@ -61,6 +61,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Virtual cards issued inside the vault: PANs under the issuing BIN, unique in the vault,
+        // and CVVs derived under the card-verification key, never stored (CRYPTO.md §21).
+        .target(
+            name: "CardIssuing",
+            dependencies: [
+                "TokenVault", "VaultCrypto", "CardTokens", "Audit", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // A card acquirer's test environment, run as its own process (`vault acquirer-sim`). It
         // receives PANs, so it sits with the CDE and nothing outside may reach it.
         .target(
@@ -124,8 +133,8 @@ let package = Package(
         .target(
             name: "VaultServer",
             dependencies: [
-                "TokenVault", "CardTokens", "Audit", "Detokenization", "Ledger", "Wallet", "Issuing", "HTTPListener",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                "TokenVault", "CardTokens", "Audit", "Detokenization", "CardIssuing", "Ledger", "Wallet", "Issuing",
+                "HTTPListener", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -252,6 +261,17 @@ let package = Package(
                 "VaultTestSupport", "CDETestSupport",
                 "Detokenization", "TokenVault", "Audit", "CardTokens",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CardIssuingTests",
+            dependencies: [
+                "VaultTestSupport", "CDETestSupport",
+                "CardIssuing", "TokenVault", "VaultCrypto", "Audit", "CardTokens",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

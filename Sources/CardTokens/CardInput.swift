@@ -38,8 +38,9 @@ public final class CardInput: @unchecked Sendable {
     ///   - cvv: optional; 3 digits, or 4 for American Express.
     ///   - now: the current time (UTC), to refuse expired cards.
     /// - Throws: ``CardValidationError`` naming the rule that failed, never the input.
-    public init(pan: String, expMonth: Int, expYear: Int, cvv: String?, now: Date = Date()) throws(CardValidationError)
-    {
+    public convenience init(
+        pan: String, expMonth: Int, expYear: Int, cvv: String?, now: Date = Date()
+    ) throws(CardValidationError) {
         var digits = [UInt8]()
         digits.reserveCapacity(19)
         var tooLong = false
@@ -55,7 +56,28 @@ public final class CardInput: @unchecked Sendable {
             }
         }
         defer { Self.wipe(&digits) }
-        guard !tooLong, Self.panLengths.contains(digits.count) else {
+        guard !tooLong else { throw CardValidationError(.panLength, "pan must have 12 to 19 digits") }
+        try self.init(digits: digits, expMonth: expMonth, expYear: expYear, cvv: cvv, now: now)
+    }
+
+    /// Validates a PAN the vault made itself (a card it issues): the same rules, from ASCII digits
+    /// that never pass through a `String`. Behind the SPI like ``withPANDigits(_:)``.
+    /// - Throws: ``CardValidationError`` naming the rule that failed, never the input.
+    @_spi(CardholderData)
+    public convenience init(
+        panDigits: UnsafeBufferPointer<UInt8>, expMonth: Int, expYear: Int, now: Date = Date()
+    ) throws(CardValidationError) {
+        var digits = Array(panDigits)
+        defer { Self.wipe(&digits) }
+        guard digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
+            throw CardValidationError(.panNotNumeric, "pan must contain only digits")
+        }
+        try self.init(digits: digits, expMonth: expMonth, expYear: expYear, cvv: nil, now: now)
+    }
+
+    /// The checks both initialisers share, on ASCII digits the caller wipes.
+    private init(digits: [UInt8], expMonth: Int, expYear: Int, cvv: String?, now: Date) throws(CardValidationError) {
+        guard Self.panLengths.contains(digits.count) else {
             throw CardValidationError(.panLength, "pan must have 12 to 19 digits")
         }
         guard Luhn.isValid(digits: digits) else {

@@ -61,6 +61,26 @@ public final class KeyRing: Sendable {
     }
 
     private let state: Mutex<State>
+    /// The card-verification keys unwrapped so far, by version (docs/CRYPTO.md §21): a version's
+    /// key never changes, so each is unwrapped once.
+    private let cardVerificationKeys = Mutex<[UInt32: SecretBytes]>([:])
+
+    /// The key of a card-verification key row, unwrapped under the master key at its first use.
+    /// The caller has checked the row's MAC.
+    func cardVerificationKey(_ row: CardVerificationKeyRow) throws -> SecretBytes {
+        if let known = cardVerificationKeys.withLock({ $0[row.version] }) { return known }
+        let key = try row.unwrap(master: master)
+        return cardVerificationKeys.withLock { keys in
+            if let known = keys[row.version] { return known }
+            keys[row.version] = key
+            return key
+        }
+    }
+
+    /// The card-verification key of `version`, if already unwrapped.
+    func cardVerificationKey(version: UInt32) -> SecretBytes? {
+        cardVerificationKeys.withLock { $0[version] }
+    }
 
     /// The active root version's subkeys.
     public var root: RootSubkeys { state.withLock { $0.roots[$0.roots.keys.max()!]! } }

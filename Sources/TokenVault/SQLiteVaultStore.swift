@@ -131,14 +131,14 @@ public struct SQLiteVaultStore: VaultStore {
     /// Runs as the flush of the token vault's group commit: to completion, even if the leading
     /// caller's task is cancelled (the batch holds other callers' cards).
     public func commit(_ writes: [CardWrite]) async throws -> [CardWriteOutcome] {
-        try await pool.writeToCompletion { db in
+        try await pool.writeToCompletion { [audit] db in
             let insertCard = try RawStatement(
                 db,
                 """
                 INSERT INTO cards (token, format, bin, last4, brand, exp_month, exp_year, fingerprint,
                     fingerprint_prefix, key_version, ciphertext, created_at_ms, tenant, created_by,
-                    fingerprint_version)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token) DO NOTHING
+                    fingerprint_version, cvk_version)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token) DO NOTHING
                 """)
             let upsertCVV = try RawStatement(
                 db,
@@ -164,7 +164,16 @@ public struct SQLiteVaultStore: VaultStore {
                         outcomes.append(.missing)
                         continue
                     }
-                case .insert:
+                case .insert, .issue:
+                    if write.mode == .issue,
+                        try Self.anyCard(
+                            db,
+                            fingerprints: [(write.card.fingerprintVersion, write.card.fingerprint)]
+                                + write.olderFingerprints)
+                    {
+                        outcomes.append(.fingerprintTaken)
+                        continue
+                    }
                     if write.dedupe,
                         let existing = try Self.card(
                             db,
@@ -194,6 +203,7 @@ public struct SQLiteVaultStore: VaultStore {
                     try insertCard.bind(13, write.card.tenant)
                     try insertCard.bind(14, write.card.createdBy)
                     try insertCard.bind(15, Int64(write.card.fingerprintVersion))
+                    try insertCard.bind(16, write.card.cvkVersion.map(Int64.init))
                     guard try insertCard.run() == 1 else {
                         outcomes.append(.tokenTaken)
                         continue
@@ -206,10 +216,34 @@ public struct SQLiteVaultStore: VaultStore {
                     try upsertCVV.bind(4, cvv.expiresAt.milliseconds)
                     _ = try upsertCVV.run()
                 }
+                if !write.audit.isEmpty {
+                    guard let audit else {
+                        throw VaultError(.notInitialized, "the store was opened without its audit log")
+                    }
+                    try audit.append(write.audit, in: db)
+                }
                 outcomes.append(.stored)
             }
             return outcomes
         }
+    }
+
+    /// Whether any record, of any tenant, creator or format, has one of `fingerprints` (each
+    /// under its root version): the PAN is in the vault.
+    private static func anyCard(
+        _ db: Database, fingerprints: [(version: UInt32, fingerprint: [UInt8])]
+    ) throws -> Bool {
+        for (version, fingerprint) in fingerprints {
+            let found = try Bool.fetchOne(
+                db,
+                sql: """
+                    SELECT EXISTS (SELECT 1 FROM cards WHERE fingerprint_prefix = ? AND fingerprint = ?
+                        AND fingerprint_version = ?)
+                    """,
+                arguments: [fingerprintPrefix(fingerprint), Data(fingerprint), version])
+            if found == true { return true }
+        }
+        return false
     }
 
     private static func cardExists(_ db: Database, _ token: String) throws -> Bool {
@@ -224,7 +258,8 @@ public struct SQLiteVaultStore: VaultStore {
     private static let cardColumns = """
         cards.token, cards.format, cards.bin, cards.last4, cards.brand, cards.exp_month, cards.exp_year,
         cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms, cards.tenant, cards.created_by,
-        cards.fingerprint_version, cvvs.expires_at_ms AS cvv_expires_at_ms, cvvs.epoch AS cvv_epoch
+        cards.fingerprint_version, cards.cvk_version, cvvs.expires_at_ms AS cvv_expires_at_ms,
+        cvvs.epoch AS cvv_epoch
         """
 
     /// The first 8 bytes of a fingerprint as a signed big-endian integer: the dedupe index holds
@@ -263,6 +298,7 @@ public struct SQLiteVaultStore: VaultStore {
         let ciphertext: Data = row["ciphertext"]
         let cvvExpiry: Int64? = row["cvv_expires_at_ms"]
         let cvvEpoch: Int64? = row["cvv_epoch"]
+        let cvkVersion: Int64? = row["cvk_version"]
         let metadata = CardMetadata(
             token: Token(unchecked: row["token"]), format: TokenFormat(rawValue: row["format"]) ?? .opaque,
             bin: row["bin"], last4: row["last4"], brand: CardBrand(rawValue: row["brand"]) ?? .unknown,
@@ -274,7 +310,8 @@ public struct SQLiteVaultStore: VaultStore {
             fingerprintVersion: UInt32(
                 truncatingIfNeeded: Int64.fromDatabaseValue(row["fingerprint_version"] as DatabaseValue) ?? -1),
             tenant: row["tenant"],
-            createdBy: row["created_by"], cvvEpoch: cvvEpoch.map { UInt64(bitPattern: $0) })
+            createdBy: row["created_by"], cvvEpoch: cvvEpoch.map { UInt64(bitPattern: $0) },
+            cvkVersion: cvkVersion.map { UInt32(truncatingIfNeeded: $0) })
     }
 
     public func card(_ token: Token, now: Date) async throws -> StoredCard? {
@@ -292,7 +329,8 @@ public struct SQLiteVaultStore: VaultStore {
                 """
                 SELECT cards.token, cards.format, cards.bin, cards.last4, cards.brand, cards.exp_month,
                     cards.exp_year, cards.fingerprint, cards.key_version, cards.ciphertext, cards.created_at_ms,
-                    cvvs.expires_at_ms, cards.tenant, cards.created_by, cvvs.epoch, cards.fingerprint_version
+                    cvvs.expires_at_ms, cards.tenant, cards.created_by, cvvs.epoch, cards.fingerprint_version,
+                    cards.cvk_version
                 FROM cards LEFT JOIN cvvs ON cvvs.token = cards.token AND cvvs.expires_at_ms > ?
                 WHERE cards.token = ?
                 """)
@@ -311,7 +349,8 @@ public struct SQLiteVaultStore: VaultStore {
                 metadata: metadata, keyVersion: UInt32(select.int64(8)), ciphertext: select.bytes(9),
                 fingerprint: select.bytes(7), fingerprintVersion: UInt32(truncatingIfNeeded: select.int64(15)),
                 tenant: select.string(12), createdBy: select.string(13),
-                cvvEpoch: select.isNull(14) ? nil : UInt64(bitPattern: select.int64(14)))
+                cvvEpoch: select.isNull(14) ? nil : UInt64(bitPattern: select.int64(14)),
+                cvkVersion: select.optionalInt64(16).map { UInt32(truncatingIfNeeded: $0) })
         }
     }
 
@@ -431,6 +470,7 @@ public struct SQLiteVaultStore: VaultStore {
                     .recordCorrupt,
                     "credential \(bad.id) fails its integrity check; revoke it before rotating the root key")
             }
+            let cardVerificationKeys = try CardVerificationKeyRow.verified(db, rowMAC: oldRowMAC)
             let meta = try VaultDatabase.metaRows(db)
             if let bad = meta.first(where: {
                 !oldRowMAC.verify($0.mac, table: VaultDatabase.metaTable, fields: [.text($0.name), .text($0.value)])
@@ -462,6 +502,7 @@ public struct SQLiteVaultStore: VaultStore {
                     sql: "UPDATE credentials SET mac = ? WHERE id = ?",
                     arguments: [row.sealed(with: newRowMAC).mac.map { Data($0) }, row.id])
             }
+            for row in cardVerificationKeys { try row.sealed(with: newRowMAC).write(in: db) }
             for row in meta {
                 try db.execute(
                     sql: "UPDATE vault_meta SET mac = ? WHERE name = ?",
@@ -618,6 +659,29 @@ public struct SQLiteVaultStore: VaultStore {
         try await audit?.append(event)
     }
 
+    public func cardVerificationKeys() async throws -> [CardVerificationKeyRow] {
+        try await pool.read { db in try CardVerificationKeyRow.verified(db, rowMAC: rowMAC(in: db)) }
+    }
+
+    public func createCardVerificationKeyIfNone(
+        at date: Date, master: SecretBytes, newKey: SecretBytes, audit event: @Sendable (UInt32) -> AuditEvent
+    ) async throws -> CardVerificationKeyRow {
+        try await pool.write { [audit] db in
+            let rowMAC = try rowMAC(in: db)
+            if let newest = try CardVerificationKeyRow.verified(db, rowMAC: rowMAC).last { return newest }
+            _ = try Self.checkMaster(master, in: db)
+            let row = CardVerificationKeyRow(
+                version: 1,
+                wrappedKey: WrappedKey.wrap(newKey, label: .cardVerificationKey, version: 1, master: master),
+                createdAtMs: date.milliseconds, mac: []
+            ).sealed(with: rowMAC)
+            try row.write(in: db)
+            guard let audit else { throw VaultError(.notInitialized, "the store was opened without its audit log") }
+            try audit.append([event(row.version)], in: db)
+            return row
+        }
+    }
+
     public func rewrapKeyRing(
         from master: SecretBytes, to newMaster: SecretBytes, audit event: @Sendable ([UInt32]) -> AuditEvent
     ) async throws {
@@ -637,6 +701,14 @@ public struct SQLiteVaultStore: VaultStore {
                 try Self.writeDataKey(row, rowMAC: rowMAC, in: db)
                 rewrapped.append(row.version)
             }
+            var cardVerificationKeys = [UInt32]()
+            for var row in try CardVerificationKeyRow.verified(db, rowMAC: rowMAC) {
+                let key = try row.unwrap(master: master)
+                row.wrappedKey = WrappedKey.wrap(
+                    key, label: .cardVerificationKey, version: row.version, master: newMaster)
+                try row.sealed(with: rowMAC).write(in: db)
+                cardVerificationKeys.append(row.version)
+            }
             let newest = roots[roots.count - 1].row.version
             for (row, root) in roots {
                 try RootKeyRow.rewrap(
@@ -649,7 +721,9 @@ public struct SQLiteVaultStore: VaultStore {
             guard expected == Set(rewrapped) else {
                 throw VaultError(.recordCorrupt, "the data keys changed during the master-key rotation; run it again")
             }
-            try audit?.append([event(rewrapped)], in: db)
+            var record = event(rewrapped)
+            record.objects += cardVerificationKeys.map { "cvk:\($0)" }
+            try audit?.append([record], in: db)
         }
     }
 }

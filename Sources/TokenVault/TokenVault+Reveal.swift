@@ -12,11 +12,16 @@ public struct RevealedCard {
     public let expMonth: Int
     public let expYear: Int
 
-    init(token: Token, panDigits: UnsafeBufferPointer<UInt8>, expMonth: Int, expYear: Int) {
+    /// The card in the first `count` bytes of an opened card envelope's plaintext (docs/CRYPTO.md §7).
+    /// - Throws: ``VaultError`` `record_corrupt` if it is not laid out as a card record.
+    init(token: Token, cardPlaintext plaintext: UnsafeRawBufferPointer, count: Int) throws {
+        guard let pan = RecordEnvelope.panRange(inCardPlaintext: plaintext, count: count) else {
+            throw VaultError(.recordCorrupt, "record of token \(token) has a malformed plaintext")
+        }
         self.token = token
-        self.panDigits = panDigits
-        self.expMonth = expMonth
-        self.expYear = expYear
+        panDigits = UnsafeBufferPointer(rebasing: plaintext.bindMemory(to: UInt8.self)[pan])
+        expMonth = Int(plaintext[pan.upperBound])
+        expYear = Int(plaintext[pan.upperBound + 1]) << 8 | Int(plaintext[pan.upperBound + 2])
     }
 }
 
@@ -50,13 +55,7 @@ extension TokenVault {
             let count = try Self.open(
                 record.ciphertext, kind: .card, token: token.rawValue, keyRing: keyRing, into: scratch)
             try scratch.withUnsafeBytes { plaintext in
-                guard let pan = RecordEnvelope.panRange(inCardPlaintext: plaintext, count: count) else {
-                    throw VaultError(.recordCorrupt, "record of token \(token) has a malformed plaintext")
-                }
-                let digits = UnsafeBufferPointer(rebasing: plaintext.bindMemory(to: UInt8.self)[pan])
-                let month = Int(plaintext[pan.upperBound])
-                let year = Int(plaintext[pan.upperBound + 1]) << 8 | Int(plaintext[pan.upperBound + 2])
-                try body(index, RevealedCard(token: token, panDigits: digits, expMonth: month, expYear: year))
+                try body(index, RevealedCard(token: token, cardPlaintext: plaintext, count: count))
             }
             scratch.wipe()
         }

@@ -13,7 +13,7 @@ public final class TokenVault: Tokenizing {
     public let cvvTimeToLive: TimeInterval
     let store: any VaultStore
     let keyRing: KeyRing
-    private let clock: @Sendable () -> Date
+    let clock: @Sendable () -> Date
     private let logger: Logger
     private let committer: GroupCommitter<CardWrite, CardWriteOutcome>
     /// Refuses bursts of distinct PANs sharing a BIN and last four (an enumeration).
@@ -123,7 +123,7 @@ public final class TokenVault: Tokenizing {
                     } else {
                         results[index] = .success(TokenizeResult(metadata: card.metadata, created: false))
                     }
-                case .tokenTaken, .missing:
+                case .tokenTaken, .missing, .fingerprintTaken:
                     existingTokens[index] = nil
                     retry.append(index)
                 case .staleKey:
@@ -264,7 +264,7 @@ public final class TokenVault: Tokenizing {
 
     /// Builds encrypted writes. All crypto happens here, outside the database transaction, with
     /// one random pool per call so a batch costs one `getrandom` call.
-    private func prepare(
+    func prepare(
         _ items: [(request: TokenizeRequest, fingerprint: [UInt8], existing: StoredCard?)], principal: Principal,
         dataKey: (version: UInt32, key: SecretBytes), root: RootSubkeys
     ) -> [CardWrite] {
@@ -344,7 +344,7 @@ public final class TokenVault: Tokenizing {
     }
 
     /// Reloads the key ring after the store refused a write under a rotated-out key.
-    private func refreshKeys() async throws {
+    func refreshKeys() async throws {
         guard let ring = try await store.keyRing() else {
             throw VaultError(.notInitialized, "the vault has no key ring")
         }
@@ -430,5 +430,5 @@ public final class TokenVault: Tokenizing {
 
 extension Principal {
     /// The actor an audit record names: an API key's id, else the principal's name.
-    var auditActor: String { name.hasPrefix("key:") ? String(name.dropFirst(4)) : name }
+    package var auditActor: String { name.hasPrefix("key:") ? String(name.dropFirst(4)) : name }
 }

@@ -269,6 +269,21 @@ public final class VaultDatabase: Sendable {
                     ALTER TABLE audit_head ADD COLUMN key_version INTEGER NOT NULL DEFAULT 0;
                     """)
         }
+        migrator.registerMigration("vault.card-verification-keys") { db in
+            // Cards issued inside the vault (docs/CRYPTO.md §21): the wrapped card-verification
+            // keys, and the version each issued card derives its CVV under (NULL for a card
+            // tokenized from outside). An existing vault gets its first key at its first issue.
+            try db.execute(
+                sql: """
+                    CREATE TABLE card_verification_keys (
+                        version INTEGER PRIMARY KEY CHECK (version > 0),
+                        wrapped_key BLOB NOT NULL,
+                        created_at_ms INTEGER NOT NULL,
+                        mac BLOB NOT NULL
+                    );
+                    ALTER TABLE cards ADD COLUMN cvk_version INTEGER;
+                    """)
+        }
         return migrator
     }
 

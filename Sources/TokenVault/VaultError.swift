@@ -34,6 +34,9 @@ public struct VaultError: Error, Sendable, Hashable, CustomStringConvertible, Cu
         public static let dedupeExpiryMismatch = Self("dedupe_expiry_mismatch", .conflict)
         /// Too many distinct PANs sharing one BIN and last four from one principal (``SimilarCardGuard``).
         public static let similarCardsLimit = Self("similar_cards_limit", .rateLimited)
+        /// Card issuing drew only card numbers the vault already holds, attempt after attempt:
+        /// the BIN's number space is (nearly) full.
+        public static let panSpaceExhausted = Self("issuing_pan_space_exhausted", .conflict)
 
         public var description: String { rawValue }
 

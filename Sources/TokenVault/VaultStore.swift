@@ -22,10 +22,14 @@ public struct StoredCard: Sendable, Hashable {
     /// The epoch of the unexpired CVV row, if any: the CVV is held only while this process
     /// holds that epoch's key.
     public var cvvEpoch: UInt64?
+    /// For a card the vault issued, the card-verification key version its CVV derives under
+    /// (docs/CRYPTO.md §21); `nil` for a card tokenized from outside.
+    public var cvkVersion: UInt32?
 
     public init(
         metadata: CardMetadata, keyVersion: UInt32, ciphertext: [UInt8], fingerprint: [UInt8],
-        fingerprintVersion: UInt32 = 0, tenant: String, createdBy: String, cvvEpoch: UInt64? = nil
+        fingerprintVersion: UInt32 = 0, tenant: String, createdBy: String, cvvEpoch: UInt64? = nil,
+        cvkVersion: UInt32? = nil
     ) {
         self.metadata = metadata
         self.keyVersion = keyVersion
@@ -35,6 +39,7 @@ public struct StoredCard: Sendable, Hashable {
         self.tenant = tenant
         self.createdBy = createdBy
         self.cvvEpoch = cvvEpoch
+        self.cvkVersion = cvkVersion
     }
 }
 
@@ -54,6 +59,10 @@ public struct CardWrite: Sendable {
         case insert
         /// Only (re)place the CVV of an existing token (a dedupe hit that brought a CVV).
         case cvvOnly
+        /// Insert a card the vault issued (its `cvkVersion` set), unless any record, of any
+        /// tenant, creator or format, has its PAN: judged by `fingerprint` and
+        /// `olderFingerprints` inside the transaction that inserts it.
+        case issue
     }
 
     public var mode: Mode
@@ -65,6 +74,8 @@ public struct CardWrite: Sendable {
     /// re-fingerprinted by `vault keys rewrap` (docs/CRYPTO.md §13.9).
     public var olderFingerprints: [(version: UInt32, fingerprint: [UInt8])] = []
     public var cvv: CVVWrite?
+    /// Audit records appended in the transaction that stores the write (nothing if it is not stored).
+    public var audit: [AuditEvent] = []
 }
 
 /// What became of a ``CardWrite``.
@@ -77,6 +88,8 @@ public enum CardWriteOutcome: Sendable {
     case existing(StoredCard)
     /// A `cvvOnly` write whose token was deleted meanwhile.
     case missing
+    /// An `issue` write whose PAN a stored record already has: draw another PAN.
+    case fingerprintTaken
     /// Encrypted under a data key that is no longer the active one (rotated meanwhile):
     /// re-encrypt under the active key. Never stored (PCI DSS 3.7.5: retired keys never encrypt).
     case staleKey
@@ -158,7 +171,17 @@ public protocol VaultStore: Sendable {
     func scrub(attempts: Int) async -> Bool
     /// Appends an audit event on its own.
     func appendAudit(_ event: AuditEvent) async throws
-    /// Re-wraps the root key and every non-retired data key from `master` to `newMaster`, reading,
+    /// The card-verification key rows, oldest first, each checked against its row MAC.
+    /// - Throws: ``VaultError`` `record_corrupt` for a row changed without the key.
+    func cardVerificationKeys() async throws -> [CardVerificationKeyRow]
+    /// The newest card-verification key row; if there is none, first adds version 1 (`newKey`
+    /// wrapped under `master`, sealed, audited with `audit`) in a transaction that checks `master`
+    /// against every root version. Of concurrent first calls, one adds it and all get it.
+    func createCardVerificationKeyIfNone(
+        at: Date, master: SecretBytes, newKey: SecretBytes, audit: @Sendable (UInt32) -> AuditEvent
+    ) async throws -> CardVerificationKeyRow
+    /// Re-wraps the root key, every non-retired data key and every card-verification key from
+    /// `master` to `newMaster`, reading,
     /// checking and writing them in one transaction. `audit` gets the re-wrapped versions.
     /// - Throws: ``VaultError`` `master_key_changed` (nothing written) if `master` no longer opens
     ///   the root key.

@@ -17,6 +17,9 @@ enum WrappedKey {
         /// rotation that added the newer one, so that deleting the newer row does not make it the
         /// newest again (docs/CRYPTO.md §5, §13.9).
         case supersededRoot = "ROLD"
+        /// A card-verification key (CVK), which derives the CVVs of the cards the vault issues
+        /// (docs/CRYPTO.md §21).
+        case cardVerificationKey = "CVK1"
     }
 
     static let keyByteCount = 32

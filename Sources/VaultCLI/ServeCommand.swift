@@ -97,6 +97,16 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var ibanBankCode: String = VaultConfiguration.defaults.numbering.bankCode
 
+    @Option(
+        help: ArgumentHelp(
+            "BIN of the cards issued inside the vault: 6 or 8 digits.",
+            discussion: "The default, 999999, belongs to no card network: set the BIN your network assigned.",
+            valueName: "digits"))
+    var issuingBin: String = VaultConfiguration.defaults.issuingBIN
+
+    @Option(help: "Length of the card numbers issued inside the vault: 16 to 19 digits.")
+    var issuingPanLength: Int = VaultConfiguration.defaults.issuingPANLength
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -133,6 +143,11 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("--iban-country/--iban-bank-code: \(error.message)")
         }
+        do {
+            try VaultConfiguration.checkIssuing(bin: issuingBin, panLength: issuingPanLength)
+        } catch let error as VaultError {
+            throw ValidationError("--issuing-bin/--issuing-pan-length: \(error.message)")
+        }
     }
 
     /// The flags, mapped onto the one configuration (its defaults are the flags' defaults).
@@ -149,6 +164,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.cvvTimeToLive = TimeInterval(cvvTtl)
         configuration.idempotencyRetention = .seconds(idempotencyRetentionHours * 3600)
         configuration.numbering = try VirtualAccountNumbering(country: ibanCountry, bankCode: ibanBankCode)
+        configuration.issuingBIN = issuingBin
+        configuration.issuingPANLength = issuingPanLength
         configuration.acquirer = acquirerUrl.map { url in
             VaultConfiguration.Acquirer(
                 baseURL: url, publicKeyFile: acquirerKey ?? "", timeout: .milliseconds(Int(acquirerTimeout * 1000)),

@@ -1,4 +1,5 @@
 public import Audit
+public import CardIssuing
 public import CardTokens
 public import Detokenization
 public import HTTPListener
@@ -116,8 +117,11 @@ public enum VaultApplication {
                 pin: acquirer.pin)
         }
         let gateway = AuthorizationGateway(tokens: vault.tokens, audit: vault.audit, acquirer: acquirer, logger: logger)
+        let cardIssuer = try VaultCardIssuer(
+            tokens: vault.tokens, bin: configuration.issuingBIN, panLength: configuration.issuingPANLength,
+            logger: logger)
         let walletSide = try walletSide(
-            vault: vault, authorizer: gateway, issuer: nil, numbering: configuration.numbering)
+            vault: vault, authorizer: gateway, issuer: cardIssuer, numbering: configuration.numbering)
         let wallets = walletSide.wallets
         // The ledger checks its invariants in every commit from that commit's changes; a full
         // recount at start also catches a wallet.db altered behind its back.
@@ -147,7 +151,7 @@ public enum VaultApplication {
         ]
         return VaultServices(
             vault: vault, wallets: wallets, virtualCards: walletSide.virtualCards, acquirer: acquirer,
-            services: services, logger: logger)
+            cardIssuer: cardIssuer, services: services, logger: logger)
     }
 }
 
@@ -165,6 +169,8 @@ public struct VaultServices: Sendable {
     public let virtualCards: VirtualCardService
     /// The acquirer top-ups are authorized with, if configured.
     public let acquirer: AcquirerEndpoint?
+    /// Issues virtual cards inside the vault, under the configured BIN.
+    public let cardIssuer: VaultCardIssuer
     /// Head-file writer, maintenance services, then the two listeners.
     public let services: [any Service]
     let logger: Logger

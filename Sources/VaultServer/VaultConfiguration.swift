@@ -1,3 +1,4 @@
+import CardIssuing
 public import Detokenization
 public import Foundation
 public import HTTPListener
@@ -32,6 +33,11 @@ public struct VaultConfiguration: Sendable {
     public var acquirer: Acquirer?
     /// How new virtual account numbers are made.
     public var numbering: VirtualAccountNumbering = .default
+    /// The BIN of the cards issued inside the vault, 6 or 8 digits (by default one no network
+    /// assigns: see ``VaultCardIssuer/defaultBIN``).
+    public var issuingBIN: String = VaultCardIssuer.defaultBIN
+    /// The length of the card numbers issued, 16 to 19.
+    public var issuingPANLength: Int = VaultCardIssuer.defaultPANLength
 
     /// The acquirer's address and key (see ``AcquirerEndpoint``).
     public struct Acquirer: Sendable {
@@ -56,4 +62,10 @@ public struct VaultConfiguration: Sendable {
 
     /// The defaults, for the CLI's flags.
     public static let defaults = VaultConfiguration()
+
+    /// Checks an issuing BIN and PAN length as the card issuer will.
+    /// - Throws: ``VaultError`` `invalid_argument` naming the rule that failed.
+    public static func checkIssuing(bin: String, panLength: Int) throws {
+        try VaultCardIssuer.checkConfiguration(bin: bin, panLength: panLength)
+    }
 }

@@ -26,6 +26,7 @@ Usage:
   decrypt_record.py --master-key Keys/master.key --db data/vault.db --token TOKEN [--expect-cvv 123]
   decrypt_record.py --master-key Keys/master.key --db data/vault.db --verify-audit [--audit-head PATH]
   decrypt_record.py --master-key Keys/master.key --db data/vault.db --verify-rows [--secret-env VAR]
+  decrypt_record.py --check-cvv-vectors
 
 Root keys: system_keys row 'root' is root version 0, 'root.N' version N (1, 2, … without a gap),
 each wrapped like version 0 with its own version: the newest with label "ROOT", every older one
@@ -37,9 +38,13 @@ Output (one JSON object on stdout):
                 "fingerprint_ok" (under the CARDFPRT key of the row's fingerprint_version),
                 "caller_fingerprint" (the fingerprint the token's creator sees, CRYPTO.md §8.1,
                 under the CALLERFP key of that same version),
-                "format", "token_format_ok", "metadata_ok", "cvv_held", "cvv_ok"}
+                "format", "token_format_ok", "metadata_ok", "cvv_held", "cvv_ok", "cvk_version"}
                cvv_ok: null without a CVV row; true if the row's envelope is a CVV envelope (format
                0x02, §7) naming the row's epoch, and no root key (any version) nor data key opens it.
+               cvk_version: for a card the vault issued (§21), the card-verification key version;
+               with --expect-issued-cvv also "issued_cvv_ok": the CVV derived under that key (its
+               row MAC checked, unwrapped with label "CVK1") equals the digits given (never printed).
+  vectors mode: {"ok", "vectors"}: the CVV known-answer vectors of §21.
   audit mode:  {"ok", "records", "segments"} plus "first_bad_record" and "reason" when not ok.
                "segments" lists the root version of each segment of the log, oldest first. The
                head file is audit.head in the database's folder unless --audit-head names another.
@@ -154,6 +159,7 @@ def load_master_key(path: str) -> bytes:
 LABEL_ROOT = b"ROOT"  # the newest root version N is wrapped with version N (0 for the row named 'root')
 LABEL_SUPERSEDED_ROOT = b"ROLD"  # every older root version
 LABEL_DATA_KEY = b"DEK1"
+LABEL_CARD_VERIFICATION_KEY = b"CVK1"
 
 
 def unwrap(wrapped: bytes, label: bytes, version: int, master: bytes) -> bytes:
@@ -366,6 +372,17 @@ class KeyRing:
                            [row["version"], row["state"], row["wrapped_key"], row["created_at_ms"]])
         return isinstance(row["mac"], bytes) and hmac.compare_digest(expected, row["mac"])
 
+    def card_verification_key(self, version: int) -> bytes:
+        """The card-verification key of `version` (§21), its row MAC checked first."""
+        row = self.db.execute(
+            "SELECT version, wrapped_key, created_at_ms, mac FROM card_verification_keys WHERE version = ?",
+            (version,)).fetchone()
+        if row is None:
+            raise FormatError(f"card-verification key v{version} does not exist")
+        if not card_verification_key_row_ok(self.row_mac_key(), row):
+            raise FormatError(f"card-verification key v{version} fails its row MAC")
+        return unwrap(bytes(row["wrapped_key"]), LABEL_CARD_VERIFICATION_KEY, version, self.master)
+
     def data_key(self, version: int) -> bytes:
         if version not in self._data_keys:
             row = self.db.execute(
@@ -382,7 +399,8 @@ class KeyRing:
         return self._data_keys[version]
 
 
-def decrypt_token(db: sqlite3.Connection, master: bytes, token: str, expect_cvv: str | None) -> tuple[dict, bool]:
+def decrypt_token(db: sqlite3.Connection, master: bytes, token: str, expect_cvv: str | None,
+                  expect_issued_cvv: str | None = None) -> tuple[dict, bool]:
     ring = KeyRing(db, master)
     # fingerprint_version (migration vault.root-versions): the root version whose keys made the
     # fingerprint; absent in an older vault, where every fingerprint is under version 0.
@@ -458,8 +476,49 @@ def decrypt_token(db: sqlite3.Connection, master: bytes, token: str, expect_cvv:
         cvv_ok = False
     result["cvv_ok"] = cvv_ok
 
-    ok = fingerprint_ok and metadata_ok and result["token_format_ok"] and cvv_ok is not False
+    # §21: an issued card names the card-verification key its CVV derives under; none is stored.
+    cvk_version = (db.execute("SELECT cvk_version FROM cards WHERE token = ?", (token,)).fetchone()[0]
+                   if has_column(db, "cards", "cvk_version") else None)
+    result["cvk_version"] = cvk_version
+    issued_cvv_ok = None
+    if expect_issued_cvv is not None:
+        issued_cvv_ok = cvk_version is not None and cvv_row is None and hmac.compare_digest(
+            issued_cvv(ring.card_verification_key(cvk_version), pan, month, year), expect_issued_cvv.encode())
+        result["issued_cvv_ok"] = issued_cvv_ok
+
+    ok = fingerprint_ok and metadata_ok and result["token_format_ok"] and cvv_ok is not False \
+        and issued_cvv_ok is not False
     return result, ok
+
+
+# --- §21: issued cards' CVVs --------------------------------------------------------------
+
+
+def card_verification_key_row_ok(row_key: bytes, row: sqlite3.Row) -> bool:
+    expected = row_mac(row_key, "card_verification_keys", [row["version"], row["wrapped_key"], row["created_at_ms"]])
+    return isinstance(row["mac"], bytes) and hmac.compare_digest(expected, row["mac"])
+
+
+def issued_cvv(cvk: bytes, pan: bytes, month: int, year: int) -> bytes:
+    """h = BLAKE2b(key = CVK, "CVV1" ‖ u8 len(PAN) ‖ PAN ‖ MM ‖ YYYY, outlen 16);
+    CVV = u64 BE of h[0:8] mod 1000, three ASCII digits."""
+    message = b"CVV1" + bytes([len(pan)]) + pan + b"%02d" % month + b"%04d" % year
+    value = int.from_bytes(keyed_blake2b(cvk, message, 16)[:8], "big") % 1000
+    return b"%03d" % value
+
+
+CVV_VECTORS = [  # CRYPTO.md §21.3: CVK 80 81 … 9f
+    (b"9999991234567893", 12, 2029, b"447"),
+    (b"9999991234567893", 1, 2030, b"245"),
+    (b"9999990000000089", 2, 2027, b"054"),
+    (b"9999999876543210124", 7, 2031, b"579"),
+]
+
+
+def check_cvv_vectors() -> dict:
+    cvk = bytes(range(0x80, 0xA0))
+    good = sum(hmac.compare_digest(issued_cvv(cvk, pan, month, year), cvv) for pan, month, year, cvv in CVV_VECTORS)
+    return {"ok": good == len(CVV_VECTORS), "vectors": len(CVV_VECTORS)}
 
 
 # --- §11: the audit chain ----------------------------------------------------------------
@@ -716,8 +775,21 @@ def verify_rows(db: sqlite3.Connection, master: bytes, secret: str | None) -> di
                 row_mac(row_key, "vault_meta", [row["name"], row["value"]]), row["mac"])):
             problems.append(f"vault_meta row {row['name']!r} fails its row MAC under root v{ring.newest}")
 
+    has_cvks = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'card_verification_keys'").fetchone()
+    cvks = db.execute("SELECT version, wrapped_key, created_at_ms, mac FROM card_verification_keys").fetchall() \
+        if has_cvks else []
+    for row in cvks:
+        if not card_verification_key_row_ok(row_key, row):
+            problems.append(f"card-verification key v{row['version']} fails its row MAC under root v{ring.newest}")
+            continue
+        try:
+            unwrap(bytes(row["wrapped_key"]), LABEL_CARD_VERIFICATION_KEY, row["version"], master)
+        except FormatError as error:
+            problems.append(str(error))
+
     result = {"ok": not problems, "root_versions": len(ring.roots), "data_keys": len(data_keys),
-              "credentials": len(credentials), "vault_meta": len(meta)}
+              "credentials": len(credentials), "vault_meta": len(meta), "card_verification_keys": len(cvks)}
     if secret is not None:
         # §10: vk_<16-character id>_<43 characters>; the row is found by id.
         parts = secret.split("_", 2)
@@ -747,9 +819,11 @@ def verify_rows(db: sqlite3.Connection, master: bytes, secret: str | None) -> di
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--master-key", required=True, help="the master key file (32 raw bytes, mode 0600)")
-    parser.add_argument("--db", required=True, help="vault.db")
+    parser.add_argument("--master-key", help="the master key file (32 raw bytes, mode 0600)")
+    parser.add_argument("--db", help="vault.db")
     mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--check-cvv-vectors", action="store_true",
+                      help="check the issued-card CVV known-answer vectors of CRYPTO.md §21 (no vault needed)")
     mode.add_argument("--token", help="decrypt the card record of this token")
     mode.add_argument("--verify-audit", action="store_true",
                       help="recompute the audit MAC chain and check both heads (audit_head and the head file)")
@@ -762,7 +836,17 @@ def main(argv: list[str]) -> int:
                         "hash to check (the secret is never taken from the command line)")
     parser.add_argument("--expect-cvv", help="with --token: a CVV must be held, and it must not decrypt "
                         "(with the key ring) to these digits or any others (never printed)")
+    parser.add_argument("--expect-issued-cvv", help="with --token: the card was issued by the vault and its CVV, "
+                        "derived under its card-verification key (§21), is these digits (never printed)")
     args = parser.parse_args(argv)
+    if args.check_cvv_vectors:
+        result = check_cvv_vectors()
+        print(json.dumps(result))
+        return 0 if result["ok"] else 1
+    if args.master_key is None or args.db is None:
+        parser.error("--master-key and --db are required")
+    if args.expect_issued_cvv is not None and args.token is None:
+        parser.error("--expect-issued-cvv only applies to --token")
     if args.audit_head is not None and not args.verify_audit:
         parser.error("--audit-head only applies to --verify-audit")
     if args.secret_env is not None and not args.verify_rows:
@@ -785,7 +869,7 @@ def main(argv: list[str]) -> int:
             result = verify_rows(db, master, secret)
             print(json.dumps(result))
             return 0 if result["ok"] else 1
-        result, ok = decrypt_token(db, master, args.token, args.expect_cvv)
+        result, ok = decrypt_token(db, master, args.token, args.expect_cvv, args.expect_issued_cvv)
         print(json.dumps(result))
         return 0 if ok else 1
     except FormatError as error:

@@ -131,6 +131,8 @@ echo "interop: work folder $WORK"
 check "keys init created a 32-byte master key with mode 600" \
     test "$(python3 -c 'import os, sys; s = os.stat(sys.argv[1]); print(s.st_size, format(s.st_mode & 0o777, "o"))' "$MASTER" 2>/dev/null)" = "32 600"
 check "keys init created vault.db" test -f "$DB"
+check "the issued-card CVV vectors of CRYPTO.md §21 check out in Python" \
+    bash -c 'python3 "$1" --check-cvv-vectors >/dev/null' _ "$DECRYPT"
 
 # ---------------------------------------------------------------- 2. serve
 # start_server: starts `vault serve` on free ports, sets SERVER_PID and BASE, waits for /healthz.

@@ -13,15 +13,19 @@ struct ModuleGraphTests {
     /// The cardholder-data environment's targets.
     static let cde: Set<String> = [
         "CSodium", "VaultCrypto", "TokenVault", "Detokenization", "Settlement", "Audit", "AcquirerSimulator",
+        "CardIssuing",
     ]
     /// Targets outside the CDE (each is checked once it exists); `GroupCommit` is a utility the
     /// CDE and the ledger share, `SQLiteSupport` the SQLite plumbing of every store, and
     /// `HTTPListener` the listener limits of the vault and the acquirer simulator, so they must
     /// reach nothing of the CDE either.
-    static let outside = ["CardTokens", "GroupCommit", "SQLiteSupport", "HTTPListener", "Ledger", "Wallet"]
+    static let outside = [
+        "CardTokens", "GroupCommit", "SQLiteSupport", "HTTPListener", "Ledger", "Wallet", "Issuing",
+    ]
     /// The folders whose code may read PAN digits out of `CardInput`.
     static let spiReaders = [
-        "TokenVault", "VaultCrypto", "Audit", "Detokenization", "Settlement", "VaultServer", "VaultCLI", "vault",
+        "TokenVault", "VaultCrypto", "Audit", "Detokenization", "Settlement", "CardIssuing", "VaultServer", "VaultCLI",
+        "vault",
     ].map { "Sources/\($0)/" }
 
     struct Description: Decodable {
@@ -72,7 +76,7 @@ struct ModuleGraphTests {
     @Test("the shared test helpers and the tests of code outside the CDE reach none of it")
     func testTargetsOutside() async throws {
         let graph = try await Self.describePackage()
-        for name in ["VaultTestSupport", "LedgerTests", "WalletTests"] {
+        for name in ["VaultTestSupport", "LedgerTests", "WalletTests", "IssuingTests"] {
             #expect(graph[name] != nil, "\(name) is missing from the package description")
             let reached = Self.reachable(from: name, in: graph).intersection(Self.cde)
             #expect(reached.isEmpty, "\(name) reaches \(reached.sorted())")
@@ -93,6 +97,17 @@ struct ModuleGraphTests {
         // The vault's core never depends on the detokenize layer above it.
         for name in ["CSodium", "VaultCrypto", "Audit", "TokenVault", "CardTokens"] {
             #expect(!Self.reachable(from: name, in: graph).contains("Detokenization"), "\(name) reaches Detokenization")
+        }
+    }
+
+    @Test("CardIssuing is inside the CDE, on top of TokenVault, and the wallet side does not reach it")
+    func cardIssuingTarget() async throws {
+        let graph = try await Self.describePackage()
+        let dependencies = try #require(graph["CardIssuing"], "CardIssuing is missing from the package")
+        #expect(dependencies.contains("TokenVault"), "CardIssuing depends on \(dependencies)")
+        for name in ["Ledger", "Wallet", "Issuing", "CardTokens"] {
+            #expect(graph[name] != nil, "\(name) is missing from the package description")
+            #expect(!Self.reachable(from: name, in: graph).contains("CardIssuing"), "\(name) reaches CardIssuing")
         }
     }
 
