@@ -104,7 +104,8 @@ public final class VaultCardIssuer: CardIssuer {
 
     /// Hands `body` the CVV of `token`, a card this vault issued in `tenant`, as ASCII digits in
     /// a buffer wiped when `body` returns: for the cardholder's reveal and the network's CVV
-    /// check. Package level, so only CDE targets can reach it; nothing of it is logged.
+    /// check. Package level in a CDE module: the targets outside the CDE cannot import it (the
+    /// module-graph test); nothing of it is logged.
     /// - Throws: ``VaultError`` `token_not_found` if `token` is not an issued card of `tenant`.
     package func withCVV<R>(
         of token: Token, tenant: String, _ body: (_ cvvDigits: UnsafeBufferPointer<UInt8>) throws -> R

@@ -1,6 +1,8 @@
 import Audit
+import CardTokens
 import Foundation
 import GRDB
+import Issuing
 import Ledger
 import Logging
 import ServiceLifecycle
@@ -73,6 +75,44 @@ struct CompositionRootTests {
             let sequence = Int64(bitPattern: file[4..<12].reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
             let last = try #require(try await services.vault.audit.records(after: 0, limit: 10_000).last)
             #expect(last.event.type == "detokenize" && sequence == last.sequence)
+        }
+    }
+
+    @Test(
+        "vault serve's wiring issues virtual cards through the vault: the configured BIN, a token only, no PAN in wallet.db"
+    )
+    func issuesThroughTheVault() async throws {
+        try await Self.withConfiguration { base in
+            var configuration = base
+            configuration.issuingBIN = "99999912"
+            configuration.issuingPANLength = 19
+            let services = try await VaultApplication.build(configuration, logger: TestLog.quiet())
+            let wallet = try await services.wallets.createWallet(
+                ownerRef: "alice", currency: "EUR", idempotency: try IdempotencyKey(owner: "o", key: "w-1"))
+            var cards = [VirtualCard]()
+            for index in 0..<20 {
+                cards.append(
+                    try await services.virtualCards.issue(
+                        to: wallet.id, NewVirtualCard(expiresInMonths: 1 + index),
+                        idempotency: try IdempotencyKey(owner: "o", key: "vc-\(index)")))
+            }
+            #expect(Set(cards.map(\.token)).count == 20)
+            for card in cards {
+                #expect(card.bin == "999999", "the first six digits, as for any card")
+                let metadata = try await services.vault.tokens.metadata(of: card.token, for: .wallet(tenant: "default"))
+                #expect(metadata.last4 == card.last4)
+                #expect((metadata.expMonth, metadata.expYear) == (card.expMonth, card.expYear))
+            }
+            // wallet.db holds no run of 13 or more digits that passes the Luhn check (no PAN).
+            let path = configuration.paths.dataDirectory + "/wallet.db"
+            var bytes = [UInt8]()
+            for file in [path, path + "-wal"] {
+                bytes += FileManager.default.contents(atPath: file).map(Array.init) ?? []
+            }
+            let panLike = Bytes.runs(in: bytes, minimumLength: 13, where: Bytes.isDigit).filter {
+                TestLuhn.passes($0.run)
+            }
+            #expect(panLike.isEmpty, "\(panLike.count) Luhn-valid digit runs in wallet.db")
         }
     }
 
