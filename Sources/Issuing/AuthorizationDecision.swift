@@ -134,4 +134,15 @@ extension SpendCounters {
             lifetime: plus(current.lifetime))
     }
 
+    /// These counters with `amount` given back (a reversal or an expired hold) that was spent at
+    /// `spentAt`: only the windows it was counted in, if they are still the current ones; never
+    /// below zero.
+    public func subtracting(_ amount: Int64, spentAt: Date) -> SpendCounters {
+        let then = UTCCalendar.components(of: spentAt)
+        var counters = self
+        if counters.day == then.dayKey { counters.dayAmount = max(0, counters.dayAmount - amount) }
+        if counters.month == then.monthKey { counters.monthAmount = max(0, counters.monthAmount - amount) }
+        counters.lifetime = max(0, counters.lifetime - amount)
+        return counters
+    }
 }

@@ -56,8 +56,69 @@ public struct CardAuthorization: Sendable, Hashable, Codable {
     public var createdAt: Date
 }
 
-/// Thrown when a network reference comes again with other fields: the network's bug, answered
-/// `409` rather than with the first decision.
-public struct NetworkReferenceReused: Error, Sendable {
-    public init() {}
+/// A clearing of (part of) an approved authorization: the purchase is booked.
+public struct ClearingRequest: Sendable, Hashable {
+    public var networkReference: String
+    public var authorizationID: String
+    public var amount: Int64
+
+    public init(networkReference: String, authorizationID: String, amount: Int64) {
+        self.networkReference = networkReference
+        self.authorizationID = authorizationID
+        self.amount = amount
+    }
+}
+
+/// A reversal of (part of) what an authorization still holds; `nil` reverses all of it.
+public struct ReversalRequest: Sendable, Hashable {
+    public var networkReference: String
+    public var authorizationID: String
+    public var amount: Int64?
+
+    public init(networkReference: String, authorizationID: String, amount: Int64? = nil) {
+        self.networkReference = networkReference
+        self.authorizationID = authorizationID
+        self.amount = amount
+    }
+}
+
+/// A merchant's refund to a virtual card: money back to its wallet.
+public struct RefundRequest: Sendable, Hashable {
+    public var networkReference: String
+    public var cardID: String
+    public var amount: Int64
+    public var currency: String
+    public var merchant: Merchant
+
+    public init(networkReference: String, cardID: String, amount: Int64, currency: String, merchant: Merchant) {
+        self.networkReference = networkReference
+        self.cardID = cardID
+        self.amount = amount
+        self.currency = currency
+        self.merchant = merchant
+    }
+}
+
+/// One entry of a virtual card's history (`GET /v1/virtual_cards/{id}/transactions`).
+public struct CardTransaction: Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Hashable, Codable {
+        case authorization, clearing, reversal, refund, expiry
+    }
+
+    /// Order of the card's history, and the cursor of its pages.
+    public var sequence: Int64
+    public var id: String
+    public var kind: Kind
+    public var cardID: String
+    /// The authorization a clearing, reversal or expiry belongs to (an authorization's own id).
+    public var authorizationID: String?
+    public var networkReference: String?
+    public var amount: Int64
+    public var currency: String
+    public var merchant: Merchant?
+    /// Authorizations only.
+    public var approved: Bool?
+    public var declineCode: DeclineCode?
+    public var limitWindow: LimitWindow?
+    public var createdAt: Date
 }

@@ -19,7 +19,7 @@ public final class CardNetworkService: Sendable {
     /// commit with the outcome; a retry with the same network reference answers the first
     /// decision.
     /// - Throws: `invalid_network_message` for a malformed request (before anything is stored),
-    ///   ``NetworkReferenceReused`` for a known reference with other fields.
+    ///   `network_reference_reused` for a known reference with other fields.
     public func authorize(_ request: CardAuthorizationRequest) async throws -> CardAuthorization {
         try Self.validate(request)
         let now = clock()
@@ -29,6 +29,63 @@ public final class CardNetworkService: Sendable {
             AuthorizationDecision.decide(
                 card: card, walletCurrency: walletCurrency, amount: request.amount, currency: request.currency,
                 merchant: request.merchant, now: now)
+        }
+    }
+
+    /// Books (part of) an approved authorization: full, partial, or several partials up to the
+    /// authorized amount.
+    /// - Throws: `invalid_network_message`, `authorization_not_found`, `authorization_released`,
+    ///   `amount_exceeds_authorization`, `network_reference_reused`.
+    public func clear(_ request: ClearingRequest) async throws -> CardTransaction {
+        try Self.validate(reference: request.networkReference, amount: request.amount)
+        let now = clock()
+        return try await store.clear(request, id: RandomID.make("clr", now: now), at: now)
+    }
+
+    /// Gives back (part of) what an authorization still holds; all of it without an amount.
+    /// - Throws: as ``clear(_:)``.
+    public func reverse(_ request: ReversalRequest) async throws -> CardTransaction {
+        try Self.validate(reference: request.networkReference, amount: request.amount ?? 1)
+        let now = clock()
+        return try await store.reverse(request, id: RandomID.make("rev", now: now), at: now)
+    }
+
+    /// Credits a merchant's refund to a card's wallet.
+    /// - Throws: `invalid_network_message`, `virtual_card_not_found`, `currency_mismatch`,
+    ///   `network_reference_reused`.
+    public func refund(_ request: RefundRequest) async throws -> CardTransaction {
+        try Self.validate(
+            CardAuthorizationRequest(
+                networkReference: request.networkReference, token: nil, cdeDecline: .cardNotFound,
+                amount: request.amount, currency: request.currency, merchant: request.merchant))
+        let now = clock()
+        return try await store.refund(request, id: RandomID.make("ref", now: now), at: now)
+    }
+
+    /// Releases the holds of authorizations approved more than `holdDuration` ago and neither
+    /// cleared nor reversed in full; returns how many.
+    @discardableResult
+    public func expireHolds(olderThan holdDuration: TimeInterval) async throws -> Int {
+        let now = clock()
+        var total = 0
+        while true {
+            let count = try await store.expireHolds(approvedBefore: now.addingTimeInterval(-holdDuration), at: now)
+            total += count
+            if count == 0 { return total }
+        }
+    }
+
+    /// A card's history, oldest first, after sequence `after`.
+    public func transactions(of cardID: String, after: Int64 = 0, limit: Int = 100) async throws -> [CardTransaction] {
+        try await store.transactions(of: cardID, after: after, limit: limit)
+    }
+
+    static func validate(reference: String, amount: Int64) throws(WalletError) {
+        guard (1...64).contains(reference.utf8.count), reference.utf8.allSatisfy({ (32...126).contains($0) }),
+            !CardNumberDetector.containsCardNumber(reference), amount > 0
+        else {
+            throw WalletError(
+                .invalidNetworkMessage, "network_reference 1 to 64 printable characters, amount positive")
         }
     }
 

@@ -30,7 +30,7 @@ public protocol IssuingStore: Sendable {
     /// Decides and records a network authorization in one transaction, so that concurrent
     /// authorizations of a card or a wallet see each other:
     /// - the outcome stored under `request.networkReference` is replayed (the same reference with
-    ///   other fields throws ``NetworkReferenceReused``);
+    ///   other fields throws `network_reference_reused`);
     /// - else the card of `request.token` and its wallet's currency are read and `decide` asked
     ///   (a request the CDE declined, or a token that is no card of ours, is declined without it);
     /// - an approval holds the amount on the ledger (pending, wallet → the currency's
@@ -42,4 +42,23 @@ public protocol IssuingStore: Sendable {
         _ request: CardAuthorizationRequest, id: String, authCode: String, at now: Date,
         decide: @escaping @Sendable (_ card: VirtualCard, _ walletCurrency: String) -> AuthorizationDecision
     ) async throws -> CardAuthorization
+
+    /// Books (part of) what an approved authorization holds, in one transaction with its record:
+    /// the hold is voided and, linked with it, the amount moves from the wallet to the network
+    /// account and what is left stays held under a new hold. Replays by network reference.
+    /// - Throws: `authorization_not_found`, `authorization_released`, `amount_exceeds_authorization`,
+    ///   `network_reference_reused`.
+    func clear(_ request: ClearingRequest, id: String, at now: Date) async throws -> CardTransaction
+    /// Gives back (part of) what an approved authorization holds, and the card's spend counters
+    /// for it (in the windows it was spent in, if still current). Replays by network reference.
+    /// - Throws: as ``clear(_:id:at:)``.
+    func reverse(_ request: ReversalRequest, id: String, at now: Date) async throws -> CardTransaction
+    /// Moves a refund from the network account to the card's wallet. Replays by network reference.
+    /// - Throws: `virtual_card_not_found`, `currency_mismatch`, `network_reference_reused`.
+    func refund(_ request: RefundRequest, id: String, at now: Date) async throws -> CardTransaction
+    /// Releases every hold of an authorization approved before `cutoff` that is still held, and
+    /// the spend counters for it; returns how many.
+    func expireHolds(approvedBefore cutoff: Date, at now: Date) async throws -> Int
+    /// A card's history, oldest first, after `sequence`.
+    func transactions(of cardID: String, after sequence: Int64, limit: Int) async throws -> [CardTransaction]
 }

@@ -80,12 +80,8 @@ public final class SQLiteIssuingStore: IssuingStore {
     ) async throws -> CardAuthorization {
         try await pool.write { [ledger] db in
             let bound = request.idempotentDescription
-            if let stored = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT request, outcome FROM network_messages WHERE reference = ?"),
-                arguments: [request.networkReference])
-            {
-                guard stored["request"] == bound else { throw NetworkReferenceReused() }
-                return try Self.decoder.decode(CardAuthorization.self, from: stored["outcome"] as Data)
+            if let stored = try Self.replay(request.networkReference, bound, as: CardAuthorization.self, in: db) {
+                return stored
             }
             var outcome = CardAuthorization(
                 id: id, networkReference: request.networkReference, cardID: nil, walletID: nil,
@@ -134,23 +130,268 @@ public final class SQLiteIssuingStore: IssuingStore {
             try db.execute(
                 sql: """
                     INSERT INTO card_authorizations (id, network_reference, card_id, wallet_id, amount, currency,
-                        merchant_id, mcc, country, approved, decline_code, limit_window, hold_state, created_at_ms)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        merchant_id, mcc, country, approved, decline_code, limit_window, hold_state, hold_id,
+                        remaining, created_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     outcome.id, outcome.networkReference, outcome.cardID, outcome.walletID, outcome.amount,
                     outcome.currency, outcome.merchant.id, outcome.merchant.mcc, outcome.merchant.country,
                     outcome.approved, outcome.declineCode?.rawValue, outcome.limitWindow?.rawValue,
-                    outcome.approved ? "pending" : nil, now.milliseconds,
+                    outcome.approved ? "pending" : nil, outcome.approved ? outcome.id : nil,
+                    outcome.approved ? outcome.amount : 0, now.milliseconds,
                 ])
-            try db.execute(
-                sql: """
-                    INSERT INTO network_messages (reference, kind, request, outcome, created_at_ms)
-                    VALUES (?, 'authorization', ?, ?, ?)
-                    """,
-                arguments: [request.networkReference, bound, try Self.encoder.encode(outcome), now.milliseconds])
+            if let cardID = outcome.cardID {
+                _ = try Self.record(
+                    CardTransaction(
+                        sequence: 0, id: outcome.id, kind: .authorization, cardID: cardID, authorizationID: outcome.id,
+                        networkReference: outcome.networkReference, amount: outcome.amount, currency: outcome.currency,
+                        merchant: outcome.merchant, approved: outcome.approved, declineCode: outcome.declineCode,
+                        limitWindow: outcome.limitWindow, createdAt: now),
+                    in: db)
+            }
+            try Self.remember(request.networkReference, "authorization", bound, outcome, at: now, in: db)
             return outcome
         }
+    }
+
+    public func clear(_ request: ClearingRequest, id: String, at now: Date) async throws -> CardTransaction {
+        let bound = ["clearing", request.authorizationID, String(request.amount)].joined(separator: "\u{1F}")
+        return try await pool.write { [ledger] db in
+            if let stored = try Self.replay(request.networkReference, bound, as: CardTransaction.self, in: db) {
+                return stored
+            }
+            let hold = try Self.openHold(request.authorizationID, in: db)
+            guard request.amount <= hold.remaining else {
+                throw WalletError(.amountExceedsAuthorization, "the clearing exceeds what the authorization holds")
+            }
+            try Self.release(
+                hold, by: request.amount,
+                booking: TransferRequest(
+                    id: id, debitAccountID: hold.walletID,
+                    creditAccountID: WalletService.cardNetworkAccountID(hold.currency), amount: request.amount),
+                ledger: ledger, in: db)
+            let cleared = try Self.record(
+                CardTransaction(
+                    sequence: 0, id: id, kind: .clearing, cardID: hold.cardID, authorizationID: hold.id,
+                    networkReference: request.networkReference, amount: request.amount, currency: hold.currency,
+                    merchant: nil, approved: nil, declineCode: nil, limitWindow: nil, createdAt: now),
+                in: db)
+            try Self.remember(request.networkReference, "clearing", bound, cleared, at: now, in: db)
+            return cleared
+        }
+    }
+
+    public func reverse(_ request: ReversalRequest, id: String, at now: Date) async throws -> CardTransaction {
+        let bound = ["reversal", request.authorizationID, request.amount.map(String.init) ?? "all"]
+            .joined(separator: "\u{1F}")
+        return try await pool.write { [ledger] db in
+            if let stored = try Self.replay(request.networkReference, bound, as: CardTransaction.self, in: db) {
+                return stored
+            }
+            let hold = try Self.openHold(request.authorizationID, in: db)
+            let amount = request.amount ?? hold.remaining
+            guard amount <= hold.remaining else {
+                throw WalletError(.amountExceedsAuthorization, "the reversal exceeds what the authorization holds")
+            }
+            try Self.release(hold, by: amount, booking: nil, ledger: ledger, in: db)
+            try Self.giveBack(amount, of: hold, now: now, in: db)
+            let reversed = try Self.record(
+                CardTransaction(
+                    sequence: 0, id: id, kind: .reversal, cardID: hold.cardID, authorizationID: hold.id,
+                    networkReference: request.networkReference, amount: amount, currency: hold.currency,
+                    merchant: nil, approved: nil, declineCode: nil, limitWindow: nil, createdAt: now),
+                in: db)
+            try Self.remember(request.networkReference, "reversal", bound, reversed, at: now, in: db)
+            return reversed
+        }
+    }
+
+    public func refund(_ request: RefundRequest, id: String, at now: Date) async throws -> CardTransaction {
+        let bound = [
+            "refund", request.cardID, String(request.amount), request.currency, request.merchant.id,
+            request.merchant.name, request.merchant.mcc, request.merchant.country,
+        ].joined(separator: "\u{1F}")
+        return try await pool.write { [ledger] db in
+            if let stored = try Self.replay(request.networkReference, bound, as: CardTransaction.self, in: db) {
+                return stored
+            }
+            guard let card = try Self.card(request.cardID, in: db) else {
+                throw WalletError(.virtualCardNotFound, "no virtual card with this id")
+            }
+            let currency = try String.fetchOne(
+                db.cachedStatement(sql: "SELECT currency FROM wallets WHERE id = ?"), arguments: [card.walletID])
+            guard let currency, currency == request.currency else {
+                throw WalletError(.currencyMismatch, "the card's wallet holds another currency")
+            }
+            let network = WalletService.cardNetworkAccountID(currency)
+            _ = try ledger.createAccount(id: network, currency: try Currency(currency), flags: [], in: db, now: now)
+            let result = try ledger.createTransfers(
+                [
+                    TransferRequest(
+                        id: id, debitAccountID: network, creditAccountID: card.walletID, amount: request.amount)
+                ],
+                in: db)[0]
+            if case .failed(let error) = result { throw error }
+            let refunded = try Self.record(
+                CardTransaction(
+                    sequence: 0, id: id, kind: .refund, cardID: card.id, authorizationID: nil,
+                    networkReference: request.networkReference, amount: request.amount, currency: currency,
+                    merchant: request.merchant, approved: nil, declineCode: nil, limitWindow: nil, createdAt: now),
+                in: db)
+            try Self.remember(request.networkReference, "refund", bound, refunded, at: now, in: db)
+            return refunded
+        }
+    }
+
+    public func expireHolds(approvedBefore cutoff: Date, at now: Date) async throws -> Int {
+        try await pool.write { [ledger] db in
+            let due = try String.fetchAll(
+                db,
+                sql: "SELECT id FROM card_authorizations WHERE hold_state = 'pending' AND created_at_ms < ? LIMIT 1000",
+                arguments: [cutoff.milliseconds])
+            for authorizationID in due {
+                let hold = try Self.openHold(authorizationID, in: db)
+                try Self.release(hold, by: hold.remaining, booking: nil, ledger: ledger, in: db, expired: true)
+                try Self.giveBack(hold.remaining, of: hold, now: now, in: db)
+                _ = try Self.record(
+                    CardTransaction(
+                        sequence: 0, id: hold.id + ".expiry", kind: .expiry, cardID: hold.cardID,
+                        authorizationID: hold.id, networkReference: nil, amount: hold.remaining,
+                        currency: hold.currency, merchant: nil, approved: nil, declineCode: nil, limitWindow: nil,
+                        createdAt: now),
+                    in: db)
+            }
+            return due.count
+        }
+    }
+
+    public func transactions(of cardID: String, after sequence: Int64, limit: Int) async throws -> [CardTransaction] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT seq, body FROM card_transactions WHERE card_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                arguments: [cardID, sequence, limit]
+            ).map { row in
+                var transaction = try Self.decoder.decode(CardTransaction.self, from: row["body"] as Data)
+                transaction.sequence = row["seq"]
+                return transaction
+            }
+        }
+    }
+
+    // MARK: Holds
+
+    /// What an approved authorization still holds.
+    struct Hold {
+        var id: String
+        var cardID: String
+        var walletID: String
+        var currency: String
+        /// The ledger's pending transfer that holds `remaining`.
+        var holdID: String
+        var remaining: Int64
+        var cleared: Int64
+        var approvedAt: Date
+    }
+
+    /// The hold of authorization `id`, which must be approved and not yet fully released.
+    private static func openHold(_ id: String, in db: Database) throws -> Hold {
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM card_authorizations WHERE id = ? AND approved = 1"),
+                arguments: [id])
+        else { throw WalletError(.authorizationNotFound, "no approved authorization with this id") }
+        guard row["hold_state"] == "pending", let holdID = row["hold_id"] as String? else {
+            throw WalletError(.authorizationReleased, "the authorization's hold is already released")
+        }
+        return Hold(
+            id: id, cardID: row["card_id"], walletID: row["wallet_id"], currency: row["currency"], holdID: holdID,
+            remaining: row["remaining"], cleared: row["cleared"], approvedAt: Date(milliseconds: row["created_at_ms"]))
+    }
+
+    /// Releases `amount` of `hold` in one linked chain: the ledger's hold is voided, `booking` (a
+    /// clearing) moves its amount, and what is left is held again under a new hold id. Each hold
+    /// is released exactly once: a voided hold cannot be voided again (the ledger refuses it),
+    /// and the row's state and hold id move with the chain in the same transaction.
+    private static func release(
+        _ hold: Hold, by amount: Int64, booking: TransferRequest?, ledger: SQLiteLedger, in db: Database,
+        expired: Bool = false
+    ) throws {
+        precondition(amount >= 0 && amount <= hold.remaining)
+        let rest = hold.remaining - amount
+        let generation = (hold.holdID.split(separator: ".").last.flatMap { Int($0) } ?? 0) + 1
+        let nextHold = "\(hold.id).\(generation)"
+        var chain = [
+            TransferRequest(
+                id: hold.holdID + ":void", debitAccountID: hold.walletID,
+                creditAccountID: WalletService.cardNetworkAccountID(hold.currency), amount: 0,
+                kind: .void(pendingID: hold.holdID))
+        ]
+        if let booking { chain.append(booking) }
+        if rest > 0 {
+            chain.append(
+                TransferRequest(
+                    id: nextHold, debitAccountID: hold.walletID,
+                    creditAccountID: WalletService.cardNetworkAccountID(hold.currency), amount: rest,
+                    kind: .pending(expiresAt: nil)))
+        }
+        for index in chain.indices.dropLast() { chain[index].linked = true }
+        for result in try ledger.createTransfers(chain, in: db) {
+            if case .failed(let error) = result { throw error }
+        }
+        let cleared = hold.cleared + (booking?.amount ?? 0)
+        let state = rest > 0 ? "pending" : cleared > 0 ? "cleared" : expired ? "expired" : "reversed"
+        try db.execute(
+            sql: "UPDATE card_authorizations SET hold_state = ?, hold_id = ?, remaining = ?, cleared = ? WHERE id = ?",
+            arguments: [state, rest > 0 ? nextHold : nil, rest, cleared, hold.id])
+    }
+
+    /// Takes `amount`, given back by a reversal or an expiry, off the card's spend counters.
+    private static func giveBack(_ amount: Int64, of hold: Hold, now: Date, in db: Database) throws {
+        guard amount > 0, var card = try card(hold.cardID, in: db) else { return }
+        card.spent = card.spent.subtracting(amount, spentAt: hold.approvedAt)
+        try store(card, in: db)
+    }
+
+    // MARK: Network messages
+
+    /// The outcome stored under `reference`, if any.
+    /// - Throws: `network_reference_reused` if it was stored for another request.
+    private static func replay<T: Decodable>(
+        _ reference: String, _ bound: String, as type: T.Type, in db: Database
+    )
+        throws -> T?
+    {
+        guard
+            let stored = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT request, outcome FROM network_messages WHERE reference = ?"),
+                arguments: [reference])
+        else { return nil }
+        guard stored["request"] == bound else {
+            throw WalletError(.networkReferenceReused, "this network reference came before with other fields")
+        }
+        return try decoder.decode(T.self, from: stored["outcome"] as Data)
+    }
+
+    private static func remember(
+        _ reference: String, _ kind: String, _ bound: String, _ outcome: some Encodable, at now: Date, in db: Database
+    ) throws {
+        try db.execute(
+            sql:
+                "INSERT INTO network_messages (reference, kind, request, outcome, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+            arguments: [reference, kind, bound, try encoder.encode(outcome), now.milliseconds])
+    }
+
+    /// Appends `transaction` to its card's history; returns it with its sequence.
+    private static func record(_ transaction: CardTransaction, in db: Database) throws -> CardTransaction {
+        try db.execute(
+            sql: "INSERT INTO card_transactions (id, card_id, body, created_at_ms) VALUES (?, ?, ?, ?)",
+            arguments: [
+                transaction.id, transaction.cardID, try encoder.encode(transaction), transaction.createdAt.milliseconds,
+            ])
+        var recorded = transaction
+        recorded.sequence = db.lastInsertedRowID
+        return recorded
     }
 
     /// Writes a card's changeable fields.
@@ -244,11 +485,28 @@ public final class SQLiteIssuingStore: IssuingStore {
                         decline_code TEXT,
                         limit_window TEXT,
                         hold_state TEXT CHECK (hold_state IN ('pending', 'cleared', 'reversed', 'expired')),
+                        -- The ledger's pending transfer that holds `remaining` (while pending).
+                        hold_id TEXT,
+                        remaining INTEGER NOT NULL CHECK (remaining >= 0),
+                        cleared INTEGER NOT NULL DEFAULT 0 CHECK (cleared >= 0),
                         created_at_ms INTEGER NOT NULL,
+                        CHECK ((hold_state = 'pending') = (hold_id IS NOT NULL)),
+                        CHECK (remaining + cleared <= amount),
                         CHECK ((approved = 1) = (hold_state IS NOT NULL)),
                         CHECK ((approved = 1) = (decline_code IS NULL))
                     ) WITHOUT ROWID;
                     CREATE INDEX card_authorizations_card ON card_authorizations(card_id, created_at_ms);
+                    CREATE INDEX card_authorizations_held ON card_authorizations(hold_state, created_at_ms)
+                        WHERE hold_state = 'pending';
+                    -- Each card's history: authorizations, clearings, reversals, refunds, expiries.
+                    CREATE TABLE card_transactions (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        id TEXT NOT NULL UNIQUE,
+                        card_id TEXT NOT NULL REFERENCES virtual_cards(id),
+                        body BLOB NOT NULL,
+                        created_at_ms INTEGER NOT NULL
+                    );
+                    CREATE INDEX card_transactions_card ON card_transactions(card_id, seq);
                     """)
         }
         return migrator

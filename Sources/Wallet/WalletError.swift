@@ -21,6 +21,7 @@ public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConve
             .idempotencyKeyReused, .idempotencyKeyInUse, .acquirerTimeout, .acquirerUnavailable, .acquirerNotConfigured,
             .internalFailure, .invalidSpendLimits, .invalidMCC, .invalidCountry, .invalidExpiresInMonths,
             .virtualCardNotFound, .cardClosed, .invalidStateTransition, .issuingNotConfigured, .invalidNetworkMessage,
+            .networkReferenceReused, .authorizationNotFound, .amountExceedsAuthorization, .authorizationReleased,
         ]
 
         public init(from decoder: any Decoder) throws {
@@ -76,6 +77,14 @@ public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConve
         public static let issuingNotConfigured = Self("issuing_not_configured", .unavailable)
         /// A card-network message with a malformed field.
         public static let invalidNetworkMessage = Self("invalid_network_message", .invalidInput)
+        /// A network reference that came before with other fields.
+        public static let networkReferenceReused = Self("network_reference_reused", .conflict)
+        /// A clearing or reversal of an authorization that was never approved here.
+        public static let authorizationNotFound = Self("authorization_not_found", .notFound)
+        /// A clearing or reversal of more than the authorization still holds.
+        public static let amountExceedsAuthorization = Self("amount_exceeds_authorization", .refused)
+        /// A clearing or reversal of an authorization whose hold is already fully released.
+        public static let authorizationReleased = Self("authorization_released", .conflict)
         /// A fault of the service (e.g. the ledger refused a commit for an invariant).
         public static let internalFailure = Self("internal_failure", .internal)
 
