@@ -249,7 +249,7 @@ let package = Package(
             dependencies: [
                 "VaultTestSupport", "CDETestSupport",
                 "VaultServer", "TokenVault", "CardTokens", "Detokenization", "Audit", "Wallet", "Ledger",
-                "AcquirerSimulator", "HTTPListener",
+                "AcquirerSimulator", "HTTPListener", "CardIssuing", "Issuing",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],

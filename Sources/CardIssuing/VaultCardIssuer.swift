@@ -24,7 +24,7 @@ public final class VaultCardIssuer: CardIssuer {
     /// Logged (at debug level, without the number) for each draw that met a stored card.
     static let takenNumberMessage: Logger.Message = "the card number drawn is in the vault already; drawing another"
 
-    private let tokens: TokenVault
+    let tokens: TokenVault
     private let numbers: CardNumberGenerator
     private let maximumAttempts: Int
     private let logger: Logger

@@ -318,6 +318,22 @@ public struct SQLiteVaultStore: VaultStore {
         try readCard(token, now: now)
     }
 
+    public func issuedCard(fingerprints: [(version: UInt32, fingerprint: [UInt8])]) async throws -> StoredCard? {
+        try await pool.read { db in
+            for (version, fingerprint) in fingerprints {
+                let found = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: "SELECT \(Self.cardColumns) FROM cards LEFT JOIN cvvs ON 0 "
+                            + "WHERE cards.fingerprint_prefix = ? AND cards.fingerprint = ? "
+                            + "AND cards.fingerprint_version = ? AND cards.cvk_version IS NOT NULL LIMIT 1"),
+                    arguments: [Self.fingerprintPrefix(fingerprint), Data(fingerprint), version]
+                ).map(Self.storedCard)
+                if let found { return found }
+            }
+            return nil
+        }
+    }
+
     /// The point lookups of the read paths (metadata, detokenize) run synchronously on the
     /// caller's thread: a reader connection's `sync` executes in place, where the async `read`
     /// would hop to the reader's queue and back — most of the cost of a one-row lookup. One

@@ -57,15 +57,7 @@ extension TokenVault {
             // Read after the data key, as in tokenize: a root rotation also rotates the data key,
             // so a write made under a root this call has not seen is refused as stale.
             let root = keyRing.root
-            let fingerprints = card.withPANDigits { pan in
-                keyRing.roots.map { root in
-                    (
-                        version: root.version,
-                        fingerprint: KeyedHash.hash(
-                            UnsafeRawBufferPointer(pan), key: root.fingerprintKey, outputByteCount: 16)
-                    )
-                }
-            }
+            let fingerprints = card.withPANDigits { self.fingerprints(ofPAN: $0) }
             guard let newest = fingerprints.first(where: { $0.version == root.version }) else {
                 throw VaultError(.notInitialized, "the key ring lacks its own newest root version")
             }
@@ -109,5 +101,22 @@ extension TokenVault {
         return try scratch.withUnsafeBytes { plaintext in
             try body(RevealedCard(token: token, cardPlaintext: plaintext, count: count), key)
         }
+    }
+
+    /// The fingerprints of `pan` (ASCII digits) under every root version the vault holds: how
+    /// ``issuedCard(fingerprints:)`` finds a card without the PAN ever leaving the caller's buffer.
+    package func fingerprints(ofPAN pan: UnsafeBufferPointer<UInt8>) -> [(version: UInt32, fingerprint: [UInt8])] {
+        keyRing.roots.map { root in
+            (
+                version: root.version,
+                fingerprint: KeyedHash.hash(UnsafeRawBufferPointer(pan), key: root.fingerprintKey, outputByteCount: 16)
+            )
+        }
+    }
+
+    /// The card this vault issued whose PAN has one of `fingerprints`, of any tenant, or `nil`
+    /// (a card tokenized from outside is not one): for the card network's messages.
+    package func issuedCard(fingerprints: [(version: UInt32, fingerprint: [UInt8])]) async throws -> StoredCard? {
+        try await store.issuedCard(fingerprints: fingerprints)
     }
 }

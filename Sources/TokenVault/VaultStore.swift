@@ -121,6 +121,9 @@ public protocol VaultStore: Sendable {
     func commit(_ writes: [CardWrite]) async throws -> [CardWriteOutcome]
     /// The record of `token`, with its CVV expiry, or `nil`.
     func card(_ token: Token, now: Date) async throws -> StoredCard?
+    /// The card this vault issued (`cvk_version` set) whose PAN has one of `fingerprints` (each
+    /// under its root version), of any tenant, or `nil`: the card network's PAN in, its token out.
+    func issuedCard(fingerprints: [(version: UInt32, fingerprint: [UInt8])]) async throws -> StoredCard?
     /// The key versions and ciphertexts of the tokens that exist in `tenant` (for detokenization).
     func ciphertexts(
         of tokens: [Token], tenant: String

@@ -30,6 +30,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port of the detokenize API (detokenize and audit routes, audited, own credentials).")
     var detokenizePort: Int = VaultConfiguration.defaults.detokenizePort
 
+    @Option(
+        help:
+            "The port of the card network's API (authorizations, clearings, reversals and refunds of issued cards; scope network)."
+    )
+    var networkPort: Int = VaultConfiguration.defaults.networkPort
+
+    @Option(
+        help: ArgumentHelp(
+            "How long an authorization's hold waits for its clearing before it expires.", valueName: "days"))
+    var authorizationHoldDays: Int = VaultConfiguration.defaults.authorizationHoldDays
+
     @OptionGroup(title: "Connections (each listener on its own)") var connections: ListenerOptions
 
     @Option(
@@ -115,6 +126,10 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(detokenizePort) else {
             throw ValidationError("--detokenize-port must be 0 to 65535")
         }
+        guard (0...65535).contains(networkPort) else { throw ValidationError("--network-port must be 0 to 65535") }
+        guard (1...60).contains(authorizationHoldDays) else {
+            throw ValidationError("--authorization-hold-days must be 1 to 60")
+        }
         guard detokenizeRateLimit >= 0 else { throw ValidationError("--detokenize-rate-limit must be 0 or more") }
         guard detokenizePanDailyLimit >= 0 else {
             throw ValidationError("--detokenize-pan-daily-limit must be 0 or more")
@@ -156,6 +171,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.host = host
         configuration.publicPort = publicPort
         configuration.detokenizePort = detokenizePort
+        configuration.networkPort = networkPort
+        configuration.authorizationHoldDays = authorizationHoldDays
         configuration.limits = connections.limits
         configuration.detokenizeRateLimit = detokenizeRateLimit > 0 ? detokenizeRateLimit : nil
         configuration.detokenizePANDailyLimit = detokenizePanDailyLimit > 0 ? detokenizePanDailyLimit : nil
@@ -176,15 +193,13 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         CLI.harden()
-        connections.ensureFileDescriptors(listeners: 2, command: "vault")
+        connections.ensureFileDescriptors(listeners: 3, command: "vault")
         try await CLI.run {
             let logger = CLI.logger(level: Logger.Level(rawValue: logLevel) ?? .info)
             let started: VaultServices
             do {
                 started = try await VaultApplication.build(try configuration(), logger: logger) { listener, port in
-                    print(
-                        "vault: \(listener == "public" ? "public" : "detokenize") API listening on http://\(host):\(port)"
-                    )
+                    print("vault: \(listener) API listening on http://\(host):\(port)")
                     fflush(nil)
                 }
             } catch let error as AcquirerEndpointError {

@@ -25,7 +25,7 @@ public enum VaultApplication {
                 .addRoutes(to: router)
             if let wallets {
                 WalletController(wallets: wallets.wallets).addRoutes(to: router)
-                VirtualCardController(cards: wallets.virtualCards).addRoutes(to: router)
+                VirtualCardController(cards: wallets.virtualCards, network: wallets.network).addRoutes(to: router)
             }
         }
     }
@@ -41,9 +41,10 @@ public enum VaultApplication {
         let wallets = WalletService(
             store: try SQLiteWalletStore(ledger: ledger), cards: VaultCardDirectory(tokens: vault.tokens),
             authorizer: authorizer, numbering: numbering)
-        let virtualCards = VirtualCardService(
-            store: try SQLiteIssuingStore(ledger: ledger), wallets: wallets, issuer: issuer)
-        return WalletSide(wallets: wallets, virtualCards: virtualCards)
+        let issuing = try SQLiteIssuingStore(ledger: ledger)
+        return WalletSide(
+            wallets: wallets, virtualCards: VirtualCardService(store: issuing, wallets: wallets, issuer: issuer),
+            network: CardNetworkService(store: issuing))
     }
 
     /// The detokenize router (its own listener and credentials): detokenize and audit only.
@@ -59,6 +60,16 @@ public enum VaultApplication {
                 tokens: vault.tokens, audit: vault.audit,
                 rateLimiter: rateLimit.map { RateLimiter(rate: $0) },
                 panQuota: panDailyLimit.map(DailyQuota.init(limit:)), logger: logger))
+    }
+
+    /// The card network's router (its own listener and credentials, scope `network`): the CDE
+    /// checks the card data of each message, the wallet side decides from the token.
+    public static func networkRouter(
+        vault: Vault, issuer: VaultCardIssuer, network: CardNetworkService
+    ) -> Router<VaultRequestContext> {
+        router(vault: vault) { router in
+            NetworkController(issuer: issuer, network: network).addRoutes(to: router)
+        }
     }
 
     /// The detokenize router around a given ``Detokenizer`` (tests use one whose audit log fails).
@@ -137,7 +148,9 @@ public enum VaultApplication {
         let services: [any Service] = [
             AuditHeadFileService(audit: vault.audit),
             VaultMaintenanceService(vault: vault, logger: logger),
-            WalletMaintenanceService(wallets: wallets, retention: configuration.idempotencyRetention, logger: logger),
+            WalletMaintenanceService(
+                wallets: wallets, retention: configuration.idempotencyRetention, network: walletSide.network,
+                authorizationHold: .seconds(configuration.authorizationHoldDays * 86_400), logger: logger),
             application(
                 "public",
                 publicRouter(vault: vault, wallets: walletSide, tokenizeRateLimit: configuration.tokenizeRateLimit),
@@ -148,6 +161,9 @@ public enum VaultApplication {
                     vault: vault, rateLimit: configuration.detokenizeRateLimit,
                     panDailyLimit: configuration.detokenizePANDailyLimit, logger: logger),
                 port: configuration.detokenizePort),
+            application(
+                "network", networkRouter(vault: vault, issuer: cardIssuer, network: walletSide.network),
+                port: configuration.networkPort),
         ]
         return VaultServices(
             vault: vault, wallets: wallets, virtualCards: walletSide.virtualCards, acquirer: acquirer,
@@ -159,6 +175,8 @@ public enum VaultApplication {
 public struct WalletSide: Sendable {
     public let wallets: WalletService
     public let virtualCards: VirtualCardService
+    /// The card network's messages, decided from tokens.
+    public let network: CardNetworkService
 }
 
 /// What ``VaultApplication/build(_:logger:onListening:)`` wired: the vault, the wallet side and

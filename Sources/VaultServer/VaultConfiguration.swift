@@ -15,6 +15,10 @@ public struct VaultConfiguration: Sendable {
     public var publicPort: Int = 8080
     /// The detokenize listener: detokenize and audit routes only.
     public var detokenizePort: Int = 8081
+    /// The card network's listener: authorizations, clearings, reversals and refunds of issued cards.
+    public var networkPort: Int = 8082
+    /// How long an authorization's hold waits for its clearing before it expires.
+    public var authorizationHoldDays: Int = 7
     /// Timeouts and the connection cap, for each listener on its own.
     public var limits = ListenerLimits()
     /// Tokens detokenized per second per credential (bursts up to the same number); `nil` for no limit.

@@ -10,6 +10,7 @@ import Wallet
 /// Every POST and PATCH requires an `Idempotency-Key`.
 struct VirtualCardController {
     let cards: VirtualCardService
+    let network: CardNetworkService
 
     func addRoutes(to router: Router<VaultRequestContext>) {
         router.post("/v1/wallets/:wallet/virtual_cards", use: issue)
@@ -17,6 +18,7 @@ struct VirtualCardController {
         router.get("/v1/virtual_cards/:virtual_card", use: card)
         router.patch("/v1/virtual_cards/:virtual_card", use: change)
         router.post("/v1/virtual_cards/:virtual_card/activate", use: activate)
+        router.get("/v1/virtual_cards/:virtual_card/transactions", use: transactions)
     }
 
     // MARK: Request bodies
@@ -118,6 +120,21 @@ struct VirtualCardController {
         return try JSONResponse.make(VirtualCardResponse(card, now: Date()))
     }
 
+    /// The card's history, oldest first: authorizations (approved and declined), clearings,
+    /// reversals, refunds and expiries, in cursor pages.
+    @Sendable func transactions(_ request: Request, context: VaultRequestContext) async throws -> Response {
+        let tenant = try context.require(.wallet).tenant
+        let card = try await cards.card(try context.parameters.require("virtual_card"), tenant: tenant)
+        let query = try PageQuery(request, after: "a next_after value")
+        let page = try await network.transactions(of: card.id, after: query.after, limit: query.limit + 1)
+        let more = page.count > query.limit
+        let entries = Array(page.prefix(query.limit))
+        return try JSONResponse.make(
+            CardTransactionPage(
+                transactions: entries.map(CardTransactionResponse.init),
+                nextAfter: more ? entries.last?.sequence : nil))
+    }
+
     @Sendable func activate(_ request: Request, context: VaultRequestContext) async throws -> Response {
         let key = try context.idempotencyKey(request)
         let card = try await cards.activate(
@@ -194,6 +211,23 @@ struct VirtualCardResponse: Encodable {
         try container.encode(card.controls.allowedCountries, forKey: .allowedCountries)
         try container.encode(card.lockedMerchant, forKey: .lockedMerchant)
         try container.encode(Timestamp.string(card.createdAt), forKey: .createdAt)
+    }
+}
+
+struct CardTransactionPage: Encodable {
+    var transactions: [CardTransactionResponse]
+    var nextAfter: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case transactions
+        case nextAfter = "next_after"
+    }
+
+    /// `next_after` is always present: the cursor of the next page, or `null` on the last.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(transactions, forKey: .transactions)
+        try container.encode(nextAfter, forKey: .nextAfter)
     }
 }
 

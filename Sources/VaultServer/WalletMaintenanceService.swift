@@ -1,23 +1,29 @@
 public import Foundation
+public import Issuing
 public import Logging
 public import ServiceLifecycle
 public import Wallet
 
-/// Background upkeep of the wallet side: forgets Idempotency-Key outcomes older than the
-/// retention (24 hours by default, as Stripe keeps them), once a minute, so `wallet.db` does
-/// not keep every key a client ever sent.
+/// Background upkeep of the wallet side, once a minute: forgets Idempotency-Key outcomes older
+/// than the retention (24 hours by default, as Stripe keeps them), so `wallet.db` does not keep
+/// every key a client ever sent; and releases the holds of card authorizations not cleared
+/// within `authorizationHold` (7 days by default).
 public struct WalletMaintenanceService: Service {
     let wallets: WalletService
     let retention: Duration
+    let network: CardNetworkService?
+    let authorizationHold: Duration
     let interval: Duration
     let logger: Logger
 
     public init(
-        wallets: WalletService, retention: Duration = .seconds(24 * 3600), interval: Duration = .seconds(60),
-        logger: Logger
+        wallets: WalletService, retention: Duration = .seconds(24 * 3600), network: CardNetworkService? = nil,
+        authorizationHold: Duration = .seconds(7 * 86_400), interval: Duration = .seconds(60), logger: Logger
     ) {
         self.wallets = wallets
         self.retention = retention
+        self.network = network
+        self.authorizationHold = authorizationHold
         self.interval = interval
         self.logger = logger
     }
@@ -41,6 +47,15 @@ public struct WalletMaintenanceService: Service {
             logger.error(
                 "maintenance task failed",
                 metadata: ["task": "idempotency purge", "error": "\(String(reflecting: error))"])
+        }
+        guard let network else { return }
+        do {
+            let expired = try await network.expireHolds(olderThan: TimeInterval(authorizationHold.components.seconds))
+            if expired > 0 { logger.info("card authorization holds expired", metadata: ["count": "\(expired)"]) }
+        } catch {
+            logger.error(
+                "maintenance task failed",
+                metadata: ["task": "authorization hold expiry", "error": "\(String(reflecting: error))"])
         }
     }
 }

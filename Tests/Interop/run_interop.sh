@@ -142,7 +142,7 @@ start_server() {
     SERVE_ARGS=(serve --data-dir "$DATA" --keys-dir "$KEYS" --host 127.0.0.1 --public-port "$port" --detokenize-port 0)
     # A separate detokenize listener, if this build has one, must not collide with anything either.
     SERVE_HELP="$("$VAULT" serve --help 2>&1 || true)"
-    for flag in --detokenize-port --private-port; do
+    for flag in --detokenize-port --network-port --private-port; do
         if grep -q -- "$flag" <<<"$SERVE_HELP"; then SERVE_ARGS+=("$flag" "$(free_port)"); fi
     done
     "$VAULT" "${SERVE_ARGS[@]}" >>"$WORK/serve.log" 2>&1 &

@@ -50,18 +50,20 @@ PUBLIC_KEY=$("$VAULT" credentials create --name schemathesis --scope tokenize --
     --scope tokens:delete --scope wallet --json "${STORAGE[@]}" | secret)
 DETOKENIZE_KEY=$("$VAULT" credentials create --name schemathesis-detokenize --scope detokenize \
     --scope audit:read --purpose settlement --json "${STORAGE[@]}" | secret)
+NETWORK_KEY=$("$VAULT" credentials create --name schemathesis-network --scope network --json "${STORAGE[@]}" | secret)
 
-"$VAULT" serve --public-port 0 --detokenize-port 0 --log-level warning "${STORAGE[@]}" \
+"$VAULT" serve --public-port 0 --detokenize-port 0 --network-port 0 --log-level warning "${STORAGE[@]}" \
     >"$WORK/serve.out" 2>"$WORK/serve.err" &
 SERVER_PID=$!
 port_of() { sed -n "s|^vault: $1 API listening on http://[^:]*:\([0-9]*\)$|\1|p" "$WORK/serve.out"; }
 for _ in $(seq 1 200); do
-    [[ -n "$(port_of public)" && -n "$(port_of detokenize)" ]] && break
+    [[ -n "$(port_of public)" && -n "$(port_of detokenize)" && -n "$(port_of network)" ]] && break
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.err" >&2; exit 1; }
     sleep 0.1
 done
 PUBLIC_PORT="$(port_of public)"
 DETOKENIZE_PORT="$(port_of detokenize)"
+NETWORK_PORT="$(port_of network)"
 [[ -n "$PUBLIC_PORT" && -n "$DETOKENIZE_PORT" ]] || { echo "schemathesis: vault serve did not start" >&2; exit 1; }
 
 run() { # LISTENER PORT KEY PATH-REGEX
@@ -74,5 +76,6 @@ run() { # LISTENER PORT KEY PATH-REGEX
         --max-examples "$EXAMPLES" --max-time "$SECONDS_PER_LISTENER" --workers 1 --seed 1 \
         --generation-database none --no-color
 }
-run public "$PUBLIC_PORT" "$PUBLIC_KEY" '^/(v1/tokens|v1/wallets|v1/transfers|healthz)'
+run public "$PUBLIC_PORT" "$PUBLIC_KEY" '^/(v1/tokens|v1/wallets|v1/virtual_cards|v1/transfers|healthz)'
 run detokenize "$DETOKENIZE_PORT" "$DETOKENIZE_KEY" '^/(v1/detokenize|v1/audit|healthz)$'
+run network "$NETWORK_PORT" "$NETWORK_KEY" '^/(v1/network/.*|healthz)$'

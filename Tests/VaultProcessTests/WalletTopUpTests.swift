@@ -171,7 +171,8 @@ struct WalletTopUpTests {
             let badKey = sandbox.path("bad.pub")
             FileManager.default.createFile(atPath: badKey, contents: Data(repeating: 1, count: 5))
             let wrongSize = try await sandbox.vault([
-                "serve", "--public-port", "0", "--detokenize-port", "0", "--acquirer-url", "http://127.0.0.1:9",
+                "serve", "--public-port", "0", "--detokenize-port", "0", "--network-port", "0", "--acquirer-url",
+                "http://127.0.0.1:9",
                 "--acquirer-key", badKey,
             ])
             #expect(!wrongSize.succeeded)

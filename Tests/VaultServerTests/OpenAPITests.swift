@@ -1,3 +1,4 @@
+import CardIssuing
 import CardTokens
 import Foundation
 import HTTPTypes
@@ -15,15 +16,22 @@ import Wallet
 /// the wallet routes, and the detokenize router), and every error code the server can send.
 @Suite("OpenAPI document", .timeLimit(.minutes(10)))
 struct OpenAPITests {
-    /// The two listeners of `vault serve`.
+    /// The three listeners of `vault serve`.
     enum Listener: String, CaseIterable, Comparable, CustomStringConvertible {
         case `public`
         case detokenize
+        case network
 
         /// The server URL the document gives this listener: its default address.
         var url: String {
             let defaults = VaultConfiguration.defaults
-            return "http://\(defaults.host):\(self == .public ? defaults.publicPort : defaults.detokenizePort)"
+            let port =
+                switch self {
+                case .public: defaults.publicPort
+                case .detokenize: defaults.detokenizePort
+                case .network: defaults.networkPort
+                }
+            return "http://\(defaults.host):\(port)"
         }
 
         var description: String { rawValue }
@@ -188,7 +196,14 @@ struct OpenAPITests {
             .detokenize: servedRoutes(
                 of: VaultApplication.detokenizeRouter(
                     vault: vault, rateLimit: nil, logger: TestLog.capturing().0)),
+            .network: servedRoutes(of: networkRouter(vault: vault, wallets: wallets)),
         ]
+    }
+
+    static func networkRouter(vault: Vault, wallets: WalletSide) -> Router<VaultRequestContext> {
+        VaultApplication.networkRouter(
+            vault: vault, issuer: try! VaultCardIssuer(tokens: vault.tokens, logger: TestLog.quiet()),
+            network: wallets.network)
     }
 
     /// Runs `body` with a test server for each listener over one vault: the public router with
@@ -203,9 +218,18 @@ struct OpenAPITests {
                 name: "back-office", scopes: [.detokenize, .auditRead], purposes: ["settlement:pan"])
             let (logger, _) = TestLog.capturing(level: .warning)
             let router = VaultApplication.detokenizeRouter(vault: server.vault, rateLimit: nil, logger: logger)
+            let (_, networkSecret) = try await server.vault.credentials.create(
+                name: "network", scopes: [.network], purposes: [])
+            let networkApplication = Application(
+                router: Self.networkRouter(vault: server.vault, wallets: try #require(server.walletSide)),
+                logger: logger)
             return try await Application(router: router, logger: logger).test(.router) { client in
                 let detokenize = TestServer(vault: server.vault, logs: server.logs, client: client, key: secret)
-                return try await body([.public: server, .detokenize: detokenize])
+                return try await networkApplication.test(.router) { networkClient in
+                    let network = TestServer(
+                        vault: server.vault, logs: server.logs, client: networkClient, key: networkSecret)
+                    return try await body([.public: server, .detokenize: detokenize, .network: network])
+                }
             }
         }
     }
@@ -236,7 +260,10 @@ struct OpenAPITests {
             #expect(detokenizeRoutes.contains(RouteKey(method: "POST", path: "/v1/detokenize")))
             #expect(publicRoutes.contains(RouteKey(method: "POST", path: "/v1/transfers")))
             #expect(publicRoutes.filter { $0.path.hasPrefix("/v1/wallets") }.count == 8)
-            #expect(publicRoutes.filter { $0.path.hasPrefix("/v1/virtual_cards") }.count == 3)
+            #expect(publicRoutes.filter { $0.path.hasPrefix("/v1/virtual_cards") }.count == 4)
+            let networkRoutes = served[.network] ?? []
+            #expect(networkRoutes.subtracting(health).allSatisfy { $0.path.hasPrefix("/v1/network/") })
+            #expect(networkRoutes.intersection(publicRoutes.union(detokenizeRoutes)) == health)
             #expect(
                 !detokenizeRoutes.contains { $0.path.contains("wallet") || $0.path.contains("transfer") },
                 "the detokenize listener has no wallet route")
@@ -258,6 +285,7 @@ struct OpenAPITests {
                     let method = try #require(HTTPRequest.Method(route.method))
                     let uri = route.path.replacingOccurrences(of: "{token}", with: unknownToken)
                         .replacingOccurrences(of: "{wallet}", with: unknownWallet)
+                        .replacingOccurrences(of: "{virtual_card}", with: "vc_aaaaaaaaaaaaaaaaaaaaaaaaaa")
                     let body = method == .post ? ByteBuffer(string: "{}") : nil
                     // The wallet key reaches past the scope check (to 400 or 404 wallet_not_found).
                     let walletAuth = server.walletKey.map { [Auth.bearer($0)] } ?? []
@@ -463,7 +491,7 @@ struct OpenAPITests {
         }
     }
 
-    @Test("The document declares bearer auth, both listeners' servers, and an open /healthz")
+    @Test("The document declares bearer auth, every listener's server, and an open /healthz")
     func documentBasics() throws {
         let text = try Self.document().joined(separator: "\n")
         #expect(text.hasPrefix("openapi: 3.1"))

@@ -12,9 +12,13 @@ public struct Scope: RawRepresentable, Sendable, Hashable, Codable, CustomString
     public static let detokenize = Scope(rawValue: "detokenize")
     public static let auditRead = Scope(rawValue: "audit:read")
     public static let wallet = Scope(rawValue: "wallet")
+    /// The card network's messages about issued cards (network listener).
+    public static let network = Scope(rawValue: "network")
 
     /// Every scope the service knows.
-    public static let all: [Scope] = [.tokenize, .tokensRead, .tokensDelete, .detokenize, .auditRead, .wallet]
+    public static let all: [Scope] = [
+        .tokenize, .tokensRead, .tokensDelete, .detokenize, .auditRead, .wallet, .network,
+    ]
 
     public var description: String { rawValue }
 }

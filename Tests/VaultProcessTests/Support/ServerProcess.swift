@@ -41,7 +41,10 @@ final class ServerProcess: Sendable {
     private static func launch(_ sandbox: Sandbox, port: Int, extraArguments: [String]) async throws -> ServerProcess {
         let child = try ChildProcess.launch(
             try VaultBinary.require(),
-            ["serve", "--public-port", String(port), "--detokenize-port", "0", "--log-level", "warning"]
+            [
+                "serve", "--public-port", String(port), "--detokenize-port", "0", "--network-port", "0", "--log-level",
+                "warning",
+            ]
                 + sandbox.storageArguments + extraArguments,
             cwd: sandbox.root, outputBase: sandbox.path("serve-\(UUID().uuidString)"))
         guard let line = try await child.waitForLine(startingWith: readyPrefix) else {

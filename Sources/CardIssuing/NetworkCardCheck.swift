@@ -1,0 +1,39 @@
+@_spi(CardholderData) public import CardTokens
+import TokenVault
+import VaultCrypto
+
+/// What the CDE found for the card data of a card-network message: the card's token, or why
+/// the card is declined before the wallet side is asked. Holds no card data.
+public enum NetworkCardCheck: Sendable, Hashable {
+    /// One of our issued cards, its expiry as sent and its CVV (if sent) right.
+    case card(Token)
+    /// No card this vault issued has that PAN.
+    case notFound
+    /// The expiry sent is not the card's.
+    case expiryMismatch(Token)
+    /// The CVV sent is not the card's.
+    case incorrectCVV(Token)
+}
+
+extension VaultCardIssuer {
+    /// Resolves the card data of a network message to the issued card it names, by the PAN's
+    /// fingerprint (never by a PAN stored in the clear), and checks the expiry and, if sent, the
+    /// CVV, derived at this moment under the card's CVK and compared in constant time. The PAN
+    /// and CVV stay in `card` (wiped with it); the derived CVV is wiped before this returns.
+    public func check(_ card: CardInput) async throws -> NetworkCardCheck {
+        let fingerprints = card.withPANDigits { tokens.fingerprints(ofPAN: $0) }
+        guard let stored = try await tokens.issuedCard(fingerprints: fingerprints) else { return .notFound }
+        let token = stored.metadata.token
+        guard stored.metadata.expMonth == card.expMonth, stored.metadata.expYear == card.expYear else {
+            return .expiryMismatch(token)
+        }
+        guard card.hasCVV else { return .card(token) }
+        let matches = try await withCVV(of: token, tenant: stored.tenant) { derived in
+            card.withCVVDigits { sent in
+                guard let sent else { return false }
+                return ConstantTime.equals(UnsafeRawBufferPointer(derived), UnsafeRawBufferPointer(sent))
+            }
+        }
+        return matches ? .card(token) : .incorrectCVV(token)
+    }
+}
