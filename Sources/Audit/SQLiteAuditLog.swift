@@ -65,9 +65,8 @@ public final class SQLiteAuditLog: AuditLog {
         self.genesisRule = genesisRule
         let headFile = headFilePath.map(AuditHeadFileWriter.init(path:))
         self.headFile = headFile
-        // To completion even if the leading caller's task is cancelled: the batch holds others' events.
         self.committer = GroupCommitter { [keys] events in
-            try await writer.writeToCompletion { db in
+            try await writer.write { db in
                 try Self.append(events, in: db, keys: keys, headFile: headFile)
             }
         }

@@ -50,10 +50,8 @@ public final class SQLiteLedger: LedgerStore {
         self.clock = clock
         let fullCheck = FullCheck(every: fullCheckEvery)
         self.fullCheck = fullCheck
-        // The commit runs in one caller's task with the others' transfers: a cancelled leader must
-        // not abort it (writeToCompletion).
         self.committer = GroupCommitter { [clock] submissions in
-            try await pool.writeToCompletion { db in
+            try await pool.write { db in
                 try Self.apply(submissions, in: db, now: clock(), fullCheck: fullCheck.due())
             }
         }

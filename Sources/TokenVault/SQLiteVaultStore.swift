@@ -128,10 +128,8 @@ public struct SQLiteVaultStore: VaultStore {
         }
     }
 
-    /// Runs as the flush of the token vault's group commit: to completion, even if the leading
-    /// caller's task is cancelled (the batch holds other callers' cards).
     public func commit(_ writes: [CardWrite]) async throws -> [CardWriteOutcome] {
-        try await pool.writeToCompletion { [audit] db in
+        try await pool.write { [audit] db in
             let insertCard = try RawStatement(
                 db,
                 """

@@ -4,19 +4,13 @@ import VaultTestSupport
 
 @testable import GroupCommit
 
-/// The submitter a task works for, so a flush can tell in whose task it runs.
-enum Submitter {
-    @TaskLocal static var name = "none"
-}
-
-/// A flush scripted by the test: it records each batch and the task it ran in, waits at the
+/// A flush scripted by the test: it records each batch, waits at the
 /// gate of its call (the test opens it), and fails a batch holding a negative item.
 final class ScriptedFlush: Sendable {
     struct Failure: Error, Equatable {}
 
     struct Call: Equatable {
         var items: [Int]
-        var submitter: String
     }
 
     private let calls = Mutex<[Call]>([])
@@ -31,7 +25,7 @@ final class ScriptedFlush: Sendable {
 
     func flush(_ items: [Int]) async throws -> [String] {
         let index = calls.withLock { calls in
-            calls.append(Call(items: items, submitter: Submitter.name))
+            calls.append(Call(items: items))
             return calls.count - 1
         }
         if index < gates.count { await gates[index].wait() }
@@ -61,17 +55,15 @@ struct Harness {
         for await length in queueLengths where length >= count { return }
     }
 
-    /// Submits `items` from a task of its own, named `name` for the flush to record.
+    /// Submits `items` from a task of its own (`name` says which in the test).
     func submit(_ items: [Int], as name: String) -> Task<[String], any Error> {
-        Task { [committer] in
-            try await Submitter.$name.withValue(name) { try await committer.submit(items) }
-        }
+        Task { [committer] in try await committer.submit(items) }
     }
 }
 
 func outcomes(_ items: [Int]) -> [String] { items.map { "outcome \($0)" } }
 
-@Suite("GroupCommitter: leader handoff", .timeLimit(.minutes(1)))
+@Suite("GroupCommitter", .timeLimit(.minutes(1)))
 struct GroupCommitterTests {
     @Test("concurrent submitters each get their own outcomes, in their order")
     func concurrentSubmittersGetTheirOwnOutcomes() async throws {
@@ -91,7 +83,7 @@ struct GroupCommitterTests {
         #expect(try await harness.committer.submit([]) == [])
     }
 
-    @Test("submissions that queue behind a running commit share the next one, led by the first of them")
+    @Test("submissions that queue behind a running commit share the next one, in arrival order")
     func queuedSubmissionsShareOneCommit() async throws {
         let harness = Harness(gated: 1)
         let first = harness.submit([1], as: "first")
@@ -109,14 +101,13 @@ struct GroupCommitterTests {
 
         let calls = harness.script.recorded
         try #require(calls.count == 2)
-        #expect(calls[0] == ScriptedFlush.Call(items: [1], submitter: "first"))
-        // One commit took everything queued, in the task of the first queued submitter, its items first.
-        #expect(calls[1].submitter == "second")
+        #expect(calls[0] == ScriptedFlush.Call(items: [1]))
+        // One commit took everything queued, the first queued submitter's items first.
         #expect(Set(calls[1].items) == [2, 3, 4, 5, 6])
         #expect(calls[1].items.prefix(2) == [2, 3])
     }
 
-    @Test("a throwing flush fails its own batch only, and the lead passes on")
+    @Test("a throwing flush fails its own batch only, and later submissions still commit")
     func throwingFlushFailsItsBatchOnly() async throws {
         let harness = Harness(gated: 2)
         let first = harness.submit([1], as: "first")
@@ -138,7 +129,7 @@ struct GroupCommitterTests {
         await #expect(throws: ScriptedFlush.Failure.self) { try await sharing.value }
         #expect(try await after.value == outcomes([3]))
         #expect(try await harness.committer.submit([4]) == outcomes([4]))
-        #expect(harness.script.recorded.map(\.submitter) == ["first", "poisoned", "after", "none"])
+        #expect(harness.script.recorded.map(\.items) == [[1], [-1, 2], [3], [4]])
     }
 
     @Test("maximumItemsPerCommit splits what is queued into several commits, in order")
@@ -157,14 +148,12 @@ struct GroupCommitterTests {
         for (items, task) in queued {
             #expect(try await task.value == outcomes(items))
         }
-        // A leader's own items always go in, even past the bound; the rest wait their turn.
+        // A batch's first submission always goes in, even past the bound; the rest wait their turn.
         #expect(
             harness.script.recorded.map(\.items) == [[0], [1, 2, 3], [4, 5, 6], [7, 8, 9, 10], [11]])
-        #expect(
-            harness.script.recorded.map(\.submitter) == ["a", "queued 0", "queued 2", "queued 4", "queued 5"])
     }
 
-    @Test("cancelled submitters still get their outcomes, and a cancelled leader's commit completes")
+    @Test("cancelled submitters still get their outcomes, and their commits complete")
     func cancellationDoesNotCutCommitsShort() async throws {
         let harness = Harness(gated: 2)
         let first = harness.submit([1], as: "first")
@@ -173,7 +162,7 @@ struct GroupCommitterTests {
         await harness.waitForQueue(1)
         let follower = harness.submit([3], as: "third")
         await harness.waitForQueue(2)
-        // Cancelled while queued: it still leads the next commit when its turn comes.
+        // Cancelled while queued: its items still go in the next commit.
         leaderToBe.cancel()
         harness.script.gates[0].open()
         #expect(try await first.value == outcomes([1]))
@@ -181,6 +170,6 @@ struct GroupCommitterTests {
         harness.script.gates[1].open()
         #expect(try await leaderToBe.value == outcomes([2]))
         #expect(try await follower.value == outcomes([3]))
-        #expect(harness.script.recorded.map(\.submitter) == ["first", "second"])
+        #expect(harness.script.recorded.map(\.items) == [[1], [2, 3]])
     }
 }
