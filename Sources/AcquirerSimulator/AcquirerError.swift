@@ -6,11 +6,9 @@ import NIOCore
 
 /// Why the simulator refused a request: an HTTP status and `{"error": {"code", "message"}}`.
 /// Messages are fixed text: they never echo the request, so no card data can leave through them.
-public struct AcquirerError: Error, HTTPResponseError, Sendable, Hashable, CustomStringConvertible,
-    CustomDebugStringConvertible
-{
+public struct AcquirerError: Error, HTTPResponseError, Sendable, Hashable {
     /// A stable code, returned as `error.code`.
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
+    public struct Code: DomainErrorCode {
         public let rawValue: String
         /// What kind of failure it is, declared with the code (a code cannot exist without one).
         public let category: ErrorCategory
@@ -31,8 +29,6 @@ public struct AcquirerError: Error, HTTPResponseError, Sendable, Hashable, Custo
         /// Invalid input, answered with HTTP's own status for it (413).
         public static let bodyTooLarge = Self("body_too_large", .invalidInput)
         public static let internalError = Self("internal_error", .internal)
-
-        public var description: String { rawValue }
     }
 
     public let code: Code
@@ -50,9 +46,7 @@ public struct AcquirerError: Error, HTTPResponseError, Sendable, Hashable, Custo
         return code.category.status
     }
 
-    /// The type and code only: a description lands in logs and interpolations, so it carries no
-    /// message; ``debugDescription`` has the details.
-    public var description: String { "AcquirerError(\(code))" }
+    /// With the HTTP status the simulator answers.
     public var debugDescription: String { "AcquirerError(\(status.code) \(code): \(message))" }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
@@ -84,8 +78,4 @@ public struct AcquirerError: Error, HTTPResponseError, Sendable, Hashable, Custo
     static let internalError = AcquirerError(.internalError, "the acquirer could not record the authorization")
 }
 
-extension AcquirerError: CategorizedError {
-    public var category: ErrorCategory { code.category }
-    public var errorCode: String { code.rawValue }
-    public var publicMessage: String { message }
-}
+extension AcquirerError: DomainError {}

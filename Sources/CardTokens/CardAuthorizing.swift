@@ -55,8 +55,8 @@ public struct AuthorizationOutcome: Sendable, Hashable, Codable {
 }
 
 /// Why an authorization has no outcome. Codes are stable; messages hold no card data.
-public struct AuthorizationError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
+public struct AuthorizationError: Error, Sendable, Hashable {
+    public struct Code: DomainErrorCode {
         public let rawValue: String
         /// What kind of failure it is, declared with the code (a code cannot exist without one).
         /// The categories are those of the wallet errors each code becomes for a top-up.
@@ -80,8 +80,6 @@ public struct AuthorizationError: Error, Sendable, Hashable, CustomStringConvert
         public static let acquirerUnavailable = Self("acquirer_unavailable", .upstreamFailed)
         /// The vault could not complete the request (e.g. the audit log refused the write).
         public static let internalFailure = Self("internal_failure", .internal)
-
-        public var description: String { rawValue }
     }
 
     public let code: Code
@@ -94,18 +92,9 @@ public struct AuthorizationError: Error, Sendable, Hashable, CustomStringConvert
 
     /// Whether retrying with the same reference may succeed.
     public var isRetryable: Bool { code == .acquirerTimeout || code == .acquirerUnavailable }
-
-    /// The type and code only: a description lands in logs and interpolations, so it carries no
-    /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
-    public var description: String { "AuthorizationError(\(code))" }
-    public var debugDescription: String { "AuthorizationError(\(code): \(message))" }
 }
 
-extension AuthorizationError: CategorizedError {
-    public var category: ErrorCategory { code.category }
-    public var errorCode: String { code.rawValue }
-    public var publicMessage: String { message }
-}
+extension AuthorizationError: DomainError {}
 
 /// What the wallet side may ask of the vault to charge a card on file: use without reveal.
 /// The implementation (in `Detokenization`) detokenizes under audit (purpose `authorization`),

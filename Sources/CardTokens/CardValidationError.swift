@@ -2,9 +2,9 @@
 ///
 /// The message describes the rule that failed and never contains the input itself, so it is
 /// safe to return to a client or to log.
-public struct CardValidationError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct CardValidationError: Error, Sendable, Hashable {
     /// A stable error code, returned to API clients as `error.code`.
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
+    public struct Code: DomainErrorCode {
         public let rawValue: String
         /// Every card-validation failure is invalid input.
         public var category: ErrorCategory { .invalidInput }
@@ -29,8 +29,6 @@ public struct CardValidationError: Error, Sendable, Hashable, CustomStringConver
         /// The string is not a well-formed token.
         public static let token = Self("invalid_token")
 
-        public var description: String { rawValue }
-
         public static func ~= (code: Code, error: any Error) -> Bool {
             (error as? CardValidationError)?.code == code
         }
@@ -44,15 +42,6 @@ public struct CardValidationError: Error, Sendable, Hashable, CustomStringConver
         self.code = code
         self.message = message
     }
-
-    /// The type and code only: a description lands in logs and interpolations, so it carries no
-    /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
-    public var description: String { "CardValidationError(\(code))" }
-    public var debugDescription: String { "CardValidationError(\(code): \(message))" }
 }
 
-extension CardValidationError: CategorizedError {
-    public var category: ErrorCategory { code.category }
-    public var errorCode: String { code.rawValue }
-    public var publicMessage: String { message }
-}
+extension CardValidationError: DomainError {}

@@ -41,3 +41,31 @@ public protocol CategorizedError: Error, Sendable {
 extension CategorizedError {
     public var retryAfterSeconds: Int? { nil }
 }
+
+/// The code of a domain error: a stable string declared with its category (each type's `Code`
+/// has a private initializer, so a code cannot exist without one).
+public protocol DomainErrorCode: Sendable, Hashable, CustomStringConvertible {
+    var rawValue: String { get }
+    var category: ErrorCategory { get }
+}
+
+extension DomainErrorCode {
+    public var description: String { rawValue }
+}
+
+/// A domain error of the one shape every module uses: an opaque code and a message built from
+/// server-side values only. Its description is the type and code alone, since a description
+/// lands in logs and interpolations; the message is in `debugDescription`.
+public protocol DomainError: CategorizedError, CustomStringConvertible, CustomDebugStringConvertible {
+    associatedtype Code: DomainErrorCode
+    var code: Code { get }
+    var message: String { get }
+}
+
+extension DomainError {
+    public var category: ErrorCategory { code.category }
+    public var errorCode: String { code.rawValue }
+    public var publicMessage: String { message }
+    public var description: String { "\(Self.self)(\(code))" }
+    public var debugDescription: String { "\(Self.self)(\(code): \(message))" }
+}

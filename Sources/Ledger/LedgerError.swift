@@ -1,8 +1,8 @@
 public import CardTokens
 
 /// Why the ledger refused an operation. Codes are stable; messages never hold more than ids.
-public struct LedgerError: CategorizedError, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
+public struct LedgerError: DomainError, Hashable {
+    public struct Code: DomainErrorCode {
         public let rawValue: String
         /// What kind of failure it is, declared with the code (a code cannot exist without one).
         public let category: ErrorCategory
@@ -38,8 +38,6 @@ public struct LedgerError: CategorizedError, Hashable, CustomStringConvertible, 
         public static let linkedTransferFailed = Self("linked_transfer_failed", .refused)
         public static let invariantViolated = Self("invariant_violated", .internal)
 
-        public var description: String { rawValue }
-
         public static func ~= (code: Code, error: any Error) -> Bool {
             (error as? LedgerError)?.code == code
         }
@@ -53,13 +51,6 @@ public struct LedgerError: CategorizedError, Hashable, CustomStringConvertible, 
         self.message = message
     }
 
-    /// The type and code only: a description lands in logs and interpolations, so it carries no
-    /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
-    public var category: ErrorCategory { code.category }
-    public var errorCode: String { code.rawValue }
     /// Fixed text: ``message`` may name account or transfer ids, which a client may have chosen.
     public var publicMessage: String { "the ledger refused the operation (\(code))" }
-
-    public var description: String { "LedgerError(\(code))" }
-    public var debugDescription: String { "LedgerError(\(code): \(message))" }
 }

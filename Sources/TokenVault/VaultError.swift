@@ -2,9 +2,9 @@ public import CardTokens
 
 /// A failure of a vault operation. Messages name objects (paths, versions, token ids) but never
 /// a PAN, a CVV or key material.
-public struct VaultError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct VaultError: Error, Sendable, Hashable {
     /// A stable error code (returned to API clients and used in tests).
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
+    public struct Code: DomainErrorCode {
         public let rawValue: String
         /// What kind of failure it is, declared with the code (a code cannot exist without one).
         public let category: ErrorCategory
@@ -38,8 +38,6 @@ public struct VaultError: Error, Sendable, Hashable, CustomStringConvertible, Cu
         /// the BIN's number space is (nearly) full.
         public static let panSpaceExhausted = Self("issuing_pan_space_exhausted", .conflict)
 
-        public var description: String { rawValue }
-
         public static func ~= (code: Code, error: any Error) -> Bool {
             (error as? VaultError)?.code == code
         }
@@ -52,15 +50,9 @@ public struct VaultError: Error, Sendable, Hashable, CustomStringConvertible, Cu
         self.code = code
         self.message = message
     }
-
-    /// The type and code only: a description lands in logs and interpolations, so it carries no
-    /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
-    public var description: String { "VaultError(\(code))" }
-    public var debugDescription: String { "VaultError(\(code): \(message))" }
 }
 
-extension VaultError: CategorizedError {
-    public var category: ErrorCategory { code.category }
+extension VaultError: DomainError {
     /// A rotation that kept changing the active key mid-request: the client retries (code `retry`).
     public var errorCode: String { code == .keyVersionActive ? "retry" : code.rawValue }
     /// Fixed text where the message could name what the client sent.

@@ -3,8 +3,8 @@ public import CardTokens
 /// Why the wallet refused a request. Codes are stable (the HTTP layer maps each to a status);
 /// messages are fixed text: they never echo an id, amount or key the client sent, since a client
 /// may put a card number in any of them by mistake.
-public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConvertible, CustomDebugStringConvertible {
-    public struct Code: Sendable, Hashable, Codable, CustomStringConvertible {
+public struct WalletError: Error, Sendable, Hashable, Codable {
+    public struct Code: DomainErrorCode, Codable {
         public let rawValue: String
         /// What kind of failure it is, declared with the code (a code cannot exist without one).
         public let category: ErrorCategory
@@ -88,8 +88,6 @@ public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConve
         /// A fault of the service (e.g. the ledger refused a commit for an invariant).
         public static let internalFailure = Self("internal_failure", .internal)
 
-        public var description: String { rawValue }
-
         public static func ~= (code: Code, error: any Error) -> Bool {
             (error as? WalletError)?.code == code
         }
@@ -108,16 +106,8 @@ public struct WalletError: Error, Sendable, Hashable, Codable, CustomStringConve
 
     /// Whether retrying the same request with the same Idempotency-Key may succeed.
     public var isRetryable: Bool { [.acquirerTimeout, .acquirerUnavailable, .idempotencyKeyInUse].contains(code) }
-
-    /// The type and code only: a description lands in logs and interpolations, so it carries no
-    /// message (which may name paths, ids or versions); ``debugDescription`` has the details.
-    public var description: String { "WalletError(\(code))" }
-    public var debugDescription: String { "WalletError(\(code): \(message))" }
 }
 
-extension WalletError: CategorizedError {
-    public var category: ErrorCategory { code.category }
-    public var errorCode: String { code.rawValue }
-    public var publicMessage: String { message }
+extension WalletError: DomainError {
     public var retryAfterSeconds: Int? { isRetryable ? 1 : nil }
 }
