@@ -64,6 +64,10 @@ struct NetworkController {
             expMonth = try container.decodeInteger(Int.self, forKey: .expMonth)
             expYear = try container.decodeInteger(Int.self, forKey: .expYear)
             cvv = try container.decodeIfPresentNotNull(String.self, forKey: .cvv)
+            // An empty or malformed CVV is the network's error, not a missing CVV (which skips the check).
+            if let cvv, !(3...4).contains(cvv.utf8.count) || !cvv.utf8.allSatisfy({ (48...57).contains($0) }) {
+                throw CardValidationError(.cvv, "cvv must be 3 or 4 digits")
+            }
             amount = try container.decodeInteger(Int64.self, forKey: .amount)
             currency = try container.decode(String.self, forKey: .currency)
             merchant = try container.decode(MerchantBody.self, forKey: .merchant).merchant

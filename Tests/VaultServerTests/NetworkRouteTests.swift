@@ -122,6 +122,12 @@ struct NetworkRouteTests {
                     "/v1/network/clearings",
                     ["network_reference": "n-6", "authorization_id": authorizationID, "amount": 600])
                 #expect(status6 == .unprocessableContent)
+                for malformed in ["", "12", "12345", "1a3"] {
+                    let (status, body, _) = try await post(
+                        "/v1/network/authorizations", authorization("n-cvv-\(malformed)", cvv: malformed))
+                    #expect(status == .badRequest, "cvv \(malformed.count) characters")
+                    #expect((body["error"] as? [String: Any])?["code"] as? String == "invalid_cvv")
+                }
                 let (status7, _, _) = try await post(
                     "/v1/network/authorizations", authorization("n-7", cvv: cvv), auth: walletKey)
                 #expect(status7 == .forbidden, "the network scope is needed")
