@@ -64,7 +64,14 @@ struct NetworkController {
             expMonth = try container.decodeInteger(Int.self, forKey: .expMonth)
             expYear = try container.decodeInteger(Int.self, forKey: .expYear)
             cvv = try container.decodeIfPresentNotNull(String.self, forKey: .cvv)
-            // An empty or malformed CVV is the network's error, not a missing CVV (which skips the check).
+            // A malformed expiry or CVV is the network's error (400), whatever the PAN: only a PAN that
+            // is no card of ours is a decline. An empty CVV is malformed, not a missing one.
+            guard (1...12).contains(expMonth) else {
+                throw CardValidationError(.expiryMonth, "exp_month must be 1 to 12")
+            }
+            guard (2000...2099).contains(expYear) else {
+                throw CardValidationError(.expiryYear, "exp_year must be a four-digit year")
+            }
             if let cvv, !(3...4).contains(cvv.utf8.count) || !cvv.utf8.allSatisfy({ (48...57).contains($0) }) {
                 throw CardValidationError(.cvv, "cvv must be 3 or 4 digits")
             }

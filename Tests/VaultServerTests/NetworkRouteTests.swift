@@ -128,6 +128,18 @@ struct NetworkRouteTests {
                     #expect(status == .badRequest, "cvv \(malformed.count) characters")
                     #expect((body["error"] as? [String: Any])?["code"] as? String == "invalid_cvv")
                 }
+                for (field, value, code) in [
+                    ("exp_year", 10_000, "invalid_exp_year"), ("exp_year", 1999, "invalid_exp_year"),
+                    ("exp_month", 13, "invalid_exp_month"),
+                ] {
+                    // Also with a PAN that is no card (it would be declined): the malformed field wins.
+                    var body = authorization("n-\(field)-\(value)", cvv: cvv)
+                    body[field] = value
+                    body["pan"] = "9999990000000000"
+                    let (status, reply, _) = try await post("/v1/network/authorizations", body)
+                    #expect(status == .badRequest, "\(field) \(value)")
+                    #expect((reply["error"] as? [String: Any])?["code"] as? String == code)
+                }
                 let (status7, _, _) = try await post(
                     "/v1/network/authorizations", authorization("n-7", cvv: cvv), auth: walletKey)
                 #expect(status7 == .forbidden, "the network scope is needed")
