@@ -5,7 +5,7 @@ import VaultCrypto
 /// What the CDE found for the card data of a card-network message: the card's token, or why
 /// the card is declined before the wallet side is asked. Holds no card data.
 public enum NetworkCardCheck: Sendable, Hashable {
-    /// One of our issued cards, its expiry as sent and its CVV (if sent) right.
+    /// One of our issued cards, its expiry and CVV as sent.
     case card(Token)
     /// No card this vault issued has that PAN.
     case notFound
@@ -17,8 +17,7 @@ public enum NetworkCardCheck: Sendable, Hashable {
 
 extension VaultCardIssuer {
     /// Resolves the card data of a network message to the issued card it names, by the PAN's
-    /// fingerprint (never by a PAN stored in the clear), and checks the expiry and, if sent, the
-    /// CVV, derived at this moment under the card's CVK and compared in constant time. The PAN
+    /// fingerprint (never by a PAN stored in the clear), and checks the expiry and the CVV, derived at this moment under the card's CVK and compared in constant time. The PAN
     /// and CVV stay in `card` (wiped with it); the derived CVV is wiped before this returns.
     public func check(_ card: CardInput) async throws -> NetworkCardCheck {
         let fingerprints = card.withPANDigits { tokens.fingerprints(ofPAN: $0) }
@@ -27,7 +26,8 @@ extension VaultCardIssuer {
         guard stored.metadata.expMonth == card.expMonth, stored.metadata.expYear == card.expYear else {
             return .expiryMismatch(token)
         }
-        guard card.hasCVV else { return .card(token) }
+        // The network listener requires a CVV; a card without one is never verified as a match.
+        guard card.hasCVV else { return .incorrectCVV(token) }
         let matches = try await withCVV(of: token, tenant: stored.tenant) { derived in
             card.withCVVDigits { sent in
                 guard let sent else { return false }

@@ -45,7 +45,7 @@ struct NetworkController {
         var pan: String
         var expMonth: Int
         var expYear: Int
-        var cvv: String?
+        var cvv: String
         var amount: Int64
         var currency: String
         var merchant: Merchant
@@ -63,16 +63,18 @@ struct NetworkController {
             pan = try container.decode(String.self, forKey: .pan)
             expMonth = try container.decodeInteger(Int.self, forKey: .expMonth)
             expYear = try container.decodeInteger(Int.self, forKey: .expYear)
-            cvv = try container.decodeIfPresentNotNull(String.self, forKey: .cvv)
+            // Required: without it, a PAN and an expiry alone would be enough to spend (review of
+            // this listener); a network that cannot send it cannot use the card.
+            cvv = try container.decode(String.self, forKey: .cvv)
             // A malformed expiry or CVV is the network's error (400), whatever the PAN: only a PAN that
-            // is no card of ours is a decline. An empty CVV is malformed, not a missing one.
+            // is no card of ours is a decline.
             guard (1...12).contains(expMonth) else {
                 throw CardValidationError(.expiryMonth, "exp_month must be 1 to 12")
             }
             guard (2000...2099).contains(expYear) else {
                 throw CardValidationError(.expiryYear, "exp_year must be a four-digit year")
             }
-            if let cvv, !(3...4).contains(cvv.utf8.count) || !cvv.utf8.allSatisfy({ (48...57).contains($0) }) {
+            guard (3...4).contains(cvv.utf8.count), cvv.utf8.allSatisfy({ (48...57).contains($0) }) else {
                 throw CardValidationError(.cvv, "cvv must be 3 or 4 digits")
             }
             amount = try container.decodeInteger(Int64.self, forKey: .amount)

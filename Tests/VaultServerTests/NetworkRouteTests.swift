@@ -122,6 +122,11 @@ struct NetworkRouteTests {
                     "/v1/network/clearings",
                     ["network_reference": "n-6", "authorization_id": authorizationID, "amount": 600])
                 #expect(status6 == .unprocessableContent)
+                var noCVV = authorization("n-no-cvv", cvv: nil)
+                noCVV["network_reference"] = "n-no-cvv"
+                let (noCVVStatus, noCVVBody, _) = try await post("/v1/network/authorizations", noCVV)
+                #expect(noCVVStatus == .badRequest, "a CVV is required")
+                #expect((noCVVBody["error"] as? [String: Any])?["code"] as? String == "missing_field")
                 for malformed in ["", "12", "12345", "1a3"] {
                     let (status, body, _) = try await post(
                         "/v1/network/authorizations", authorization("n-cvv-\(malformed)", cvv: malformed))
