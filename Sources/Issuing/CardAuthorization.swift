@@ -27,12 +27,20 @@ public struct CardAuthorizationRequest: Sendable, Hashable {
         self.merchant = merchant
     }
 
-    /// What the network reference is bound to: a retry must carry the same (the CDE's verdict
-    /// is part of it, so a retry with another CVV is another request, not a replay).
+    /// What the network reference is bound to: the fields that are not card data. Not the card's
+    /// token or the CDE's verdict: were they part of it, resending a stored reference with other
+    /// card data would answer 409 exactly when the new PAN, expiry or CVV gave another verdict,
+    /// an oracle that writes nothing (attacker review). A retry is answered from the store before
+    /// its card data is looked at (``CardNetworkService/storedAuthorization(_:)``).
     var idempotentDescription: String {
+        Self.describe(
+            networkReference: networkReference, amount: amount, currency: currency, merchant: merchant)
+    }
+
+    static func describe(networkReference: String, amount: Int64, currency: String, merchant: Merchant) -> String {
         [
-            networkReference, token?.rawValue ?? "-", cdeDecline?.rawValue ?? "-", String(amount), currency,
-            merchant.id, merchant.name, merchant.mcc, merchant.country,
+            "authorization", networkReference, String(amount), currency, merchant.id, merchant.name, merchant.mcc,
+            merchant.country,
         ].joined(separator: "\u{1F}")
     }
 }

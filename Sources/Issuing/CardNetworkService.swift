@@ -89,6 +89,16 @@ public final class CardNetworkService: Sendable {
         }
     }
 
+    /// The answer already stored for an authorization's network reference, looked up before its
+    /// card data is checked, so that a retry (or a probe) with other card data learns nothing new.
+    /// - Throws: `invalid_network_message`; `network_reference_reused` for the same reference with
+    ///   another amount, currency or merchant.
+    public func storedAuthorization(_ request: CardAuthorizationRequest) async throws -> CardAuthorization? {
+        try Self.validate(reference: request.networkReference, amount: request.amount)
+        return try await store.storedAuthorization(
+            reference: request.networkReference, bound: request.idempotentDescription)
+    }
+
     /// Six characters of `0-9A-Z`, as networks print them.
     static func authCode() -> String {
         let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")

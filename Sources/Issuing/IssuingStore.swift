@@ -27,6 +27,9 @@ public protocol IssuingStore: Sendable {
 
     // MARK: The card network
 
+    /// The authorization stored under `reference`, if any.
+    /// - Throws: `network_reference_reused` if it was stored for another request (`bound`).
+    func storedAuthorization(reference: String, bound: String) async throws -> CardAuthorization?
     /// Decides and records a network authorization in one transaction, so that concurrent
     /// authorizations of a card or a wallet see each other:
     /// - the outcome stored under `request.networkReference` is replayed (the same reference with

@@ -74,6 +74,10 @@ public final class SQLiteIssuingStore: IssuingStore {
         }
     }
 
+    public func storedAuthorization(reference: String, bound: String) async throws -> CardAuthorization? {
+        try await pool.read { db in try Self.replay(reference, bound, as: CardAuthorization.self, in: db) }
+    }
+
     public func authorize(
         _ request: CardAuthorizationRequest, id: String, authCode: String, at now: Date,
         decide: @escaping @Sendable (VirtualCard, String) -> AuthorizationDecision

@@ -127,6 +127,13 @@ struct NetworkController {
     @Sendable func authorize(_ request: Request, context: VaultRequestContext) async throws -> Response {
         _ = try context.require(.network)
         let body = try await JSONRequest.decode(AuthorizationBody.self, from: request, limit: Self.bodyLimit)
+        // A known reference is answered from the store before its card data is looked at.
+        let withoutCard = CardAuthorizationRequest(
+            networkReference: body.networkReference, token: nil, cdeDecline: .cardNotFound, amount: body.amount,
+            currency: body.currency, merchant: body.merchant)
+        if let stored = try await network.storedAuthorization(withoutCard) {
+            return try JSONResponse.make(NetworkAuthorizationResponse(stored))
+        }
         var token: Token?
         var decline: DeclineCode?
         do {

@@ -112,6 +112,18 @@ struct NetworkRouteTests {
                 let authorizationID = try #require(approved["id"] as? String)
                 let (_, replay, _) = try await post("/v1/network/authorizations", authorization("n-4", cvv: cvv))
                 #expect(replay["id"] as? String == authorizationID)
+                // A stored reference answers the same whatever card data comes with it: no 409 (or
+                // approval) tells a prober that the new PAN, expiry or CVV is right.
+                let (probeStatus, probe, _) = try await post(
+                    "/v1/network/authorizations", authorization("n-1", cvv: cvv))
+                #expect(probeStatus == .ok && probe["decline_code"] as? String == "incorrect_cvv")
+                let (_, wrongReplay, _) = try await post(
+                    "/v1/network/authorizations", authorization("n-4", cvv: wrongCVV))
+                #expect(wrongReplay["id"] as? String == authorizationID && wrongReplay["approved"] as? Bool == true)
+                var otherAmount = authorization("n-4", cvv: cvv)
+                otherAmount["amount"] = 2_600
+                let (reusedStatus, _, _) = try await post("/v1/network/authorizations", otherAmount)
+                #expect(reusedStatus == .conflict, "the same reference with another amount")
 
                 let (status5, cleared, text5) = try await post(
                     "/v1/network/clearings",
