@@ -90,17 +90,24 @@ public struct ReversalRequest: Sendable, Hashable {
     }
 }
 
-/// A merchant's refund to a virtual card: money back to its wallet.
+/// A merchant's refund of a cleared purchase: money back to the card's wallet, never more than
+/// the authorization's clearings less what was refunded of them already.
 public struct RefundRequest: Sendable, Hashable {
     public var networkReference: String
     public var cardID: String
+    /// The authorization whose clearings are refunded.
+    public var authorizationID: String
     public var amount: Int64
     public var currency: String
     public var merchant: Merchant
 
-    public init(networkReference: String, cardID: String, amount: Int64, currency: String, merchant: Merchant) {
+    public init(
+        networkReference: String, cardID: String, authorizationID: String, amount: Int64, currency: String,
+        merchant: Merchant
+    ) {
         self.networkReference = networkReference
         self.cardID = cardID
+        self.authorizationID = authorizationID
         self.amount = amount
         self.currency = currency
         self.merchant = merchant

@@ -50,9 +50,9 @@ public final class CardNetworkService: Sendable {
         return try await store.reverse(request, id: RandomID.make("rev", now: now), at: now)
     }
 
-    /// Credits a merchant's refund to a card's wallet.
-    /// - Throws: `invalid_network_message`, `virtual_card_not_found`, `currency_mismatch`,
-    ///   `network_reference_reused`.
+    /// Credits a merchant's refund of a cleared purchase to the card's wallet.
+    /// - Throws: `invalid_network_message`, `authorization_not_found`, `currency_mismatch`,
+    ///   `amount_exceeds_authorization`, `network_reference_reused`.
     public func refund(_ request: RefundRequest) async throws -> CardTransaction {
         try Self.validate(
             CardAuthorizationRequest(

@@ -56,8 +56,10 @@ public protocol IssuingStore: Sendable {
     /// for it (in the windows it was spent in, if still current). Replays by network reference.
     /// - Throws: as ``clear(_:id:at:)``.
     func reverse(_ request: ReversalRequest, id: String, at now: Date) async throws -> CardTransaction
-    /// Moves a refund from the network account to the card's wallet. Replays by network reference.
-    /// - Throws: `virtual_card_not_found`, `currency_mismatch`, `network_reference_reused`.
+    /// Moves a refund of an authorization's clearings from the network account to the card's
+    /// wallet: at most what was cleared less what was refunded already. Replays by network reference.
+    /// - Throws: `authorization_not_found` (also for another card's), `currency_mismatch`,
+    ///   `amount_exceeds_authorization`, `network_reference_reused`.
     func refund(_ request: RefundRequest, id: String, at now: Date) async throws -> CardTransaction
     /// Releases every hold of an authorization approved before `cutoff` that is still held, and
     /// the spend counters for it; returns how many.

@@ -213,38 +213,55 @@ public final class SQLiteIssuingStore: IssuingStore {
 
     public func refund(_ request: RefundRequest, id: String, at now: Date) async throws -> CardTransaction {
         let bound = [
-            "refund", request.cardID, String(request.amount), request.currency, request.merchant.id,
-            request.merchant.name, request.merchant.mcc, request.merchant.country,
+            "refund", request.cardID, request.authorizationID, String(request.amount), request.currency,
+            request.merchant.id, request.merchant.name, request.merchant.mcc, request.merchant.country,
         ].joined(separator: "\u{1F}")
         return try await pool.write { [ledger] db in
             if let stored = try Self.replay(request.networkReference, bound, as: CardTransaction.self, in: db) {
                 return stored
             }
-            guard let card = try Self.card(request.cardID, in: db) else {
-                throw WalletError(.virtualCardNotFound, "no virtual card with this id")
+            // Only what was cleared can come back, once: the network account is never debited
+            // for money no purchase put there.
+            guard
+                let purchase = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT wallet_id, currency, cleared, refunded FROM card_authorizations
+                            WHERE id = ? AND card_id = ? AND approved = 1
+                            """),
+                    arguments: [request.authorizationID, request.cardID])
+            else { throw WalletError(.authorizationNotFound, "no approved authorization of this card with this id") }
+            let walletID: String = purchase["wallet_id"]
+            let currency: String = purchase["currency"]
+            let cleared: Int64 = purchase["cleared"]
+            let refunded: Int64 = purchase["refunded"]
+            guard currency == request.currency else {
+                throw WalletError(.currencyMismatch, "the purchase was in another currency")
             }
-            let currency = try String.fetchOne(
-                db.cachedStatement(sql: "SELECT currency FROM wallets WHERE id = ?"), arguments: [card.walletID])
-            guard let currency, currency == request.currency else {
-                throw WalletError(.currencyMismatch, "the card's wallet holds another currency")
+            guard request.amount <= cleared - refunded else {
+                throw WalletError(
+                    .amountExceedsAuthorization, "the refund exceeds what was cleared and not yet refunded")
             }
-            let network = WalletService.cardNetworkAccountID(currency)
-            _ = try ledger.createAccount(id: network, currency: try Currency(currency), flags: [], in: db, now: now)
             let result = try ledger.createTransfers(
                 [
                     TransferRequest(
-                        id: id, debitAccountID: network, creditAccountID: card.walletID, amount: request.amount)
+                        id: id, debitAccountID: WalletService.cardNetworkAccountID(currency), creditAccountID: walletID,
+                        amount: request.amount)
                 ],
                 in: db)[0]
             if case .failed(let error) = result { throw error }
-            let refunded = try Self.record(
+            try db.execute(
+                sql: "UPDATE card_authorizations SET refunded = refunded + ? WHERE id = ?",
+                arguments: [request.amount, request.authorizationID])
+            let recorded = try Self.record(
                 CardTransaction(
-                    sequence: 0, id: id, kind: .refund, cardID: card.id, authorizationID: nil,
-                    networkReference: request.networkReference, amount: request.amount, currency: currency,
-                    merchant: request.merchant, approved: nil, declineCode: nil, limitWindow: nil, createdAt: now),
+                    sequence: 0, id: id, kind: .refund, cardID: request.cardID,
+                    authorizationID: request.authorizationID, networkReference: request.networkReference,
+                    amount: request.amount, currency: currency, merchant: request.merchant, approved: nil,
+                    declineCode: nil, limitWindow: nil, createdAt: now),
                 in: db)
-            try Self.remember(request.networkReference, "refund", bound, refunded, at: now, in: db)
-            return refunded
+            try Self.remember(request.networkReference, "refund", bound, recorded, at: now, in: db)
+            return recorded
         }
     }
 
@@ -493,6 +510,7 @@ public final class SQLiteIssuingStore: IssuingStore {
                         hold_id TEXT,
                         remaining INTEGER NOT NULL CHECK (remaining >= 0),
                         cleared INTEGER NOT NULL DEFAULT 0 CHECK (cleared >= 0),
+                        refunded INTEGER NOT NULL DEFAULT 0 CHECK (refunded >= 0 AND refunded <= cleared),
                         created_at_ms INTEGER NOT NULL,
                         CHECK ((hold_state = 'pending') = (hold_id IS NOT NULL)),
                         CHECK (remaining + cleared <= amount),

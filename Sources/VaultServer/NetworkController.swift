@@ -109,6 +109,7 @@ struct NetworkController {
             case amount, currency, merchant
             case networkReference = "network_reference"
             case cardID = "virtual_card_id"
+            case authorizationID = "authorization_id"
         }
 
         init(from decoder: any Decoder) throws {
@@ -116,6 +117,7 @@ struct NetworkController {
             request = RefundRequest(
                 networkReference: try container.decode(String.self, forKey: .networkReference),
                 cardID: try container.decode(String.self, forKey: .cardID),
+                authorizationID: try container.decode(String.self, forKey: .authorizationID),
                 amount: try container.decodeInteger(Int64.self, forKey: .amount),
                 currency: try container.decode(String.self, forKey: .currency),
                 merchant: try container.decode(MerchantBody.self, forKey: .merchant).merchant)

@@ -77,7 +77,9 @@ struct ClearingTests {
         }
     }
 
-    @Test("A reversal gives back the hold and the card's spending; a refund credits the wallet")
+    @Test(
+        "A reversal gives back the hold and the card's spending; a refund credits the wallet, never more than was cleared"
+    )
     func reversalAndRefund() async throws {
         try await withCards { sandbox in
             let (wallet, card, authorization) = try await authorized(
@@ -94,19 +96,57 @@ struct ClearingTests {
             #expect(try await sandbox.balances(wallet.id) == Balances(creditsPosted: 100_000))
             #expect(try await sandbox.cards.card(card.id).spent.lifetime == 0)
 
+            // Nothing was cleared: nothing can be refunded (the network account is never debited for
+            // money no purchase put there).
+            let nothingCleared = await walletCode {
+                try await sandbox.network.refund(
+                    RefundRequest(
+                        networkReference: reference(), cardID: card.id, authorizationID: authorization.id,
+                        amount: 1, currency: "EUR", merchant: shop))
+            }
+            #expect(nothingCleared == .amountExceedsAuthorization)
+
+            let purchase = try await sandbox.network.authorize(
+                CardAuthorizationRequest(
+                    networkReference: reference(), token: card.token, amount: 400, currency: "EUR", merchant: shop))
+            _ = try await sandbox.network.clear(
+                ClearingRequest(networkReference: reference(), authorizationID: purchase.id, amount: 300))
             let refund = try await sandbox.network.refund(
                 RefundRequest(
-                    networkReference: reference(), cardID: card.id, amount: 250, currency: "EUR", merchant: shop))
-            #expect(refund.kind == .refund)
-            #expect(try await sandbox.balances(wallet.id).posted == 100_250)
+                    networkReference: reference(), cardID: card.id, authorizationID: purchase.id, amount: 250,
+                    currency: "EUR", merchant: shop))
+            #expect(refund.kind == .refund && refund.authorizationID == purchase.id)
+            #expect(try await sandbox.balances(wallet.id).posted == 100_000 - 300 + 250)
             let statement = try await sandbox.wallets.transactions(of: wallet.id)
             #expect(statement.entries.last?.kind == .cardRefund && statement.entries.last?.amount == 250)
+            // 300 cleared, 250 refunded: 51 more is too much, 50 fits.
+            let tooMuch = await walletCode {
+                try await sandbox.network.refund(
+                    RefundRequest(
+                        networkReference: reference(), cardID: card.id, authorizationID: purchase.id, amount: 51,
+                        currency: "EUR", merchant: shop))
+            }
+            #expect(tooMuch == .amountExceedsAuthorization)
+            _ = try await sandbox.network.refund(
+                RefundRequest(
+                    networkReference: reference(), cardID: card.id, authorizationID: purchase.id, amount: 50,
+                    currency: "EUR", merchant: shop))
             let wrongCurrency = await walletCode {
                 try await sandbox.network.refund(
                     RefundRequest(
-                        networkReference: reference(), cardID: card.id, amount: 1, currency: "USD", merchant: shop))
+                        networkReference: reference(), cardID: card.id, authorizationID: purchase.id, amount: 1,
+                        currency: "USD", merchant: shop))
             }
             #expect(wrongCurrency == .currencyMismatch)
+            // Another card's purchase is not found through this card.
+            let other = try await sandbox.activeCard(on: wallet.id)
+            let elsewhere = await walletCode {
+                try await sandbox.network.refund(
+                    RefundRequest(
+                        networkReference: reference(), cardID: other.id, authorizationID: purchase.id, amount: 1,
+                        currency: "EUR", merchant: shop))
+            }
+            #expect(elsewhere == .authorizationNotFound)
             try await sandbox.ledger.verifyInvariants()
         }
     }
