@@ -1,5 +1,5 @@
-@_spi(CardholderData) public import CardTokens
-public import Foundation
+@_spi(CardholderData) package import CardTokens
+package import Foundation
 import TokenVault
 import VaultCrypto
 

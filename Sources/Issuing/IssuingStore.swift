@@ -1,4 +1,4 @@
-public import CardTokens
+import CardTokens
 public import Foundation
 public import Wallet
 
@@ -21,9 +21,6 @@ public protocol IssuingStore: Sendable {
         _ id: String, change: @escaping @Sendable (VirtualCard) throws -> VirtualCard,
         recording: @escaping @Sendable (VirtualCard) throws -> [WalletWrite]
     ) async throws -> VirtualCard?
-
-    /// The card of `token`, or `nil`.
-    func card(token: Token) async throws -> VirtualCard?
 
     // MARK: The card network
 

@@ -1,4 +1,4 @@
-public import CardTokens
+import CardTokens
 public import Foundation
 import GRDB
 public import Ledger
@@ -63,14 +63,6 @@ public final class SQLiteIssuingStore: IssuingStore {
             try Self.store(changed, in: db)
             try SQLiteWalletStore.apply(recording(changed), in: db)
             return changed
-        }
-    }
-
-    public func card(token: Token) async throws -> VirtualCard? {
-        try await pool.read { db in
-            try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT * FROM virtual_cards WHERE token = ?"), arguments: [token.rawValue]
-            ).map(Self.card)
         }
     }
 

@@ -1,5 +1,3 @@
-public import Foundation
-
 /// A double-entry ledger: accounts, transfers, two-phase holds, linked transfers, idempotent
 /// ids. TigerBeetle's model. One implementation per backend (``SQLiteLedger`` today); every
 /// method is durable when it returns.
@@ -42,16 +40,4 @@ public protocol LedgerStore: Sendable {
     /// independently of the per-commit checks (start-up, tests, audits).
     /// - Throws: `invariant_violated`.
     func verifyInvariants() async throws
-}
-
-extension LedgerStore {
-    public func createAccount(id: String, currency: Currency) async throws -> Account {
-        try await createAccount(id: id, currency: currency, flags: [])
-    }
-
-    public func transfers(
-        of accountID: String, after: Int64 = 0
-    ) async throws -> [(sequence: Int64, transfer: Transfer)] {
-        try await transfers(of: accountID, after: after, limit: 100)
-    }
 }

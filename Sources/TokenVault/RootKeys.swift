@@ -1,5 +1,5 @@
 public import Audit
-public import Foundation
+import Foundation
 import GRDB
 public import VaultCrypto
 

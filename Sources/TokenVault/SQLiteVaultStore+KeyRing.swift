@@ -1,5 +1,5 @@
 public import Audit
-public import CardTokens
+import CardTokens
 public import Foundation
 import GRDB
 import SQLiteSupport

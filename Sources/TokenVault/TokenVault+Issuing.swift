@@ -1,7 +1,7 @@
 package import Audit
-@_spi(CardholderData) public import CardTokens
-public import Foundation
-public import VaultCrypto
+@_spi(CardholderData) package import CardTokens
+import Foundation
+package import VaultCrypto
 
 /// What became of ``TokenVault/issue(_:format:cardVerificationKey:by:audit:)``.
 package enum IssueOutcome: Sendable {

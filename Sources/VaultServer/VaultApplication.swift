@@ -1,4 +1,4 @@
-public import Audit
+import Audit
 public import CardIssuing
 public import CardTokens
 public import Detokenization

@@ -1,5 +1,5 @@
 import CardIssuing
-public import Detokenization
+import Detokenization
 public import Foundation
 public import HTTPListener
 public import TokenVault

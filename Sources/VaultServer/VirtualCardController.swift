@@ -94,7 +94,7 @@ struct VirtualCardController {
         let body = try await JSONRequest.decode(IssueBody.self, from: request, limit: WalletController.bodyLimit)
         let card = try await cards.issue(
             to: try context.parameters.require("wallet"), body.request, idempotency: key,
-            tenant: try context.require(.wallet).tenant, origin: context.remoteAddress ?? "unknown")
+            tenant: try context.require(.wallet).tenant, origin: context.remoteAddress)
         return try JSONResponse.make(VirtualCardResponse(card, now: Date()), status: .created)
     }
 
@@ -130,7 +130,7 @@ struct VirtualCardController {
         let more = page.count > query.limit
         let entries = Array(page.prefix(query.limit))
         return try JSONResponse.make(
-            CardTransactionPage(
+            TransactionPage(
                 transactions: entries.map(CardTransactionResponse.init),
                 nextAfter: more ? entries.last?.sequence : nil))
     }
@@ -211,23 +211,6 @@ struct VirtualCardResponse: Encodable {
         try container.encode(card.controls.allowedCountries, forKey: .allowedCountries)
         try container.encode(card.lockedMerchant, forKey: .lockedMerchant)
         try container.encode(Timestamp.string(card.createdAt), forKey: .createdAt)
-    }
-}
-
-struct CardTransactionPage: Encodable {
-    var transactions: [CardTransactionResponse]
-    var nextAfter: Int64?
-
-    enum CodingKeys: String, CodingKey {
-        case transactions
-        case nextAfter = "next_after"
-    }
-
-    /// `next_after` is always present: the cursor of the next page, or `null` on the last.
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(transactions, forKey: .transactions)
-        try container.encode(nextAfter, forKey: .nextAfter)
     }
 }
 

@@ -131,7 +131,7 @@ struct WalletController {
         let page = try await wallets.transactions(
             of: try context.parameters.require("wallet"), after: query.after, limit: query.limit, tenant: tenant)
         return try JSONResponse.make(
-            StatementPage(transactions: page.entries.map(StatementEntryResponse.init), nextAfter: page.nextAfter))
+            TransactionPage(transactions: page.entries.map(StatementEntryResponse.init), nextAfter: page.nextAfter))
     }
 
     /// The caller's tenant: it sees only its tenant's wallets and tokens.
@@ -305,8 +305,9 @@ struct StatementEntryResponse: Encodable {
     }
 }
 
-struct StatementPage: Encodable {
-    var transactions: [StatementEntryResponse]
+/// A page of a history (a wallet's statement, a card's transactions), oldest first.
+struct TransactionPage<Entry: Encodable>: Encodable {
+    var transactions: [Entry]
     var nextAfter: Int64?
 
     enum CodingKeys: String, CodingKey {

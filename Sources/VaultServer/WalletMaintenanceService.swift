@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import Issuing
 public import Logging
 public import ServiceLifecycle

@@ -1,6 +1,6 @@
 public import CardTokens
-public import Foundation
-public import Ledger
+import Foundation
+import Ledger
 
 // Cards on file: tokens saved to a wallet, recognised by their caller fingerprint.
 extension WalletService {

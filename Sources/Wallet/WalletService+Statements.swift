@@ -1,6 +1,6 @@
 public import CardTokens
-public import Foundation
-public import Ledger
+import Foundation
+import Ledger
 
 // Statements: a wallet's transfers as entries, newest first, in cursor pages.
 extension WalletService {

@@ -1,6 +1,6 @@
 public import CardTokens
-public import Foundation
-public import Ledger
+import Foundation
+import Ledger
 
 // Top-ups: a card on file charged through the authorization gateway, as a two-phase transfer.
 extension WalletService {

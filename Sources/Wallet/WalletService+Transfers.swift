@@ -1,6 +1,6 @@
 public import CardTokens
 public import Foundation
-public import Ledger
+import Ledger
 
 // Transfers between wallets, and the retention of idempotent outcomes.
 extension WalletService {

@@ -4,7 +4,7 @@ import Foundation
 public import Logging
 import SQLiteSupport
 import Synchronization
-public import VaultCrypto
+import VaultCrypto
 
 /// Creates, lists, revokes and checks API credentials.
 ///
