@@ -75,15 +75,7 @@ public enum AuthorizationDecision: Sendable, Hashable {
         card: VirtualCard, walletCurrency: String, amount: Int64, currency: String, merchant: Merchant, now: Date
     ) -> AuthorizationDecision {
         precondition(amount > 0, "the network intake refuses amounts that are not positive")
-        if card.kind == .singleUse, card.spent.lifetime > 0 {
-            return .decline(Decline(.singleUseConsumed))
-        }
-        switch card.state {
-        case .closed: return .decline(Decline(.cardClosed))
-        case .inactive: return .decline(Decline(.cardInactive))
-        case .paused: return .decline(Decline(.cardPaused))
-        case .active: break
-        }
+        if let decline = stateDecline(of: card) { return .decline(decline) }
         if card.isExpired(at: now) { return .decline(Decline(.cardExpired)) }
         if currency != walletCurrency { return .decline(Decline(.currencyNotSupported)) }
         if card.kind == .merchantLocked, let locked = card.lockedMerchant, locked != merchant.id {
@@ -108,6 +100,7 @@ public enum AuthorizationDecision: Sendable, Hashable {
             if let limit, amount > limit - used { return .decline(Decline(.spendLimitExceeded, window: window)) }
         }
         var approved = card
+        approved.failedVerifications = 0
         approved.spent = card.spent.adding(amount, at: now)
         switch card.kind {
         case .singleUse: approved.state = .closed
@@ -115,6 +108,21 @@ public enum AuthorizationDecision: Sendable, Hashable {
         case .multiUse: break
         }
         return .approve(card: approved)
+    }
+}
+
+extension AuthorizationDecision {
+    /// Why a card in its state cannot spend whatever the message says, or `nil` for an active card
+    /// with spending left. It comes before the CDE's expiry and CVV findings: a paused or closed card
+    /// answers the same for right and wrong card data, so guessing at it learns nothing.
+    public static func stateDecline(of card: VirtualCard) -> Decline? {
+        if card.kind == .singleUse, card.spent.lifetime > 0 { return Decline(.singleUseConsumed) }
+        switch card.state {
+        case .closed: return Decline(.cardClosed)
+        case .inactive: return Decline(.cardInactive)
+        case .paused: return Decline(.cardPaused)
+        case .active: return nil
+        }
     }
 }
 

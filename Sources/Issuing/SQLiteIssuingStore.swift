@@ -93,10 +93,24 @@ public final class SQLiteIssuingStore: IssuingStore {
                 outcome.cardID = card.id
                 outcome.walletID = card.walletID
             }
-            if let card = found, request.cdeDecline == nil,
+            if let card = found, let stateDecline = AuthorizationDecision.stateDecline(of: card) {
+                outcome.declineCode = stateDecline.code
+            } else if var card = found, let cdeDecline = request.cdeDecline {
+                // A wrong expiry or CVV on a card that could spend: counted, and the card paused
+                // at the limit (VirtualCard.maximumFailedVerifications).
+                card.failedVerifications += 1
+                if card.failedVerifications >= VirtualCard.maximumFailedVerifications { card.state = .paused }
+                try Self.store(card, in: db)
+                outcome.declineCode = cdeDecline
+            } else if var card = found,
                 let walletCurrency = try String.fetchOne(
                     db.cachedStatement(sql: "SELECT currency FROM wallets WHERE id = ?"), arguments: [card.walletID])
             {
+                if card.failedVerifications > 0 {
+                    // The card data was right: the count is of failures in a row.
+                    card.failedVerifications = 0
+                    try Self.store(card, in: db)
+                }
                 switch decide(card, walletCurrency) {
                 case .decline(let decline):
                     outcome.declineCode = decline.code
@@ -412,12 +426,14 @@ public final class SQLiteIssuingStore: IssuingStore {
         try db.execute(
             sql: """
                 UPDATE virtual_cards SET state = ?, controls = ?, locked_merchant = ?, spent_day = ?,
-                    spent_day_amount = ?, spent_month = ?, spent_month_amount = ?, spent_lifetime = ?
+                    spent_day_amount = ?, spent_month = ?, spent_month_amount = ?, spent_lifetime = ?,
+                    failed_verifications = ?
                 WHERE id = ?
                 """,
             arguments: [
                 card.state.rawValue, try encode(card.controls), card.lockedMerchant, card.spent.day,
-                card.spent.dayAmount, card.spent.month, card.spent.monthAmount, card.spent.lifetime, card.id,
+                card.spent.dayAmount, card.spent.month, card.spent.monthAmount, card.spent.lifetime,
+                card.failedVerifications, card.id,
             ])
     }
 
@@ -438,6 +454,7 @@ public final class SQLiteIssuingStore: IssuingStore {
             spent: SpendCounters(
                 day: row["spent_day"], dayAmount: row["spent_day_amount"], month: row["spent_month"],
                 monthAmount: row["spent_month_amount"], lifetime: row["spent_lifetime"]),
+            failedVerifications: row["failed_verifications"],
             createdAt: Date(milliseconds: row["created_at_ms"]))
     }
 
@@ -521,6 +538,13 @@ public final class SQLiteIssuingStore: IssuingStore {
                         created_at_ms INTEGER NOT NULL
                     );
                     CREATE INDEX card_transactions_card ON card_transactions(card_id, seq);
+                    """)
+        }
+        migrator.registerMigration("issuing.v2") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE virtual_cards ADD COLUMN failed_verifications INTEGER NOT NULL DEFAULT 0
+                        CHECK (failed_verifications >= 0)
                     """)
         }
         return migrator

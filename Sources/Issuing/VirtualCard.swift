@@ -44,12 +44,21 @@ public struct VirtualCard: Sendable, Hashable, Codable {
     /// The merchant a merchant-locked card is locked to (set by its first approval).
     public var lockedMerchant: String?
     public var spent: SpendCounters
+    /// Network authorizations in a row whose expiry or CVV was wrong; at
+    /// ``maximumFailedVerifications`` the card is paused, and only the cardholder's `active` (which
+    /// sets this back to zero) lets it spend again.
+    public var failedVerifications: Int
     public var createdAt: Date
+
+    /// Wrong expiries or CVVs in a row that pause a card. A CVV has 1,000 values and an expiry ~60
+    /// plausible ones: with five tries a guesser holding the PAN wins with odds near 1 in 12,000
+    /// before the card stops answering, where an unbounded count made the CVV a formality.
+    public static let maximumFailedVerifications = 5
 
     public init(
         id: String, walletID: String, tenant: String, token: Token, bin: String, last4: String, brand: CardBrand,
         expMonth: Int, expYear: Int, kind: Kind, state: State, controls: SpendControls, lockedMerchant: String?,
-        spent: SpendCounters, createdAt: Date
+        spent: SpendCounters, failedVerifications: Int = 0, createdAt: Date
     ) {
         self.id = id
         self.walletID = walletID
@@ -65,6 +74,7 @@ public struct VirtualCard: Sendable, Hashable, Codable {
         self.controls = controls
         self.lockedMerchant = lockedMerchant
         self.spent = spent
+        self.failedVerifications = failedVerifications
         self.createdAt = createdAt
     }
 

@@ -180,6 +180,8 @@ public final class VirtualCardService: Sendable {
                                 .invalidStateTransition, "the card cannot go from its state to the one asked for")
                         }
                         card.state = state
+                        // The cardholder's `active` is what lifts a pause for wrong card data.
+                        if state == .active { card.failedVerifications = 0 }
                     }
                     if requested.limits != nil { card.controls.limits = controls.limits }
                     if requested.allowedMCCs != nil { card.controls.allowedMCCs = controls.allowedMCCs }

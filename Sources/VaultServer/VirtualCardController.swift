@@ -165,6 +165,7 @@ struct VirtualCardResponse: Encodable {
         case blockedMCCs = "blocked_mccs"
         case allowedCountries = "allowed_countries"
         case lockedMerchant = "locked_merchant"
+        case failedVerifications = "failed_verifications"
         case createdAt = "created_at"
     }
 
@@ -210,6 +211,7 @@ struct VirtualCardResponse: Encodable {
         try container.encode(card.controls.blockedMCCs, forKey: .blockedMCCs)
         try container.encode(card.controls.allowedCountries, forKey: .allowedCountries)
         try container.encode(card.lockedMerchant, forKey: .lockedMerchant)
+        try container.encode(card.failedVerifications, forKey: .failedVerifications)
         try container.encode(Timestamp.string(card.createdAt), forKey: .createdAt)
     }
 }

@@ -96,6 +96,63 @@ struct CardNetworkTests {
         }
     }
 
+    @Test("Five wrong expiries or CVVs in a row pause the card; a paused card answers alike for right and wrong data")
+    func verificationLockout() async throws {
+        try await withCards { sandbox in
+            let wallet = try await sandbox.wallet()
+            try await sandbox.fund(wallet.id, 10_000)
+            let card = try await sandbox.activeCard(on: wallet.id)
+            let limit = VirtualCard.maximumFailedVerifications
+
+            // Failures in a row are counted; right card data sets the count back to zero.
+            for _ in 1..<limit {
+                #expect(
+                    try await sandbox.network.authorize(purchase(card, 100, cdeDecline: .incorrectCVV)).declineCode
+                        == .incorrectCVV)
+            }
+            #expect(try await sandbox.cards.card(card.id).failedVerifications == limit - 1)
+            #expect(try await sandbox.network.authorize(purchase(card, 100)).approved)
+            #expect(try await sandbox.cards.card(card.id).failedVerifications == 0)
+
+            // The limit-th failure in a row pauses the card (expiry and CVV count alike).
+            for attempt in 1...limit {
+                let decline: DeclineCode = attempt.isMultiple(of: 2) ? .cardExpired : .incorrectCVV
+                #expect(
+                    try await sandbox.network.authorize(purchase(card, 100, cdeDecline: decline)).declineCode == decline
+                )
+            }
+            let paused = try await sandbox.cards.card(card.id)
+            #expect(paused.state == .paused && paused.failedVerifications == limit)
+
+            // Now right and wrong card data get the same answer, and the count no longer moves.
+            let right = try await sandbox.network.authorize(purchase(card, 100))
+            let wrong = try await sandbox.network.authorize(purchase(card, 100, cdeDecline: .incorrectCVV))
+            #expect(right.declineCode == .cardPaused && wrong.declineCode == .cardPaused)
+            #expect(try await sandbox.cards.card(card.id).failedVerifications == limit)
+
+            // Only the cardholder lifts it; the count starts again.
+            let active = try await sandbox.cards.change(
+                card.id, VirtualCardChange(state: .active), idempotency: sandbox.freshKey())
+            #expect(active.state == .active && active.failedVerifications == 0)
+            #expect(try await sandbox.network.authorize(purchase(card, 100)).approved)
+            #expect(try #require(try await sandbox.ledger.account(wallet.id)).balances.available == 9_800)
+        }
+    }
+
+    @Test("A card that cannot spend is declined for its state before its card data is looked at")
+    func stateBeforeCardData() async throws {
+        try await withCards { sandbox in
+            let wallet = try await sandbox.wallet()
+            let inactive = try await sandbox.cards.issue(
+                to: wallet.id, NewVirtualCard(), idempotency: sandbox.freshKey())
+            for decline in [DeclineCode.incorrectCVV, .cardExpired, nil] {
+                let outcome = try await sandbox.network.authorize(purchase(inactive, 100, cdeDecline: decline))
+                #expect(outcome.declineCode == .cardInactive)
+            }
+            #expect(try await sandbox.cards.card(inactive.id).failedVerifications == 0)
+        }
+    }
+
     @Test("64 concurrent authorizations never hold more than the wallet has")
     func concurrentBalance() async throws {
         try await withCards { sandbox in
