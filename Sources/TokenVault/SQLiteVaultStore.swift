@@ -228,6 +228,7 @@ public struct SQLiteVaultStore: VaultStore {
 
     /// Whether any record, of any tenant, creator or format, has one of `fingerprints` (each
     /// under its root version): the PAN is in the vault.
+    /// Whether a card stored or an issued card deleted has one of `fingerprints`.
     private static func anyCard(
         _ db: Database, fingerprints: [(version: UInt32, fingerprint: [UInt8])]
     ) throws -> Bool {
@@ -237,8 +238,9 @@ public struct SQLiteVaultStore: VaultStore {
                 sql: """
                     SELECT EXISTS (SELECT 1 FROM cards WHERE fingerprint_prefix = ? AND fingerprint = ?
                         AND fingerprint_version = ?)
+                    OR EXISTS (SELECT 1 FROM retired_issued_pans WHERE fingerprint_version = ? AND fingerprint = ?)
                     """,
-                arguments: [fingerprintPrefix(fingerprint), Data(fingerprint), version])
+                arguments: [fingerprintPrefix(fingerprint), Data(fingerprint), version, version, Data(fingerprint)])
             if found == true { return true }
         }
         return false
@@ -402,6 +404,13 @@ public struct SQLiteVaultStore: VaultStore {
 
     public func delete(_ token: Token, tenant: String, at date: Date) async throws -> Bool {
         let deleted = try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO retired_issued_pans (fingerprint_version, fingerprint)
+                    SELECT fingerprint_version, fingerprint FROM cards
+                    WHERE token = ? AND tenant = ? AND cvk_version IS NOT NULL
+                    """,
+                arguments: [token.rawValue, tenant])
             try db.execute(
                 sql: "DELETE FROM cards WHERE token = ? AND tenant = ?", arguments: [token.rawValue, tenant])
             guard db.changesCount == 1 else { return false }

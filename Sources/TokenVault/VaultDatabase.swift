@@ -284,6 +284,18 @@ public final class VaultDatabase: Sendable {
                     ALTER TABLE cards ADD COLUMN cvk_version INTEGER;
                     """)
         }
+        migrator.registerMigration("vault.retired-issued-pans") { db in
+            // The fingerprints of issued cards whose token was deleted: their PANs were handed
+            // to merchants and may still be charged, so they are never issued again.
+            try db.execute(
+                sql: """
+                    CREATE TABLE retired_issued_pans (
+                        fingerprint_version INTEGER NOT NULL,
+                        fingerprint BLOB NOT NULL,
+                        PRIMARY KEY (fingerprint_version, fingerprint)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 

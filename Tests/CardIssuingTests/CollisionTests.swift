@@ -95,6 +95,31 @@ struct CollisionTests {
         }
     }
 
+    @Test("an issued card's number is never issued again after its token is deleted; an outside card's may be")
+    func deletedIssuedCardRetiresItsNumber() async throws {
+        try await withFreshVault("issue-deleted") { fresh in
+            let issuer = try fresh.issuer(digits: { 0 }, maximumAttempts: 3)
+            let first = try await issuer.issueCard(IssueCardRequest(), by: issuingPrincipal, origin: "test")
+            try await fresh.vault.tokens.delete(first.token, by: issuingPrincipal)
+            do {
+                _ = try await issuer.issueCard(IssueCardRequest(), by: issuingPrincipal, origin: "test")
+                Issue.record("issued again the PAN of a deleted issued card")
+            } catch let error as VaultError {
+                #expect(error.code == .panSpaceExhausted)
+            }
+            #expect(try await fresh.vault.integer("SELECT count(*) FROM retired_issued_pans") == 1)
+
+            // A card tokenized from outside and deleted leaves no trace: its number is not ours.
+            let outsideIssuer = try fresh.issuer(digits: { 1 }, maximumAttempts: 3)
+            let outside = try await fresh.vault.tokens.tokenize(
+                TestCard(pan: TestLuhn.completing("999999111111111")).request(format: .opaque), by: issuingPrincipal)
+            try await fresh.vault.tokens.delete(outside.metadata.token, by: issuingPrincipal)
+            #expect(try await fresh.vault.integer("SELECT count(*) FROM retired_issued_pans") == 1)
+            let reissued = try await outsideIssuer.issueCard(IssueCardRequest(), by: issuingPrincipal, origin: "test")
+            #expect(try await fresh.vault.pan(of: reissued.token) == TestLuhn.completing("999999111111111"))
+        }
+    }
+
     @Test("a number tokenized from outside, by another tenant, is never issued")
     func outsideCardBlocks() async throws {
         try await withFreshVault("issue-outside") { fresh in

@@ -93,6 +93,9 @@ struct CredentialTests {
                 ("x", [], []),
                 ("   ", [.tokenize], []),
                 (String(repeating: "n", count: 201), [.tokenize], []),
+                // The card network's key stands alone.
+                ("x", [.network, .tokensRead], []),
+                ("x", [.network, .detokenize], ["settlement"]),
             ]
             for item in cases {
                 let error = await #expect(throws: VaultError.self, "\(item)") {

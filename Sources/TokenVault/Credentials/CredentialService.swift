@@ -77,6 +77,11 @@ public final class CredentialService: Sendable {
                 .invalidArgument,
                 "unknown scope '\(unknown)'; known scopes: \(Scope.all.map(\.rawValue).joined(separator: ", "))")
         }
+        // The card network's key answers for every tenant's issued cards; joined with another
+        // scope it would let one party both spend cards and read or reveal them.
+        if scopes.contains(.network), scopes.contains(where: { $0 != .network }) {
+            throw VaultError(.invalidArgument, "scope network cannot be combined with other scopes")
+        }
         guard Principal.isValidTenant(tenant) else {
             throw VaultError(.invalidArgument, "tenant must be 1 to 64 of a-z 0-9 _ -, starting with a letter")
         }
