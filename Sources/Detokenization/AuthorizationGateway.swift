@@ -122,7 +122,7 @@ public final class AuthorizationGateway: CardAuthorizing {
         do {
             try await tokens.withRevealedCards(
                 [token], tenant: request.tenant,
-                beforeReveal: { found in
+                beforeReveal: { found, _ in
                     guard found.contains(token) else {
                         let error = AuthorizationError(.tokenNotFound, "no such token")
                         await refuse(request, token: token, error: error)

@@ -30,7 +30,9 @@ public struct DetokenizeRequest: Sendable {
 
 /// One token's result, in request order.
 public enum DetokenizeResult: Sendable, Hashable {
-    case card(token: String, pan: String?, maskedPan: String?, expMonth: Int, expYear: Int)
+    /// `cvv` only for a card this vault issued, revealed in full to its cardholder
+    /// (``Detokenizer/cardholderRevealPurpose``).
+    case card(token: String, pan: String?, maskedPan: String?, expMonth: Int, expYear: Int, cvv: String?)
     /// `token` is `nil` when the string was not a well-formed token: it is never echoed, since a
     /// caller may have sent a card number there by mistake.
     case error(token: String?, code: String, message: String)
@@ -68,6 +70,9 @@ public struct Caller: Sendable {
 public final class Detokenizer: Sendable {
     public static let maximumTokens = 1000
     public static let eventType = "detokenize"
+    /// The purpose under which a full reveal of a card this vault issued includes its CVV
+    /// (derived at that moment): how a cardholder sees the card to use it.
+    public static let cardholderRevealPurpose = "cardholder_reveal"
     private let tokens: TokenVault
     private let audit: any AuditLog
     private let rateLimiter: RateLimiter?
@@ -166,16 +171,18 @@ public final class Detokenizer: Sendable {
         for (index, token) in parsed.enumerated() where token == nil {
             results[index] = .error(token: nil, code: "invalid_token", message: "not a well-formed token")
         }
+        let derivingCVVs = request.reveal == .pan && request.purpose == Self.cardholderRevealPurpose
         do {
             try await tokens.withRevealedCards(
-                valid, tenant: credential.tenant,
-                beforeReveal: { found in
+                valid, tenant: credential.tenant, derivingCVVs: derivingCVVs,
+                beforeReveal: { found, issued in
                     // Audit before reveal: durably committed before anything is decrypted.
                     let event = AuditEvent(
                         actor: credential.id, type: Self.eventType, outcome: .success, origin: caller.origin,
                         objects: valid.map(\.rawValue), purpose: request.purpose, reference: request.reference,
                         detail: "reveal=\(request.reveal.rawValue) found=\(found.count) "
-                            + "missing=\(valid.count - found.count) invalid=\(parsed.count - valid.count)")
+                            + "missing=\(valid.count - found.count) invalid=\(parsed.count - valid.count)"
+                            + (derivingCVVs ? " cvvs=\(issued.count)" : ""))
                     do {
                         try await audit.append(event)
                     } catch {
@@ -195,7 +202,8 @@ public final class Detokenizer: Sendable {
                     token: card.token.rawValue,
                     pan: request.reveal == .pan ? String(decoding: card.panDigits, as: UTF8.self) : nil,
                     maskedPan: request.reveal == .masked ? Self.mask(card.panDigits) : nil,
-                    expMonth: card.expMonth, expYear: card.expYear)
+                    expMonth: card.expMonth, expYear: card.expYear,
+                    cvv: card.cvvDigits.map { String(decoding: $0, as: UTF8.self) })
             }
         } catch let error as DetokenizationError {
             throw error

@@ -372,29 +372,32 @@ public struct SQLiteVaultStore: VaultStore {
 
     public func ciphertexts(
         of tokens: [Token], tenant: String
-    ) async throws -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])] {
+    ) async throws -> [Token: StoredCiphertext] {
         try readCiphertexts(of: tokens, tenant: tenant)
     }
 
     private func readCiphertexts(
         of tokens: [Token], tenant: String
-    ) throws -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])] {
+    ) throws -> [Token: StoredCiphertext] {
         guard !tokens.isEmpty else { return [:] }
         // A request holds at most 1,000 tokens: one statement, consistent by itself, so the
         // BEGIN/COMMIT of `read` is skipped.
         return try pool.unsafeRead { db in
-            var found = [Token: (keyVersion: UInt32, ciphertext: [UInt8])]()
+            var found = [Token: StoredCiphertext]()
             // One query per chunk; SQLite allows 32,766 parameters, a request has at most 1,000 tokens.
             for chunk in stride(from: 0, to: tokens.count, by: 1000).map({ tokens[$0..<min($0 + 1000, tokens.count)] })
             {
                 let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
                 let select = try RawStatement(
                     db,
-                    "SELECT token, key_version, ciphertext FROM cards WHERE tenant = ? AND token IN (\(placeholders))")
+                    "SELECT token, key_version, ciphertext, cvk_version FROM cards WHERE tenant = ? AND token IN (\(placeholders))"
+                )
                 try select.bind(1, tenant)
                 for (index, token) in chunk.enumerated() { try select.bind(Int32(index + 2), token.rawValue) }
                 while try select.next() {
-                    found[Token(unchecked: select.string(0))] = (UInt32(select.int64(1)), select.bytes(2))
+                    found[Token(unchecked: select.string(0))] = StoredCiphertext(
+                        keyVersion: UInt32(select.int64(1)), ciphertext: select.bytes(2),
+                        cvkVersion: select.isNull(3) ? nil : UInt32(select.int64(3)))
                 }
                 select.reset()
             }

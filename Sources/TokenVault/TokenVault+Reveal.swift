@@ -11,6 +11,9 @@ public struct RevealedCard {
     public let panDigits: UnsafeBufferPointer<UInt8>
     public let expMonth: Int
     public let expYear: Int
+    /// For a card this vault issued, when the caller asked for it: its CVV's ASCII digits, derived
+    /// at this moment (docs/CRYPTO.md §21) in a buffer wiped when the closure returns.
+    public internal(set) var cvvDigits: UnsafeBufferPointer<UInt8>?
 
     /// The card in the first `count` bytes of an opened card envelope's plaintext (docs/CRYPTO.md §7).
     /// - Throws: ``VaultError`` `record_corrupt` if it is not laid out as a card record.
@@ -31,22 +34,37 @@ extension TokenVault {
     /// before this returns.
     ///
     /// `beforeReveal` runs after the lookup and before anything is decrypted, with the tokens
-    /// that exist: the caller writes its audit record there. If it throws, nothing is opened
-    /// (audit before reveal, fail closed).
+    /// that exist and those of them this vault issued: the caller writes its audit record there.
+    /// If it throws, nothing is opened (audit before reveal, fail closed).
+    ///
+    /// With `derivingCVVs`, each card this vault issued comes with its CVV, derived under the
+    /// card-verification key it was issued under (the cardholder's reveal); a card tokenized
+    /// from outside has none (its CVV is never kept past authorization).
     ///
     /// This is the vault's only way to plaintext, and it is behind the `Detokenization` SPI:
     /// only the Detokenization target (which audits before it reveals) imports it, and a test
     /// checks that. `TokenVault` itself never returns a PAN.
     @_spi(Detokenization)
     public func withRevealedCards(
-        _ tokens: [Token], tenant: String, beforeReveal: (_ found: Set<Token>) async throws -> Void,
+        _ tokens: [Token], tenant: String, derivingCVVs: Bool = false,
+        beforeReveal: (_ found: Set<Token>, _ issued: Set<Token>) async throws -> Void,
         _ body: (_ index: Int, _ card: RevealedCard?) throws -> Void
     ) async throws {
         let found = try await store.ciphertexts(of: tokens, tenant: tenant)
-        try await beforeReveal(Set(found.keys))
+        var cardVerificationKeys = [UInt32: SecretBytes]()
+        if derivingCVVs {
+            for version in Set(found.values.compactMap(\.cvkVersion)) {
+                cardVerificationKeys[version] = try await cardVerificationKey(version: version)
+            }
+        }
+        try await beforeReveal(Set(found.keys), Set(found.filter { $0.value.cvkVersion != nil }.keys))
         let scratch = SecretBytes(
             zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
-        defer { scratch.wipe() }
+        let cvv = SecretBytes(zeroedCount: CardVerificationValue.digitCount, protection: .wipedOnRelease)
+        defer {
+            scratch.wipe()
+            cvv.wipe()
+        }
         for (index, token) in tokens.enumerated() {
             guard let record = found[token] else {
                 try body(index, nil)
@@ -55,9 +73,21 @@ extension TokenVault {
             let count = try Self.open(
                 record.ciphertext, kind: .card, token: token.rawValue, keyRing: keyRing, into: scratch)
             try scratch.withUnsafeBytes { plaintext in
-                try body(index, RevealedCard(token: token, cardPlaintext: plaintext, count: count))
+                var card = try RevealedCard(token: token, cardPlaintext: plaintext, count: count)
+                guard let key = record.cvkVersion.flatMap({ cardVerificationKeys[$0] }) else {
+                    return try body(index, card)
+                }
+                try cvv.withUnsafeMutableBytes { buffer in
+                    let digits = buffer.bindMemory(to: UInt8.self)
+                    CardVerificationValue.derive(
+                        panDigits: card.panDigits, expMonth: card.expMonth, expYear: card.expYear, key: key,
+                        into: digits)
+                    card.cvvDigits = UnsafeBufferPointer(digits)
+                    try body(index, card)
+                }
             }
             scratch.wipe()
+            cvv.wipe()
         }
     }
 }

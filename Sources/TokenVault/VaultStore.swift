@@ -3,6 +3,20 @@ public import CardTokens
 public import Foundation
 public import VaultCrypto
 
+/// A token's encrypted card as detokenization reads it.
+public struct StoredCiphertext: Sendable, Hashable {
+    public var keyVersion: UInt32
+    public var ciphertext: [UInt8]
+    /// For a card the vault issued, the card-verification key version (docs/CRYPTO.md §21).
+    public var cvkVersion: UInt32?
+
+    public init(keyVersion: UInt32, ciphertext: [UInt8], cvkVersion: UInt32?) {
+        self.keyVersion = keyVersion
+        self.ciphertext = ciphertext
+        self.cvkVersion = cvkVersion
+    }
+}
+
 /// A card record as the vault stores it: metadata in the clear, PAN and expiry in `ciphertext`.
 ///
 /// `metadata.fingerprint` is empty here: the stored `fingerprint` is the vault's internal one,
@@ -124,11 +138,12 @@ public protocol VaultStore: Sendable {
     /// The card this vault issued (`cvk_version` set) whose PAN has one of `fingerprints` (each
     /// under its root version), of any tenant, or `nil`: the card network's PAN in, its token out.
     func issuedCard(fingerprints: [(version: UInt32, fingerprint: [UInt8])]) async throws -> StoredCard?
-    /// The key versions and ciphertexts of the tokens that exist in `tenant` (for detokenization).
+    /// The key versions and ciphertexts of the tokens that exist in `tenant` (for detokenization),
+    /// with the card-verification key version of the cards this vault issued.
     func ciphertexts(
         of tokens: [Token], tenant: String
     ) async throws
-        -> [Token: (keyVersion: UInt32, ciphertext: [UInt8])]
+        -> [Token: StoredCiphertext]
     /// Takes `token`'s held CVV: reads and deletes its row in one write transaction, so of two
     /// concurrent calls only one gets it (PCI DSS 3.3.1.2: used at most once). `nil` if none is
     /// held or its time is up at `now` (an expired one is deleted too).

@@ -54,9 +54,10 @@ struct DetokenizeController {
             var maskedPan: String?
             var expMonth: Int
             var expYear: Int
+            var cvv: String?
 
             enum CodingKeys: String, CodingKey {
-                case token, pan
+                case token, pan, cvv
                 case maskedPan = "masked_pan"
                 case expMonth = "exp_month"
                 case expYear = "exp_year"
@@ -106,10 +107,11 @@ struct DetokenizeController {
                 ResultBody(
                     results: results.map { result in
                         switch result {
-                        case .card(let token, let pan, let maskedPan, let expMonth, let expYear):
+                        case .card(let token, let pan, let maskedPan, let expMonth, let expYear, let cvv):
                             .card(
                                 .init(
-                                    token: token, pan: pan, maskedPan: maskedPan, expMonth: expMonth, expYear: expYear))
+                                    token: token, pan: pan, maskedPan: maskedPan, expMonth: expMonth, expYear: expYear,
+                                    cvv: cvv))
                         case .error(let token, let code, let message):
                             .error(.init(token: token, error: .init(code: code, message: message)))
                         }

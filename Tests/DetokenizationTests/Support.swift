@@ -92,7 +92,7 @@ let unknownToken = "tok_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 extension DetokenizeResult {
     var token: String? {
         switch self {
-        case .card(let token, _, _, _, _): token
+        case .card(let token, _, _, _, _, _): token
         case .error(let token, _, _): token
         }
     }
@@ -102,14 +102,18 @@ extension DetokenizeResult {
     }
 
     var pan: String? {
-        if case .card(_, let pan, _, _, _) = self { pan } else { nil }
+        if case .card(_, let pan, _, _, _, _) = self { pan } else { nil }
     }
 
     var maskedPan: String? {
-        if case .card(_, _, let maskedPan, _, _) = self { maskedPan } else { nil }
+        if case .card(_, _, let maskedPan, _, _, _) = self { maskedPan } else { nil }
+    }
+
+    var cvv: String? {
+        if case .card(_, _, _, _, _, let cvv) = self { cvv } else { nil }
     }
 
     var expiry: (month: Int, year: Int)? {
-        if case .card(_, _, _, let month, let year) = self { (month, year) } else { nil }
+        if case .card(_, _, _, let month, let year, _) = self { (month, year) } else { nil }
     }
 }
