@@ -147,6 +147,7 @@ let package = Package(
                 "VaultServer", "TokenVault", "Audit", "CardTokens", "VaultCrypto", "Ledger", "Wallet",
                 "AcquirerSimulator", "Detokenization", "HTTPListener",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

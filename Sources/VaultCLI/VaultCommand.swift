@@ -12,7 +12,7 @@ public struct VaultCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             ServeCommand.self, KeysCommand.self, CredentialsCommand.self, AuditCommand.self, BenchCommand.self,
-            AcquirerSimCommand.self,
+            LoadCommand.self, AcquirerSimCommand.self,
         ]
     )
 
