@@ -315,7 +315,7 @@ public final class SQLiteAuditLog: AuditLog {
     public func records(
         since: Date? = nil, actor: String? = nil, token: String? = nil, after: Int64 = 0, limit: Int = 1000
     ) async throws -> [AuditRecord] {
-        try await writer.read { db in
+        try writer.readInPlace { db in
             var sql = "SELECT * FROM audit_log WHERE sequence > ?"
             var arguments: StatementArguments = [after]
             if let since {
@@ -350,7 +350,7 @@ public final class SQLiteAuditLog: AuditLog {
         // commit, so read in this order it can only lag the snapshot. Read after it, appends
         // committed meanwhile (another process, or this one) would look like a cut tail.
         let headFile = try headFilePath.map { path in (path: path, head: try AuditHead.read(path: path)) }
-        return try await writer.read { [genesisRule, keys] db in
+        return try writer.readInPlace { [genesisRule, keys] db in
             let rule = try genesisRule?(db)
             var previous = AuditChain.genesis
             var expected: Int64 = 0

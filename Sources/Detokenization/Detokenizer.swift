@@ -71,8 +71,8 @@ public final class Detokenizer: Sendable {
     public static let maximumTokens = 1000
     public static let eventType = "detokenize"
     /// The purpose under which a full reveal of a card this vault issued includes its CVV
-    /// (derived at that moment): how a cardholder sees the card to use it.
-    public static let cardholderRevealPurpose = "cardholder_reveal"
+    /// (derived at that moment), for a key granted it `:cvv`: how a cardholder sees the card to use it.
+    public static let cardholderRevealPurpose = CredentialService.cvvPurpose
     private let tokens: TokenVault
     private let audit: any AuditLog
     private let rateLimiter: RateLimiter?
@@ -171,7 +171,11 @@ public final class Detokenizer: Sendable {
         for (index, token) in parsed.enumerated() where token == nil {
             results[index] = .error(token: nil, code: "invalid_token", message: "not a well-formed token")
         }
-        let derivingCVVs = request.reveal == .pan && request.purpose == Self.cardholderRevealPurpose
+        // Only under the one purpose that may hold the grant, and only with it: a key granted
+        // `cardholder_reveal:pan` (before CVVs could be revealed) still gets no CVV.
+        let derivingCVVs =
+            request.reveal == .pan && request.purpose == Self.cardholderRevealPurpose
+            && credential.mayRevealCVV(for: request.purpose)
         do {
             try await tokens.withRevealedCards(
                 valid, tenant: credential.tenant, derivingCVVs: derivingCVVs,

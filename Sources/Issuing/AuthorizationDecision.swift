@@ -25,9 +25,10 @@ public enum DeclineCode: String, Sendable, Hashable, Codable, CaseIterable {
     case cardInactive = "card_inactive"
     case cardPaused = "card_paused"
     case cardClosed = "card_closed"
-    /// Past the end of its expiry month, or the expiry sent is not the card's (decided inside the CDE).
+    /// Past the end of its expiry month.
     case cardExpired = "card_expired"
-    /// The CVV sent is not the card's (decided inside the CDE).
+    /// The expiry or the CVV sent is not the card's (decided inside the CDE; one code for both, so
+    /// that the expiry cannot be guessed apart from the CVV).
     case incorrectCVV = "incorrect_cvv"
     case insufficientFunds = "insufficient_funds"
     /// Over a spend limit; ``AuthorizationDecision/Decline/window`` says which.
@@ -100,7 +101,6 @@ public enum AuthorizationDecision: Sendable, Hashable {
             if let limit, amount > limit - used { return .decline(Decline(.spendLimitExceeded, window: window)) }
         }
         var approved = card
-        approved.failedVerifications = 0
         approved.spent = card.spent.adding(amount, at: now)
         switch card.kind {
         case .singleUse: approved.state = .closed

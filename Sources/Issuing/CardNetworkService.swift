@@ -1,7 +1,7 @@
 import CardTokens
 public import Foundation
 import SQLiteSupport
-import Wallet
+public import Wallet
 
 /// The card network's messages about virtual cards, on the wallet side: decisions from the
 /// token alone, holds on the ledger, outcomes stored by network reference. The CDE's intake
@@ -106,7 +106,9 @@ public final class CardNetworkService: Sendable {
         return String((0..<6).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })
     }
 
-    static func validate(_ request: CardAuthorizationRequest) throws(WalletError) {
+    /// Checks an authorization's fields other than its card data.
+    /// - Throws: `invalid_network_message` naming the rules.
+    public static func validate(_ request: CardAuthorizationRequest) throws(WalletError) {
         func printable(_ text: String, _ range: ClosedRange<Int>) -> Bool {
             range.contains(text.utf8.count) && text.utf8.allSatisfy { (32...126).contains($0) }
         }

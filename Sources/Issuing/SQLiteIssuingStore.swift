@@ -82,7 +82,7 @@ public final class SQLiteIssuingStore: IssuingStore {
             var outcome = CardAuthorization(
                 id: id, networkReference: request.networkReference, cardID: nil, walletID: nil,
                 amount: request.amount, currency: request.currency, merchant: request.merchant, approved: false,
-                declineCode: request.cdeDecline ?? .cardNotFound, limitWindow: nil, authCode: nil, createdAt: now)
+                declineCode: .cardNotFound, limitWindow: nil, authCode: nil, createdAt: now)
             let found = try request.token.flatMap { token in
                 try Row.fetchOne(
                     db.cachedStatement(sql: "SELECT * FROM virtual_cards WHERE token = ?"),
@@ -102,15 +102,10 @@ public final class SQLiteIssuingStore: IssuingStore {
                 if card.failedVerifications >= VirtualCard.maximumFailedVerifications { card.state = .paused }
                 try Self.store(card, in: db)
                 outcome.declineCode = cdeDecline
-            } else if var card = found,
+            } else if let card = found,
                 let walletCurrency = try String.fetchOne(
                     db.cachedStatement(sql: "SELECT currency FROM wallets WHERE id = ?"), arguments: [card.walletID])
             {
-                if card.failedVerifications > 0 {
-                    // The card data was right: the count is of failures in a row.
-                    card.failedVerifications = 0
-                    try Self.store(card, in: db)
-                }
                 switch decide(card, walletCurrency) {
                 case .decline(let decline):
                     outcome.declineCode = decline.code

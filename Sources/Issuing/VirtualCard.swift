@@ -44,15 +44,17 @@ public struct VirtualCard: Sendable, Hashable, Codable {
     /// The merchant a merchant-locked card is locked to (set by its first approval).
     public var lockedMerchant: String?
     public var spent: SpendCounters
-    /// Network authorizations in a row whose expiry or CVV was wrong; at
-    /// ``maximumFailedVerifications`` the card is paused, and only the cardholder's `active` (which
-    /// sets this back to zero) lets it spend again.
+    /// Network authorizations whose expiry or CVV was wrong since the card was issued or last
+    /// unpaused; at ``maximumFailedVerifications`` the card is paused, and only the cardholder's
+    /// `active` (which sets this back to zero) lets it spend again. A right guess resets nothing:
+    /// otherwise a guesser could keep just under the limit between the cardholder's purchases.
     public var failedVerifications: Int
     public var createdAt: Date
 
-    /// Wrong expiries or CVVs in a row that pause a card. A CVV has 1,000 values and an expiry ~60
-    /// plausible ones: with five tries a guesser holding the PAN wins with odds near 1 in 12,000
-    /// before the card stops answering, where an unbounded count made the CVV a formality.
+    /// Wrong expiries or CVVs that pause a card. One decline code answers both, so a guesser
+    /// holding only the PAN has five tries at ~60 × 1,000 expiry–CVV pairs (1 in 12,000); one who
+    /// also knows the expiry (a merchant that kept it) has 1 in 200. Each pause needs the
+    /// cardholder to lift it, and shows in ``failedVerifications``.
     public static let maximumFailedVerifications = 5
 
     public init(
@@ -76,6 +78,34 @@ public struct VirtualCard: Sendable, Hashable, Codable {
         self.spent = spent
         self.failedVerifications = failedVerifications
         self.createdAt = createdAt
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, walletID, tenant, token, bin, last4, brand, expMonth, expYear, kind, state, controls
+        case lockedMerchant, spent, failedVerifications, createdAt
+    }
+
+    /// As synthesized, except that `failedVerifications` may be absent (outcomes stored for an
+    /// Idempotency-Key before it existed): 0.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try container.decode(String.self, forKey: .id),
+            walletID: try container.decode(String.self, forKey: .walletID),
+            tenant: try container.decode(String.self, forKey: .tenant),
+            token: try container.decode(Token.self, forKey: .token),
+            bin: try container.decode(String.self, forKey: .bin),
+            last4: try container.decode(String.self, forKey: .last4),
+            brand: try container.decode(CardBrand.self, forKey: .brand),
+            expMonth: try container.decode(Int.self, forKey: .expMonth),
+            expYear: try container.decode(Int.self, forKey: .expYear),
+            kind: try container.decode(Kind.self, forKey: .kind),
+            state: try container.decode(State.self, forKey: .state),
+            controls: try container.decode(SpendControls.self, forKey: .controls),
+            lockedMerchant: try container.decodeIfPresent(String.self, forKey: .lockedMerchant),
+            spent: try container.decode(SpendCounters.self, forKey: .spent),
+            failedVerifications: try container.decodeIfPresent(Int.self, forKey: .failedVerifications) ?? 0,
+            createdAt: try container.decode(Date.self, forKey: .createdAt))
     }
 
     /// Whether the card is past the end of its expiry month at `now` (UTC).

@@ -179,9 +179,10 @@ public final class VirtualCardService: Sendable {
                             throw WalletError(
                                 .invalidStateTransition, "the card cannot go from its state to the one asked for")
                         }
+                        // Lifting a pause is what forgives wrong card data (the count pauses the
+                        // card at its limit); nothing else resets it.
+                        if card.state == .paused, state == .active { card.failedVerifications = 0 }
                         card.state = state
-                        // The cardholder's `active` is what lifts a pause for wrong card data.
-                        if state == .active { card.failedVerifications = 0 }
                     }
                     if requested.limits != nil { card.controls.limits = controls.limits }
                     if requested.allowedMCCs != nil { card.controls.allowedMCCs = controls.allowedMCCs }

@@ -42,9 +42,18 @@ public struct KeyRingStatus: Sendable, Hashable, Codable {
     /// The active (newest) root-key version.
     public var activeRootVersion: UInt32
     public var rootVersions: [RootKeyStatus]
+    /// The card-verification keys, oldest first; new cards are issued under the newest.
+    public var cardVerificationKeys: [CardVerificationKeyStatus]
     /// Whether the active key is older than the cryptoperiod.
     public var cryptoperiodOverdue: Bool
     public var cryptoperiodDays: Int
+}
+
+/// A card-verification key version and the cards issued under it (docs/CRYPTO.md §21).
+public struct CardVerificationKeyStatus: Sendable, Hashable, Codable {
+    public var version: UInt32
+    public var createdAt: Date
+    public var issuedCards: Int
 }
 
 /// Key life cycle: rotate, rewrap, retire, status, master-key rotation (DESIGN §3).
@@ -138,6 +147,25 @@ public struct KeyManager: Sendable {
             try await refresh()
             logger.notice("data key rotated", metadata: ["active_version": "\(version)"])
             return version
+        }
+    }
+
+    /// Adds a card-verification key version (docs/CRYPTO.md §21.1): cards issued from now on
+    /// derive their CVV under it; cards issued before keep their version, and so their CVV.
+    /// Audited as `keys.rotate_cvk`.
+    /// - Returns: the new version.
+    public func rotateCardVerificationKey(by actor: Actor = .cli) async throws -> UInt32 {
+        try await locked {
+            let now = clock()
+            let row = try await store.rotateCardVerificationKey(
+                at: now, master: keyRing.master, newKey: SecretBytes(randomCount: KeyedHash.keyByteCount),
+                audit: { version in
+                    AuditEvent(
+                        actor: actor.name, type: "keys.rotate_cvk", time: now, outcome: .success,
+                        origin: actor.origin, objects: ["cvk:\(version)"])
+                })
+            logger.notice("card-verification key rotated", metadata: ["active_version": "\(row.version)"])
+            return row.version
         }
     }
 
@@ -291,9 +319,16 @@ public struct KeyManager: Sendable {
         let active = rows.first { $0.state == .active }
         let overdue =
             active.map { clock().timeIntervalSince($0.createdAt) > Double(cryptoperiodDays) * 86_400 } ?? false
+        let issued = try await store.issuedCardCounts()
+        let cardVerificationKeys = try await store.cardVerificationKeys().map {
+            CardVerificationKeyStatus(
+                version: $0.version, createdAt: Date(milliseconds: $0.createdAtMs), issuedCards: issued[$0.version] ?? 0
+            )
+        }
         return KeyRingStatus(
             activeVersion: keyRing.active.version, versions: versions, activeRootVersion: keyRing.root.version,
-            rootVersions: rootVersions, cryptoperiodOverdue: overdue, cryptoperiodDays: cryptoperiodDays)
+            rootVersions: rootVersions, cardVerificationKeys: cardVerificationKeys, cryptoperiodOverdue: overdue,
+            cryptoperiodDays: cryptoperiodDays)
     }
 
     /// Re-wraps the root key and every data key under `newMaster`, in one transaction that reads

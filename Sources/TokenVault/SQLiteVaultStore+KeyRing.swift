@@ -100,7 +100,7 @@ extension SQLiteVaultStore {
     }
 
     public func rootKeyUse() async throws -> (fingerprints: [UInt32: Int], credentialHashes: [UInt32: Int]) {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             func counts(_ sql: String) throws -> [UInt32: Int] {
                 var counts = [UInt32: Int]()
                 for row in try Row.fetchAll(db, sql: sql) {
@@ -120,19 +120,48 @@ extension SQLiteVaultStore {
     }
 
     public func cardVerificationKeys() async throws -> [CardVerificationKeyRow] {
-        try await pool.read { db in try CardVerificationKeyRow.verified(db, rowMAC: rowMAC(in: db)) }
+        try pool.readInPlace { db in try CardVerificationKeyRow.verified(db, rowMAC: rowMAC(in: db)) }
     }
 
     public func createCardVerificationKeyIfNone(
         at date: Date, master: SecretBytes, newKey: SecretBytes, audit event: @Sendable (UInt32) -> AuditEvent
     ) async throws -> CardVerificationKeyRow {
+        try await addCardVerificationKey(at: date, master: master, newKey: newKey, onlyIfNone: true, audit: event)
+    }
+
+    public func rotateCardVerificationKey(
+        at date: Date, master: SecretBytes, newKey: SecretBytes, audit event: @Sendable (UInt32) -> AuditEvent
+    ) async throws -> CardVerificationKeyRow {
+        try await addCardVerificationKey(at: date, master: master, newKey: newKey, onlyIfNone: false, audit: event)
+    }
+
+    public func issuedCardCounts() async throws -> [UInt32: Int] {
+        try pool.readInPlace { db in
+            var counts = [UInt32: Int]()
+            for row in try Row.fetchAll(
+                db, sql: "SELECT cvk_version, count(*) FROM cards WHERE cvk_version IS NOT NULL GROUP BY cvk_version")
+            {
+                counts[UInt32(row[0] as Int64)] = row[1]
+            }
+            return counts
+        }
+    }
+
+    /// Adds the card-verification key after the newest (version 1 for the first), unless
+    /// `onlyIfNone` and there is one already, which is then returned.
+    private func addCardVerificationKey(
+        at date: Date, master: SecretBytes, newKey: SecretBytes, onlyIfNone: Bool,
+        audit event: @Sendable (UInt32) -> AuditEvent
+    ) async throws -> CardVerificationKeyRow {
         try await pool.write { [audit] db in
             let rowMAC = try rowMAC(in: db)
-            if let newest = try CardVerificationKeyRow.verified(db, rowMAC: rowMAC).last { return newest }
+            let newest = try CardVerificationKeyRow.verified(db, rowMAC: rowMAC).last
+            if onlyIfNone, let newest { return newest }
             _ = try Self.checkMaster(master, in: db)
+            let version = (newest?.version ?? 0) + 1
             let row = CardVerificationKeyRow(
-                version: 1,
-                wrappedKey: WrappedKey.wrap(newKey, label: .cardVerificationKey, version: 1, master: master),
+                version: version,
+                wrappedKey: WrappedKey.wrap(newKey, label: .cardVerificationKey, version: version, master: master),
                 createdAtMs: date.milliseconds, mac: []
             ).sealed(with: rowMAC)
             try row.write(in: db)

@@ -47,7 +47,7 @@ public struct SQLiteVaultStore: VaultStore {
     }
 
     public func keyRing() async throws -> (roots: [RootKeyRow], dataKeys: [DataKeyRow])? {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             let roots = try RootKeyRow.all(db)
             guard !roots.isEmpty else { return nil }
             return (roots, try Self.dataKeys(db))
@@ -319,7 +319,7 @@ public struct SQLiteVaultStore: VaultStore {
     }
 
     public func issuedCard(fingerprints: [(version: UInt32, fingerprint: [UInt8])]) async throws -> StoredCard? {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             for (version, fingerprint) in fingerprints {
                 let found = try Row.fetchOne(
                     db.cachedStatement(
@@ -457,7 +457,7 @@ public struct SQLiteVaultStore: VaultStore {
     }
 
     public func recordCounts() async throws -> [UInt32: Int] {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             var counts = [UInt32: Int]()
             for row in try Row.fetchAll(db, sql: "SELECT key_version, count(*) AS n FROM cards GROUP BY key_version") {
                 counts[row["key_version"], default: 0] += row["n"] as Int
@@ -467,7 +467,7 @@ public struct SQLiteVaultStore: VaultStore {
     }
 
     public func recordsNotUnder(version: UInt32, atMost: Int? = nil) async throws -> Int {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             try Int.fetchOne(
                 db, sql: "SELECT count(*) FROM (SELECT 1 FROM cards WHERE key_version < ? LIMIT ?)",
                 arguments: [version, atMost ?? -1]) ?? 0

@@ -51,13 +51,13 @@ extension TokenVault {
         _ body: (_ index: Int, _ card: RevealedCard?) throws -> Void
     ) async throws {
         let found = try await store.ciphertexts(of: tokens, tenant: tenant)
+        try await beforeReveal(Set(found.keys), Set(found.filter { $0.value.cvkVersion != nil }.keys))
         var cardVerificationKeys = [UInt32: SecretBytes]()
         if derivingCVVs {
             for version in Set(found.values.compactMap(\.cvkVersion)) {
                 cardVerificationKeys[version] = try await cardVerificationKey(version: version)
             }
         }
-        try await beforeReveal(Set(found.keys), Set(found.filter { $0.value.cvkVersion != nil }.keys))
         let scratch = SecretBytes(
             zeroedCount: RecordEnvelope.maximumPlaintextByteCount, protection: .wipedOnRelease)
         let cvv = SecretBytes(zeroedCount: CardVerificationValue.digitCount, protection: .wipedOnRelease)

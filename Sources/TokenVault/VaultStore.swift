@@ -198,6 +198,14 @@ public protocol VaultStore: Sendable {
     func createCardVerificationKeyIfNone(
         at: Date, master: SecretBytes, newKey: SecretBytes, audit: @Sendable (UInt32) -> AuditEvent
     ) async throws -> CardVerificationKeyRow
+    /// Adds the card-verification key version after the newest (`newKey` wrapped under `master`,
+    /// sealed, audited), which new cards are issued under from then on; cards issued before keep
+    /// theirs, and so their CVVs.
+    func rotateCardVerificationKey(
+        at: Date, master: SecretBytes, newKey: SecretBytes, audit: @Sendable (UInt32) -> AuditEvent
+    ) async throws -> CardVerificationKeyRow
+    /// How many cards this vault issued under each card-verification key version.
+    func issuedCardCounts() async throws -> [UInt32: Int]
     /// Re-wraps the root key, every non-retired data key and every card-verification key from
     /// `master` to `newMaster`, reading,
     /// checking and writing them in one transaction. `audit` gets the re-wrapped versions.

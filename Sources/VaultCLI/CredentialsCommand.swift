@@ -24,7 +24,7 @@ struct CredentialsCommand: AsyncParsableCommand {
         @Option(help: "A scope the key grants (repeat for several).") var scope: [String] = []
         @Option(
             help: ArgumentHelp(
-                "A purpose a detokenize key may name (repeat for several): NAME reveals masked PANs only, NAME:pan full PANs too.",
+                "A purpose a detokenize key may name (repeat for several): NAME reveals masked PANs only, NAME:pan full PANs too, cardholder_reveal:cvv also the CVVs of cards the vault issued.",
                 valueName: "name[:masked|:pan]"))
         var purpose: [String] = []
         @Option(

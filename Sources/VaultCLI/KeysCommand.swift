@@ -10,6 +10,7 @@ struct KeysCommand: AsyncParsableCommand {
         discussion: "Every key action is appended to the audit log.",
         subcommands: [
             Init.self, Rotate.self, Rewrap.self, Status.self, Retire.self, RotateMaster.self, RotateRoot.self,
+            RotateCVK.self,
         ])
 
     struct Init: AsyncParsableCommand {
@@ -122,6 +123,8 @@ struct KeysCommand: AsyncParsableCommand {
             var versions: [Version]
             var activeRootVersion: UInt32
             var rootVersions: [RootVersion]
+            /// Newest last: the one new cards are issued under.
+            var cardVerificationKeys: [CardVerificationKeyStatus]
             var cryptoperiodOverdue: Bool
             var cryptoperiodDays: Int
         }
@@ -146,6 +149,7 @@ struct KeysCommand: AsyncParsableCommand {
                             version: $0.version, createdAt: $0.createdAt, fingerprints: $0.fingerprints,
                             credentialHashes: $0.credentialHashes)
                     },
+                    cardVerificationKeys: status.cardVerificationKeys,
                     cryptoperiodOverdue: status.cryptoperiodOverdue, cryptoperiodDays: status.cryptoperiodDays)
                 guard !json else { return try CLI.printJSON(output) }
                 let formatter = ISO8601DateFormatter()
@@ -180,6 +184,18 @@ struct KeysCommand: AsyncParsableCommand {
                         "Root key v\(output.activeRootVersion) is active; older versions still made some values: "
                             + "`vault keys rewrap` moves fingerprints, and each API key's next use moves its hash.")
                 }
+                print("")
+                guard let newest = output.cardVerificationKeys.last else {
+                    return print("No card-verification key yet: the first card issued creates v1.")
+                }
+                print("CVK      CREATED               ISSUED CARDS")
+                for key in output.cardVerificationKeys {
+                    print(
+                        String(key.version).padding(toLength: 9, withPad: " ", startingAt: 0)
+                            + formatter.string(from: key.createdAt).padding(toLength: 22, withPad: " ", startingAt: 0)
+                            + String(key.issuedCards))
+                }
+                print("New cards are issued under card-verification key v\(newest.version); each card keeps its own.")
             }
         }
     }
@@ -210,6 +226,31 @@ struct KeysCommand: AsyncParsableCommand {
                         "Data key v\(version) is retired: its wrapped key is deleted from vault.db, but readers kept "
                             + "the WAL busy and a copy remains in vault.db-wal until the next checkpoint "
                             + "(a running server truncates it within 30 seconds).")
+                }
+            }
+        }
+    }
+
+    struct RotateCVK: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-cvk",
+            abstract: "Add a card-verification key version: cards issued from now on derive their CVV under it.",
+            discussion: """
+                Each issued card records the card-verification key version it was issued under, so the CVVs of \
+                cards already issued never change (docs/CRYPTO.md §21). Older versions stay wrapped in vault.db for \
+                as long as cards use them. A running `vault serve` issues under the new version from its next card.
+                """)
+
+        @OptionGroup var storage: StorageOptions
+        @Flag(help: "Print {\"cvk_version\": N}.") var json = false
+
+        func run() async throws {
+            try await CLI.run {
+                let version = try await CLI.opened(storage, logger: CLI.logger()).keys.rotateCardVerificationKey()
+                if json {
+                    try CLI.printJSON(["cvk_version": version])
+                } else {
+                    print("Card-verification key v\(version) is now the one new cards are issued under.")
                 }
             }
         }

@@ -103,7 +103,7 @@ struct DetokenizeController {
                 DetokenizeRequest(
                     tokens: body.tokens, purpose: body.purpose, reference: body.reference, reveal: reveal),
                 credential: credential, caller: caller)
-            return try JSONResponse.make(
+            var response = try JSONResponse.make(
                 ResultBody(
                     results: results.map { result in
                         switch result {
@@ -116,6 +116,9 @@ struct DetokenizeController {
                             .error(.init(token: token, error: .init(code: code, message: message)))
                         }
                     }))
+            // Card data: no cache on the way may keep it.
+            response.headers[.cacheControl] = "no-store"
+            return response
         } catch let error as DetokenizationError {
             throw APIError(error)
         }

@@ -133,6 +133,9 @@ struct NetworkController {
         let withoutCard = CardAuthorizationRequest(
             networkReference: body.networkReference, token: nil, cdeDecline: .cardNotFound, amount: body.amount,
             currency: body.currency, merchant: body.merchant)
+        // Every other field is checked before the card data is: a malformed message costs no card
+        // lookup, so it cannot time one.
+        try CardNetworkService.validate(withoutCard)
         if let stored = try await network.storedAuthorization(withoutCard) {
             return try JSONResponse.make(NetworkAuthorizationResponse(stored))
         }
@@ -146,8 +149,7 @@ struct NetworkController {
             switch try await issuer.check(card) {
             case .card(let found): token = found
             case .notFound: decline = .cardNotFound
-            case .expiryMismatch(let found): (token, decline) = (found, .cardExpired)
-            case .incorrectCVV(let found): (token, decline) = (found, .incorrectCVV)
+            case .mismatch(let found): (token, decline) = (found, .incorrectCVV)
             }
         } catch let error as CardValidationError where [.panNotNumeric, .panLength, .panLuhn].contains(error.code) {
             // No card of ours has a malformed number: a decline the network can act on.

@@ -108,6 +108,16 @@ struct CollisionTests {
                 #expect(error.code == .panSpaceExhausted)
             }
             #expect(try await fresh.vault.integer("SELECT count(*) FROM retired_issued_pans") == 1)
+            // Still after a root rotation and a rewrap: the retired fingerprint stays under the
+            // old root version, and issuing checks every version.
+            _ = try await fresh.vault.keys.rotateRoot()
+            _ = try await fresh.vault.keys.rewrap()
+            do {
+                _ = try await issuer.issueCard(IssueCardRequest(), by: issuingPrincipal, origin: "test")
+                Issue.record("issued again, after a root rotation, the PAN of a deleted issued card")
+            } catch let error as VaultError {
+                #expect(error.code == .panSpaceExhausted)
+            }
 
             // A card tokenized from outside and deleted leaves no trace: its number is not ours.
             let outsideIssuer = try fresh.issuer(digits: { 1 }, maximumAttempts: 3)

@@ -84,6 +84,35 @@ struct CredentialTests {
         }
     }
 
+    @Test("cardholder_reveal:cvv grants full PANs and CVVs, and survives storage; :pan grants no CVV")
+    func cvvGrant() async throws {
+        try await withVault { vault, _ in
+            let (credential, secret) = try await vault.credentials.create(
+                name: "cardholder-app", scopes: [.detokenize], purposes: ["cardholder_reveal:cvv", "settlement:pan"])
+            let loaded = try #require(await vault.credentials.authenticate(secret: secret))
+            for key in [credential, loaded] {
+                #expect(key.mayRevealCVV(for: "cardholder_reveal") && key.mayRevealPAN(for: "cardholder_reveal"))
+                #expect(!key.mayRevealCVV(for: "settlement") && key.mayRevealPAN(for: "settlement"))
+                #expect(key.purposeGrants == ["cardholder_reveal:cvv", "settlement:pan"])
+            }
+            let (panOnly, _) = try await vault.credentials.create(
+                name: "support", scopes: [.detokenize], purposes: ["cardholder_reveal:pan"])
+            #expect(!panOnly.mayRevealCVV(for: "cardholder_reveal"))
+        }
+    }
+
+    @Test("a key that joins network with other scopes (made before that was refused) may do nothing")
+    func mixedNetworkKeyActsOnNothing() {
+        let mixed = Credential(
+            id: "mixed00000000001", name: "old", scopes: [.network, .tokensRead], purposes: [], createdAt: Date(),
+            revokedAt: nil)
+        #expect(!mixed.allows(.network) && !mixed.allows(.tokensRead))
+        let network = Credential(
+            id: "network000000001", name: "network", scopes: [.network], purposes: [], createdAt: Date(),
+            revokedAt: nil)
+        #expect(network.allows(.network))
+    }
+
     @Test func invalidCredentialsAreRefused() async throws {
         try await withVault { vault, _ in
             let cases: [(name: String, scopes: [Scope], purposes: [String])] = [
@@ -96,6 +125,9 @@ struct CredentialTests {
                 // The card network's key stands alone.
                 ("x", [.network, .tokensRead], []),
                 ("x", [.network, .detokenize], ["settlement"]),
+                // Only the cardholder's reveal may be granted CVVs.
+                ("x", [.detokenize], ["settlement:cvv"]),
+                ("x", [.detokenize], ["cardholder_reveal:everything"]),
             ]
             for item in cases {
                 let error = await #expect(throws: VaultError.self, "\(item)") {

@@ -100,9 +100,15 @@ struct LeakTests {
                     .map(\.run).filter { $0.contains(" ") }
                 let tokenRuns = Bytes.runs(in: bytes, minimumLength: 26, context: 5, where: Bytes.isBase64URL)
                 for (index, card) in cards.enumerated() {
+                    // BIN and last four are stored in the clear side by side, as they may be: for
+                    // a PAN whose middle repeats its BIN (seed 12248614865278590078, 349790497904405)
+                    // that run holds the nine trailing digits.
+                    let shown = String(card.pan.prefix(6)) + String(card.pan.suffix(4))
                     for form in Self.revealing(card.pan) {
                         let runs = form.contains(" ") ? spacedRuns : digitRuns
-                        #expect(!runs.contains { $0.contains(form) }, "seed \(seed), card \(index): PAN in \(name)")
+                        #expect(
+                            !runs.contains { $0.contains(form) && $0 != shown },
+                            "seed \(seed), card \(index): PAN in \(name)")
                     }
                     let cvv = try #require(card.cvv)
                     let token = tokens[index]

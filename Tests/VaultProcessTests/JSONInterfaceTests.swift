@@ -14,9 +14,12 @@ struct JSONInterfaceTests {
         let keys = Set(object.keys)
         let expected: Set = [
             "active_version", "versions", "cryptoperiod_overdue", "cryptoperiod_days", "active_root_version",
-            "root_versions",
+            "root_versions", "card_verification_keys",
         ]
         #expect(keys == expected, "\(result)")
+        for key in object["card_verification_keys"] as? [[String: Any]] ?? [] {
+            #expect(Set(key.keys) == ["version", "created_at", "issued_cards"], "\(result)")
+        }
         for version in object["versions"] as? [[String: Any]] ?? [] {
             #expect(Set(version.keys) == ["version", "state", "created_at", "records"], "\(result)")
             #expect(keyStates.contains(version["state"] as? String ?? ""), "\(result)")
@@ -63,6 +66,19 @@ struct JSONInterfaceTests {
 
             let again = try await sandbox.vaultSucceeding(["keys", "rewrap", "--json"])
             #expect(try JSONCoding.object(again.stdout)["rewrapped"] as? Int == 0, "\(again)")
+
+            // No card issued yet: no card-verification key until rotate-cvk adds v1, then v2.
+            let before = try await sandbox.vaultSucceeding(["keys", "status", "--json"])
+            #expect((try JSONCoding.object(before.stdout)["card_verification_keys"] as? [Any])?.isEmpty == true)
+            for version in [1, 2] {
+                let cvk = try await sandbox.vaultSucceeding(["keys", "rotate-cvk", "--json"])
+                #expect(try JSONCoding.object(cvk.stdout) as NSDictionary == ["cvk_version": version], "\(cvk)")
+            }
+            let withKeys = try await sandbox.vaultSucceeding(["keys", "status", "--json"])
+            _ = try Self.checkStatusShape(withKeys)
+            let listed = try JSONCoding.object(withKeys.stdout)["card_verification_keys"] as? [[String: Any]] ?? []
+            #expect(
+                listed.map { $0["version"] as? Int } == [1, 2] && listed.allSatisfy { $0["issued_cards"] as? Int == 0 })
         }
     }
 

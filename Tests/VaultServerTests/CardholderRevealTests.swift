@@ -42,9 +42,11 @@ struct CardholderRevealTests {
             }
 
             let (holder, holderKey) = try await vault.credentials.create(
-                name: "cardholder-app", scopes: [.detokenize], purposes: ["cardholder_reveal:pan", "settlement:pan"])
+                name: "cardholder-app", scopes: [.detokenize], purposes: ["cardholder_reveal:cvv", "settlement:pan"])
             let (_, maskedKey) = try await vault.credentials.create(
                 name: "support", scopes: [.detokenize], purposes: ["cardholder_reveal"])
+            let (_, panOnlyKey) = try await vault.credentials.create(
+                name: "support-full", scopes: [.detokenize], purposes: ["cardholder_reveal:pan"])
             let (_, settlementKey) = try await vault.credentials.create(
                 name: "settlement", scopes: [.detokenize], purposes: ["settlement:pan"])
             let (_, networkKey) = try await vault.credentials.create(name: "network", scopes: [.network], purposes: [])
@@ -82,6 +84,8 @@ struct CardholderRevealTests {
                 // A full reveal under another purpose, or a masked one, carries no CVV.
                 let (_, settled) = try await reveal(holderKey, purpose: "settlement", reveal: "pan")
                 #expect(settled[0]["pan"] as? String == pan && settled[0]["cvv"] == nil)
+                let (_, panOnly) = try await reveal(panOnlyKey, purpose: "cardholder_reveal", reveal: "pan")
+                #expect(panOnly[0]["pan"] as? String == pan && panOnly[0]["cvv"] == nil, "a CVV needs the :cvv grant")
                 let (_, masked) = try await reveal(maskedKey, purpose: "cardholder_reveal", reveal: "masked")
                 #expect(masked[0]["masked_pan"] != nil && masked[0]["cvv"] == nil && masked[0]["pan"] == nil)
                 // A key without the purpose is refused, as any reveal is; masked-only keys too.

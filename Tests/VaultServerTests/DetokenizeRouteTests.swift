@@ -30,7 +30,8 @@ struct DetokenizeRouteTests {
     func disjointListeners() async throws {
         try await withDetokenizeServer { server in
             let (_, everything) = try await server.key(
-                scopes: Scope.all, purposes: DetokenizeServer.purposes, name: "everything")
+                // Every scope a key may hold together (`network` stands alone).
+                scopes: Scope.all.filter { $0 != .network }, purposes: DetokenizeServer.purposes, name: "everything")
             let token = try await server.tokenize([.visa])[0]
             let detokenizeBody = ByteBuffer(
                 bytes: try JSONCoding.data([

@@ -56,7 +56,8 @@ struct WalletRouteTests {
     func authentication() async throws {
         try await withServer(wallets: WalletSetup(authorizer: FakeAuthorizer())) { server in
             let wallet = try await server.createWallet()
-            let withoutWallet = try await server.key(scopes: Scope.all.filter { $0 != .wallet }).secret
+            let withoutWallet = try await server.key(scopes: Scope.all.filter { $0 != .wallet && $0 != .network })
+                .secret
             let walletOnly = try await server.key(scopes: [.wallet]).secret
             let body = #"{"owner_ref":"x","currency":"EUR"}"#
             for route in Self.routes(wallet: wallet.id) {

@@ -33,6 +33,10 @@ public struct Credential: Sendable, Hashable, Codable {
     public var purposes: [String]
     /// The purposes under which it may reveal a full PAN; under the others, masked only.
     public var panPurposes: [String]
+    /// The purposes under which a full reveal of a card this vault issued includes its CVV
+    /// (grant `cardholder_reveal:cvv`, the only purpose that may have it); each is in
+    /// ``panPurposes`` too.
+    public var cvvPurposes: [String]
     /// The tenant its tokens belong to; it sees no other tenant's tokens.
     public var tenant: String
     public var createdAt: Date
@@ -40,28 +44,37 @@ public struct Credential: Sendable, Hashable, Codable {
 
     public init(
         id: String, name: String, scopes: [Scope], purposes: [String], panPurposes: [String] = [],
-        tenant: String = Principal.defaultTenant, createdAt: Date, revokedAt: Date?
+        cvvPurposes: [String] = [], tenant: String = Principal.defaultTenant, createdAt: Date, revokedAt: Date?
     ) {
         self.id = id
         self.name = name
         self.scopes = scopes
         self.purposes = purposes
         self.panPurposes = panPurposes
+        self.cvvPurposes = cvvPurposes
         self.tenant = tenant
         self.createdAt = createdAt
         self.revokedAt = revokedAt
     }
 
-    public func allows(_ scope: Scope) -> Bool { revokedAt == nil && scopes.contains(scope) }
+    /// Whether the key may act under `scope`. A key that joins `network` with other scopes (one
+    /// made before ``CredentialService`` refused them) may do nothing: re-issue it as two keys.
+    public func allows(_ scope: Scope) -> Bool {
+        revokedAt == nil && scopes.contains(scope) && !(scopes.contains(.network) && scopes.count > 1)
+    }
 
     /// Whether it may reveal full PANs under `purpose`.
     public func mayRevealPAN(for purpose: String) -> Bool { panPurposes.contains(purpose) }
 
+    /// Whether a full reveal under `purpose` includes the CVVs of cards this vault issued.
+    public func mayRevealCVV(for purpose: String) -> Bool { cvvPurposes.contains(purpose) }
+
     /// Who this key is to the vault: its tokens, dedupe and fingerprints.
     public var principal: Principal { .apiKey(id, tenant: tenant) }
 
-    /// The purposes as stored and as the CLI shows them: `settlement:pan`, `chargeback:masked`.
+    /// The purposes as stored and as the CLI shows them: `settlement:pan`, `chargeback:masked`,
+    /// `cardholder_reveal:cvv`.
     public var purposeGrants: [String] {
-        purposes.map { "\($0):\(panPurposes.contains($0) ? "pan" : "masked")" }
+        purposes.map { "\($0):\(cvvPurposes.contains($0) ? "cvv" : panPurposes.contains($0) ? "pan" : "masked")" }
     }
 }

@@ -73,12 +73,16 @@ struct CredentialRow: Sendable, Hashable {
 
     /// The credential the row describes.
     var credential: Credential {
-        // Grants are `name:pan` / `name:masked`; anything else grants masked only.
+        // Grants are `name:cvv` (full PANs and issued cards' CVVs) / `name:pan` / `name:masked`;
+        // anything else grants masked only.
         let grants = purposes.split(separator: " ").map { $0.split(separator: ":", maxSplits: 1) }
+        func granted(_ levels: Set<Substring>) -> [String] {
+            grants.filter { $0.count == 2 && levels.contains($0[1]) }.map { String($0[0]) }
+        }
         return Credential(
             id: id, name: name, scopes: scopes.split(separator: " ").map { Scope(rawValue: String($0)) },
-            purposes: grants.map { String($0[0]) },
-            panPurposes: grants.filter { $0.count == 2 && $0[1] == "pan" }.map { String($0[0]) }, tenant: tenant,
+            purposes: grants.map { String($0[0]) }, panPurposes: granted(["pan", "cvv"]),
+            cvvPurposes: granted(["cvv"]), tenant: tenant,
             createdAt: Date(milliseconds: createdAtMs), revokedAt: revokedAtMs.map(Date.init(milliseconds:)))
     }
 }

@@ -87,7 +87,8 @@ public final class CredentialService: Sendable {
         }
         let grants = try purposes.map(Self.grant)
         let purposes = grants.map(\.purpose)
-        let panPurposes = grants.filter(\.pan).map(\.purpose)
+        let panPurposes = grants.filter { $0.level != .masked }.map(\.purpose)
+        let cvvPurposes = grants.filter { $0.level == .cvv }.map(\.purpose)
         if !purposes.isEmpty && !scopes.contains(.detokenize) {
             throw VaultError(.invalidArgument, "--purpose only applies to credentials with scope detokenize")
         }
@@ -99,7 +100,8 @@ public final class CredentialService: Sendable {
         let secret = "vk_\(id)_" + SecretBytes(randomCount: 32).withUnsafeBytes { TokenGenerator.base64URL($0) }
         let credential = Credential(
             id: id, name: name, scopes: Array(Set(scopes)).sorted { $0.rawValue < $1.rawValue },
-            purposes: Array(Set(purposes)).sorted(), panPurposes: Array(Set(panPurposes)).sorted(), tenant: tenant,
+            purposes: Array(Set(purposes)).sorted(), panPurposes: Array(Set(panPurposes)).sorted(),
+            cvvPurposes: Array(Set(cvvPurposes)).sorted(), tenant: tenant,
             createdAt: Date(), revokedAt: nil)
         let event = AuditEvent(
             actor: actor.name, type: "credential.create", outcome: .success, origin: actor.origin,
@@ -269,16 +271,26 @@ public final class CredentialService: Sendable {
     }
 
     /// Parses `name`, `name:masked` or `name:pan`.
-    private static func grant(_ text: String) throws -> (purpose: String, pan: Bool) {
+    /// What a purpose grant reveals.
+    enum GrantLevel: String { case masked, pan, cvv }
+
+    /// The purpose whose grant may be `:cvv`: a cardholder's own issued card.
+    public static let cvvPurpose = "cardholder_reveal"
+
+    private static func grant(_ text: String) throws -> (purpose: String, level: GrantLevel) {
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let purposePattern = /^[a-z][a-z0-9_]{0,63}$/
-        guard parts[0].wholeMatch(of: purposePattern) != nil, parts.count == 1 || ["pan", "masked"].contains(parts[1])
+        guard parts[0].wholeMatch(of: purposePattern) != nil,
+            let level = parts.count == 1 ? .masked : GrantLevel(rawValue: parts[1])
         else {
             throw VaultError(
                 .invalidArgument,
-                "purpose must be lower-case letters, digits and _, optionally followed by :masked or :pan")
+                "purpose must be lower-case letters, digits and _, optionally followed by :masked, :pan or :cvv")
         }
-        return (parts[0], parts.count == 2 && parts[1] == "pan")
+        guard level != .cvv || parts[0] == cvvPurpose else {
+            throw VaultError(.invalidArgument, "only \(cvvPurpose) may be granted :cvv")
+        }
+        return (parts[0], level)
     }
 
     /// The id part of `vk_<id>_<secret>`, if the string has exactly that shape: `vk_`, 16 of

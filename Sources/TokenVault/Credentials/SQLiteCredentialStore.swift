@@ -2,6 +2,7 @@ import Audit
 import CardTokens
 import Foundation
 import GRDB
+import SQLiteSupport
 
 /// ``CredentialStore`` on SQLite (GRDB): the `credentials` table of `vault.db`, whose audit log
 /// takes each change's record in the same transaction.
@@ -30,14 +31,14 @@ struct SQLiteCredentialStore: CredentialStore {
     }
 
     func rows() async throws -> [CredentialRow] {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             try Row.fetchAll(db, sql: "SELECT * FROM credentials ORDER BY created_at_ms, id").map(
                 CredentialRow.init(row:))
         }
     }
 
     func snapshot() async throws -> CredentialSnapshot {
-        try await pool.read { [keyRing] db in
+        try pool.readInPlace { [keyRing] db in
             CredentialSnapshot(
                 rows: try CredentialRow.all(in: db), revokedInLog: try Self.revokedInLog(db),
                 rowMAC: try keyRing.currentRowMAC(db))
@@ -45,7 +46,7 @@ struct SQLiteCredentialStore: CredentialStore {
     }
 
     func snapshot(of id: String) async throws -> CredentialSnapshot {
-        try await pool.read { [keyRing] db in
+        try pool.readInPlace { [keyRing] db in
             let rowMAC = try keyRing.currentRowMAC(db)
             guard let row = try CredentialRow.fetch(id: id, in: db) else {
                 return CredentialSnapshot(rows: [], revokedInLog: [], rowMAC: rowMAC)
