@@ -124,7 +124,8 @@ let package = Package(
         .target(
             name: "Issuing",
             dependencies: [
-                "Wallet", "Ledger", "CardTokens", "SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                "Wallet", "Ledger", "CardTokens", "GroupCommit", "SQLiteSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

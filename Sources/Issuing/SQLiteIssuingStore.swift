@@ -1,6 +1,7 @@
 import CardTokens
 public import Foundation
 import GRDB
+import GroupCommit
 public import Ledger
 import SQLiteSupport
 public import Wallet
@@ -10,12 +11,42 @@ public import Wallet
 public final class SQLiteIssuingStore: IssuingStore {
     private let ledger: SQLiteLedger
     private var pool: DatabasePool { ledger.pool }
+    /// Concurrent authorizations share one commit (one fsync), each in its own savepoint: one
+    /// that fails is rolled back alone and answers its own error. In one transaction they still
+    /// run one after the other, so each sees the holds and spending of those before it.
+    private let authorizations: GroupCommitter<AuthorizationWork, Result<CardAuthorization, any Error>>
+
+    /// One authorization waiting for its commit.
+    private struct AuthorizationWork: Sendable {
+        var request: CardAuthorizationRequest
+        var id: String
+        var authCode: String
+        var now: Date
+        var decide: @Sendable (VirtualCard, String) -> AuthorizationDecision
+    }
 
     /// Opens the card tables in the ledger's `wallet.db`, migrating them first. The wallet's
     /// tables must exist (open ``SQLiteWalletStore`` first): cards reference wallets.
     public init(ledger: SQLiteLedger) throws {
         try Self.migrator.migrate(ledger.pool)
         self.ledger = ledger
+        // A commit of at most 1,000 keeps each caller's wait short under a burst.
+        authorizations = GroupCommitter(maximumItemsPerCommit: 1000) { [ledger] batch in
+            try await ledger.pool.write { db in
+                batch.map { work in
+                    Result {
+                        var outcome: CardAuthorization?
+                        try db.inSavepoint {
+                            outcome = try Self.authorize(
+                                work.request, id: work.id, authCode: work.authCode, at: work.now,
+                                decide: work.decide, ledger: ledger, in: db)
+                            return .commit
+                        }
+                        return outcome!
+                    }
+                }
+            }
+        }
     }
 
     public func insert(
@@ -74,90 +105,98 @@ public final class SQLiteIssuingStore: IssuingStore {
         _ request: CardAuthorizationRequest, id: String, authCode: String, at now: Date,
         decide: @escaping @Sendable (VirtualCard, String) -> AuthorizationDecision
     ) async throws -> CardAuthorization {
-        try await pool.write { [ledger] db in
-            let bound = request.idempotentDescription
-            if let stored = try Self.replay(request.networkReference, bound, as: CardAuthorization.self, in: db) {
-                return stored
-            }
-            var outcome = CardAuthorization(
-                id: id, networkReference: request.networkReference, cardID: nil, walletID: nil,
-                amount: request.amount, currency: request.currency, merchant: request.merchant, approved: false,
-                declineCode: .cardNotFound, limitWindow: nil, authCode: nil, createdAt: now)
-            let found = try request.token.flatMap { token in
-                try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT * FROM virtual_cards WHERE token = ?"),
-                    arguments: [token.rawValue]
-                ).map(Self.card)
-            }
-            if let card = found {
-                outcome.cardID = card.id
-                outcome.walletID = card.walletID
-            }
-            if let card = found, let stateDecline = AuthorizationDecision.stateDecline(of: card) {
-                outcome.declineCode = stateDecline.code
-            } else if var card = found, let cdeDecline = request.cdeDecline {
-                // A wrong expiry or CVV on a card that could spend: counted, and the card paused
-                // at the limit (VirtualCard.maximumFailedVerifications).
-                card.failedVerifications += 1
-                if card.failedVerifications >= VirtualCard.maximumFailedVerifications { card.state = .paused }
-                try Self.store(card, in: db)
-                outcome.declineCode = cdeDecline
-            } else if let card = found,
-                let walletCurrency = try String.fetchOne(
-                    db.cachedStatement(sql: "SELECT currency FROM wallets WHERE id = ?"), arguments: [card.walletID])
-            {
-                switch decide(card, walletCurrency) {
-                case .decline(let decline):
-                    outcome.declineCode = decline.code
-                    outcome.limitWindow = decline.window
-                case .approve(let changed):
-                    let currency = try Currency(walletCurrency)
-                    let network = WalletService.cardNetworkAccountID(walletCurrency)
-                    _ = try ledger.createAccount(id: network, currency: currency, flags: [], in: db, now: now)
-                    let hold = TransferRequest(
-                        id: id, debitAccountID: card.walletID, creditAccountID: network, amount: request.amount,
-                        kind: .pending(expiresAt: nil))
-                    switch try ledger.createTransfers([hold], in: db)[0] {
-                    case .created:
-                        try Self.store(changed, in: db)
-                        outcome.approved = true
-                        outcome.declineCode = nil
-                        outcome.authCode = authCode
-                    case .failed(let error) where error.code == .insufficientFunds || error.code == .overflow:
-                        outcome.declineCode = .insufficientFunds
-                    case .failed(let error):
-                        throw error
-                    case .exists:
-                        throw WalletError(.internalFailure, "an authorization id was used twice")
-                    }
+        try await authorizations.submit([
+            AuthorizationWork(request: request, id: id, authCode: authCode, now: now, decide: decide)
+        ])[0].get()
+    }
+
+    /// One authorization, inside the caller's transaction (see ``authorize(_:id:authCode:at:decide:)``).
+    private static func authorize(
+        _ request: CardAuthorizationRequest, id: String, authCode: String, at now: Date,
+        decide: @Sendable (VirtualCard, String) -> AuthorizationDecision, ledger: SQLiteLedger, in db: Database
+    ) throws -> CardAuthorization {
+        let bound = request.idempotentDescription
+        if let stored = try Self.replay(request.networkReference, bound, as: CardAuthorization.self, in: db) {
+            return stored
+        }
+        var outcome = CardAuthorization(
+            id: id, networkReference: request.networkReference, cardID: nil, walletID: nil,
+            amount: request.amount, currency: request.currency, merchant: request.merchant, approved: false,
+            declineCode: .cardNotFound, limitWindow: nil, authCode: nil, createdAt: now)
+        let found = try request.token.flatMap { token in
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM virtual_cards WHERE token = ?"),
+                arguments: [token.rawValue]
+            ).map(Self.card)
+        }
+        if let card = found {
+            outcome.cardID = card.id
+            outcome.walletID = card.walletID
+        }
+        if let card = found, let stateDecline = AuthorizationDecision.stateDecline(of: card) {
+            outcome.declineCode = stateDecline.code
+        } else if var card = found, let cdeDecline = request.cdeDecline {
+            // A wrong expiry or CVV on a card that could spend: counted, and the card paused
+            // at the limit (VirtualCard.maximumFailedVerifications).
+            card.failedVerifications += 1
+            if card.failedVerifications >= VirtualCard.maximumFailedVerifications { card.state = .paused }
+            try Self.store(card, in: db)
+            outcome.declineCode = cdeDecline
+        } else if let card = found,
+            let walletCurrency = try String.fetchOne(
+                db.cachedStatement(sql: "SELECT currency FROM wallets WHERE id = ?"), arguments: [card.walletID])
+        {
+            switch decide(card, walletCurrency) {
+            case .decline(let decline):
+                outcome.declineCode = decline.code
+                outcome.limitWindow = decline.window
+            case .approve(let changed):
+                let currency = try Currency(walletCurrency)
+                let network = WalletService.cardNetworkAccountID(walletCurrency)
+                _ = try ledger.createAccount(id: network, currency: currency, flags: [], in: db, now: now)
+                let hold = TransferRequest(
+                    id: id, debitAccountID: card.walletID, creditAccountID: network, amount: request.amount,
+                    kind: .pending(expiresAt: nil))
+                switch try ledger.createTransfers([hold], in: db)[0] {
+                case .created:
+                    try Self.store(changed, in: db)
+                    outcome.approved = true
+                    outcome.declineCode = nil
+                    outcome.authCode = authCode
+                case .failed(let error) where error.code == .insufficientFunds || error.code == .overflow:
+                    outcome.declineCode = .insufficientFunds
+                case .failed(let error):
+                    throw error
+                case .exists:
+                    throw WalletError(.internalFailure, "an authorization id was used twice")
                 }
             }
-            try db.execute(
-                sql: """
-                    INSERT INTO card_authorizations (id, network_reference, card_id, wallet_id, amount, currency,
-                        merchant_id, mcc, country, approved, decline_code, limit_window, hold_state, hold_id,
-                        remaining, created_at_ms)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    outcome.id, outcome.networkReference, outcome.cardID, outcome.walletID, outcome.amount,
-                    outcome.currency, outcome.merchant.id, outcome.merchant.mcc, outcome.merchant.country,
-                    outcome.approved, outcome.declineCode?.rawValue, outcome.limitWindow?.rawValue,
-                    outcome.approved ? "pending" : nil, outcome.approved ? outcome.id : nil,
-                    outcome.approved ? outcome.amount : 0, now.milliseconds,
-                ])
-            if let cardID = outcome.cardID {
-                _ = try Self.record(
-                    CardTransaction(
-                        sequence: 0, id: outcome.id, kind: .authorization, cardID: cardID, authorizationID: outcome.id,
-                        networkReference: outcome.networkReference, amount: outcome.amount, currency: outcome.currency,
-                        merchant: outcome.merchant, approved: outcome.approved, declineCode: outcome.declineCode,
-                        limitWindow: outcome.limitWindow, createdAt: now),
-                    in: db)
-            }
-            try Self.remember(request.networkReference, "authorization", bound, outcome, at: now, in: db)
-            return outcome
         }
+        try db.execute(
+            sql: """
+                INSERT INTO card_authorizations (id, network_reference, card_id, wallet_id, amount, currency,
+                    merchant_id, mcc, country, approved, decline_code, limit_window, hold_state, hold_id,
+                    remaining, created_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                outcome.id, outcome.networkReference, outcome.cardID, outcome.walletID, outcome.amount,
+                outcome.currency, outcome.merchant.id, outcome.merchant.mcc, outcome.merchant.country,
+                outcome.approved, outcome.declineCode?.rawValue, outcome.limitWindow?.rawValue,
+                outcome.approved ? "pending" : nil, outcome.approved ? outcome.id : nil,
+                outcome.approved ? outcome.amount : 0, now.milliseconds,
+            ])
+        if let cardID = outcome.cardID {
+            _ = try Self.record(
+                CardTransaction(
+                    sequence: 0, id: outcome.id, kind: .authorization, cardID: cardID, authorizationID: outcome.id,
+                    networkReference: outcome.networkReference, amount: outcome.amount, currency: outcome.currency,
+                    merchant: outcome.merchant, approved: outcome.approved, declineCode: outcome.declineCode,
+                    limitWindow: outcome.limitWindow, createdAt: now),
+                in: db)
+        }
+        try Self.remember(request.networkReference, "authorization", bound, outcome, at: now, in: db)
+        return outcome
     }
 
     public func clear(_ request: ClearingRequest, id: String, at now: Date) async throws -> CardTransaction {

@@ -175,6 +175,40 @@ struct CardNetworkTests {
         }
     }
 
+    @Test("Authorizations sharing a commit fail alone: a reused reference among 32 concurrent ones")
+    func sharedCommitFailsAlone() async throws {
+        try await withCards { sandbox in
+            let wallet = try await sandbox.wallet()
+            try await sandbox.fund(wallet.id, 100_000)
+            let card = try await sandbox.activeCard(on: wallet.id)
+            let first = try await sandbox.network.authorize(purchase(card, 100, reference: "net-shared"))
+            #expect(first.approved)
+            let outcomes = await withTaskGroup(of: Result<CardAuthorization, WalletError>.self) { group in
+                for index in 0..<32 {
+                    group.addTask {
+                        // Index 0 reuses the first reference with another amount: the network's bug.
+                        let request =
+                            index == 0
+                            ? purchase(card, 200, reference: "net-shared") : purchase(card, 100)
+                        do {
+                            return .success(try await sandbox.network.authorize(request))
+                        } catch {
+                            return .failure(error as? WalletError ?? WalletError(.internalFailure, "\(error)"))
+                        }
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.count { (try? $0.get())?.approved == true } == 31)
+            #expect(
+                outcomes.count {
+                    if case .failure(let error) = $0 { error.code == .networkReferenceReused } else { false }
+                } == 1)
+            #expect(try #require(try await sandbox.ledger.account(wallet.id)).balances.available == 100_000 - 3_200)
+            try await sandbox.ledger.verifyInvariants()
+        }
+    }
+
     @Test("64 concurrent authorizations never exceed a limit")
     func concurrentLimit() async throws {
         try await withCards { sandbox in
