@@ -94,7 +94,7 @@ final class AcquirerStore: Sendable {
 
     /// The record of `reference`, or `nil`.
     func record(reference: String) async throws -> AuthorizationRecord? {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             try Row.fetchOne(db, sql: "SELECT * FROM authorizations WHERE reference = ?", arguments: [reference])
                 .map(Self.record)
         }
@@ -102,7 +102,7 @@ final class AcquirerStore: Sendable {
 
     /// Every record, oldest first.
     func records() async throws -> [AuthorizationRecord] {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             try Row.fetchAll(db, sql: "SELECT * FROM authorizations ORDER BY created_at_ms, rowid").map(Self.record)
         }
     }

@@ -71,11 +71,11 @@ public final class SQLiteIssuingStore: IssuingStore {
     }
 
     public func card(_ id: String) async throws -> VirtualCard? {
-        try await pool.read { db in try Self.card(id, in: db) }
+        try pool.readInPlace { db in try Self.card(id, in: db) }
     }
 
     public func cards(of walletID: String) async throws -> [VirtualCard] {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             try Row.fetchAll(
                 db, sql: "SELECT * FROM virtual_cards WHERE wallet_id = ? ORDER BY created_at_ms, id",
                 arguments: [walletID]
@@ -98,7 +98,7 @@ public final class SQLiteIssuingStore: IssuingStore {
     }
 
     public func storedAuthorization(reference: String, bound: String) async throws -> CardAuthorization? {
-        try await pool.read { db in try Self.replay(reference, bound, as: CardAuthorization.self, in: db) }
+        try pool.readInPlace { db in try Self.replay(reference, bound, as: CardAuthorization.self, in: db) }
     }
 
     public func authorize(
@@ -328,7 +328,7 @@ public final class SQLiteIssuingStore: IssuingStore {
     }
 
     public func transactions(of cardID: String, after sequence: Int64, limit: Int) async throws -> [CardTransaction] {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             try Row.fetchAll(
                 db, sql: "SELECT seq, body FROM card_transactions WHERE card_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 arguments: [cardID, sequence, limit]

@@ -92,7 +92,7 @@ public final class SQLiteLedger: LedgerStore {
 
     /// The account `id`, or `nil`.
     public func account(_ id: String) async throws -> Account? {
-        try await pool.read { db in try Self.account(db, id) }
+        try pool.readInPlace { db in try Self.account(db, id) }
     }
 
     /// The account `id` as `db` sees it, or `nil` (for reads inside a caller's transaction).
@@ -168,7 +168,7 @@ public final class SQLiteLedger: LedgerStore {
 
     /// The transfer `id`, or `nil`.
     public func transfer(_ id: String) async throws -> Transfer? {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM ledger_transfers WHERE id = ?"), arguments: [id])
                 .map(Self.transfer)
         }
@@ -184,7 +184,7 @@ public final class SQLiteLedger: LedgerStore {
     ) async throws
         -> [(sequence: Int64, transfer: Transfer)]
     {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             try Row.fetchAll(
                 db.cachedStatement(sql: Self.statementSQL), arguments: [accountID, after, limit]
             ).map { (($0["seq"] as Int64), try Self.transfer($0)) }
@@ -211,7 +211,7 @@ public final class SQLiteLedger: LedgerStore {
     /// (tests, audits): independent of the per-commit checks. Also checks that the statement
     /// index is complete: every transfer has exactly its two postings. O(accounts + transfers).
     public func verifyInvariants() async throws {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             try Self.checkInvariants(db)
             try Self.checkPostings(db)
         }

@@ -2,6 +2,7 @@ public import Audit
 public import Foundation
 import GRDB
 public import Logging
+import SQLiteSupport
 import VaultCrypto
 
 /// Where the vault keeps its files.
@@ -289,7 +290,7 @@ public final class Vault: Sendable {
         let store = SQLiteVaultStore(database: database, audit: nil)
         if let ring = try await store.keyRing() {
             // Both exist: make sure they belong together.
-            let rowMACsExist = try await database.pool.read { db in try Self.hasRowMACs(db) }
+            let rowMACsExist = try database.pool.readInPlace { db in try Self.hasRowMACs(db) }
             let keyRing: KeyRing
             do {
                 keyRing = try KeyRing(

@@ -55,7 +55,7 @@ public final class SQLiteWalletStore: WalletStore {
     }
 
     public func wallet(_ id: String, tenant: String) async throws -> WalletSummary? {
-        try await pool.read { db -> WalletSummary? in
+        try pool.readInPlace { db -> WalletSummary? in
             guard
                 let row = try Row.fetchOne(
                     db.cachedStatement(sql: "SELECT * FROM wallets WHERE id = ? AND tenant = ?"),
@@ -70,7 +70,7 @@ public final class SQLiteWalletStore: WalletStore {
     }
 
     public func walletEntry(_ id: String) async throws -> WalletEntry? {
-        try await pool.read { db in try Self.walletEntry(id, in: db) }
+        try pool.readInPlace { db in try Self.walletEntry(id, in: db) }
     }
 
     private static func walletEntry(_ id: String, in db: Database) throws -> WalletEntry? {
@@ -124,7 +124,7 @@ public final class SQLiteWalletStore: WalletStore {
     }
 
     public func savedToken(of walletID: String, fingerprint: String) async throws -> String? {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             try String.fetchOne(
                 db, sql: "SELECT token FROM wallet_cards WHERE wallet_id = ? AND fingerprint = ?",
                 arguments: [walletID, fingerprint])
@@ -132,7 +132,7 @@ public final class SQLiteWalletStore: WalletStore {
     }
 
     public func cards(of walletID: String) async throws -> [CardOnFile] {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             try Row.fetchAll(
                 db, sql: "SELECT * FROM wallet_cards WHERE wallet_id = ? ORDER BY created_at_ms, id",
                 arguments: [walletID]
@@ -141,7 +141,7 @@ public final class SQLiteWalletStore: WalletStore {
     }
 
     public func cards(fingerprintScopeBelow scope: Int64) async throws -> [(id: String, token: Token, tenant: String)] {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -185,7 +185,7 @@ public final class SQLiteWalletStore: WalletStore {
     }
 
     public func topUpContext(key: IdempotencyKey, walletID: String, cardID: String) async throws -> TopUpContext {
-        try await pool.read { db in
+        try pool.readInPlace { db in
             TopUpContext(
                 outcome: try Self.outcome(of: key, in: db),
                 attempt: try Row.fetchOne(
@@ -249,7 +249,7 @@ public final class SQLiteWalletStore: WalletStore {
     // MARK: Idempotency outcomes
 
     public func outcome(of key: IdempotencyKey) async throws -> StoredIdempotencyOutcome? {
-        try await pool.read { db in try Self.outcome(of: key, in: db) }
+        try pool.readInPlace { db in try Self.outcome(of: key, in: db) }
     }
 
     private static func outcome(of key: IdempotencyKey, in db: Database) throws -> StoredIdempotencyOutcome? {
