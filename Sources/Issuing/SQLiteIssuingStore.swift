@@ -172,13 +172,14 @@ public final class SQLiteIssuingStore: IssuingStore {
                 }
             }
         }
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO card_authorizations (id, network_reference, card_id, wallet_id, amount, currency,
                     merchant_id, mcc, country, approved, decline_code, limit_window, hold_state, hold_id,
                     remaining, created_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
+                """
+        ).execute(
             arguments: [
                 outcome.id, outcome.networkReference, outcome.cardID, outcome.walletID, outcome.amount,
                 outcome.currency, outcome.merchant.id, outcome.merchant.mcc, outcome.merchant.country,
@@ -437,16 +438,17 @@ public final class SQLiteIssuingStore: IssuingStore {
     private static func remember(
         _ reference: String, _ kind: String, _ bound: String, _ outcome: some Encodable, at now: Date, in db: Database
     ) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql:
-                "INSERT INTO network_messages (reference, kind, request, outcome, created_at_ms) VALUES (?, ?, ?, ?, ?)",
-            arguments: [reference, kind, bound, try encoder.encode(outcome), now.milliseconds])
+                "INSERT INTO network_messages (reference, kind, request, outcome, created_at_ms) VALUES (?, ?, ?, ?, ?)"
+        ).execute(arguments: [reference, kind, bound, try encoder.encode(outcome), now.milliseconds])
     }
 
     /// Appends `transaction` to its card's history; returns it with its sequence.
     private static func record(_ transaction: CardTransaction, in db: Database) throws -> CardTransaction {
-        try db.execute(
-            sql: "INSERT INTO card_transactions (id, card_id, body, created_at_ms) VALUES (?, ?, ?, ?)",
+        try db.cachedStatement(
+            sql: "INSERT INTO card_transactions (id, card_id, body, created_at_ms) VALUES (?, ?, ?, ?)"
+        ).execute(
             arguments: [
                 transaction.id, transaction.cardID, try encoder.encode(transaction), transaction.createdAt.milliseconds,
             ])
@@ -457,13 +459,14 @@ public final class SQLiteIssuingStore: IssuingStore {
 
     /// Writes a card's changeable fields.
     private static func store(_ card: VirtualCard, in db: Database) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 UPDATE virtual_cards SET state = ?, controls = ?, locked_merchant = ?, spent_day = ?,
                     spent_day_amount = ?, spent_month = ?, spent_month_amount = ?, spent_lifetime = ?,
                     failed_verifications = ?
                 WHERE id = ?
-                """,
+                """
+        ).execute(
             arguments: [
                 card.state.rawValue, try encode(card.controls), card.lockedMerchant, card.spent.day,
                 card.spent.dayAmount, card.spent.month, card.spent.monthAmount, card.spent.lifetime,
