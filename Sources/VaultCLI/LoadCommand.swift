@@ -35,6 +35,8 @@ struct LoadCommand: AsyncParsableCommand {
     struct Summary: Encodable {
         var requests: Int
         var errors: Int
+        /// The failed requests by HTTP status, or by the client's error when no answer came.
+        var errorKinds: [String: Int]
         var targetRate: Double
         var achievedRate: Double
         var p50Ms: Double
@@ -44,6 +46,7 @@ struct LoadCommand: AsyncParsableCommand {
 
         enum CodingKeys: String, CodingKey {
             case requests, errors
+            case errorKinds = "error_kinds"
             case targetRate = "target_rate"
             case achievedRate = "achieved_rate"
             case p50Ms = "p50_ms"
@@ -124,14 +127,16 @@ struct LoadCommand: AsyncParsableCommand {
                     request.method = .POST
                     request.headers = fixedHeaders
                     request.body = .bytes(ByteBuffer(string: body))
-                    var succeeded = false
+                    var failure: String?
                     do {
                         let response = try await client.execute(request, timeout: .seconds(30))
                         _ = try await response.body.collect(upTo: 1 << 20)
-                        succeeded = (200..<300).contains(response.status.code)
-                    } catch {}
+                        if !(200..<300).contains(response.status.code) { failure = "\(response.status.code)" }
+                    } catch {
+                        failure = "\(type(of: error)): \(error)".prefix(80).description
+                    }
                     let elapsed = clock.now - due
-                    if !succeeded { outcomes.errors.add(1, ordering: .relaxed) }
+                    if let failure { outcomes.errorKinds.withLock { $0[failure, default: 0] += 1 } }
                     guard index >= countedFrom else { return }
                     let milliseconds =
                         Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
@@ -142,11 +147,12 @@ struct LoadCommand: AsyncParsableCommand {
         let elapsed = clock.now - (start + interval * countedFrom)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let sorted = outcomes.latencies.withLock { $0.sorted() }
+        let errorKinds = outcomes.errorKinds.withLock { $0 }
         func percentile(_ fraction: Double) -> Double {
             sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
         }
         return Summary(
-            requests: total, errors: outcomes.errors.load(ordering: .relaxed), targetRate: rate,
+            requests: total, errors: errorKinds.values.reduce(0, +), errorKinds: errorKinds, targetRate: rate,
             achievedRate: Double(sorted.count) / seconds, p50Ms: percentile(0.5), p90Ms: percentile(0.9),
             p99Ms: percentile(0.99), maxMs: sorted.last ?? 0)
     }
@@ -154,6 +160,6 @@ struct LoadCommand: AsyncParsableCommand {
     /// What the requests' tasks report.
     private final class Outcomes: Sendable {
         let latencies = Mutex<[Double]>([])
-        let errors = Atomic<Int>(0)
+        let errorKinds = Mutex<[String: Int]>([:])
     }
 }
