@@ -21,6 +21,16 @@ import Wallet
 /// the network authorizes.
 @Suite("Cardholder reveal of issued cards", .timeLimit(.minutes(2)))
 struct CardholderRevealTests {
+    static func expectWalletDatabase(in directory: String, holdsNeither pan: String, _ cvv: String) {
+        #expect(FileManager.default.fileExists(atPath: directory + "/wallet.db"))
+        for name in ["wallet.db", "wallet.db-wal"] {
+            guard let bytes = FileManager.default.contents(atPath: directory + "/" + name) else { continue }
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(!text.contains(pan), "the PAN is in \(name)")
+            #expect(!text.contains("\"cvv\":\"\(cvv)\""), "the CVV is in \(name)")
+        }
+    }
+
     @Test("cardholder_reveal with reveal pan gives an issued card's CVV, audited; no other purpose or level does")
     func revealThenSpend() async throws {
         try await withFreshVault("cardholder-reveal") { fresh in
@@ -122,6 +132,8 @@ struct CardholderRevealTests {
                 ) { try JSONCoding.object(String(buffer: $0.body))["approved"] as? Bool }
                 #expect(approved == true)
             }
+            // The network sent the PAN and CVV; wallet.db (and its WAL) kept neither.
+            Self.expectWalletDatabase(in: fresh.paths.dataDirectory, holdsNeither: revealed.pan, revealed.cvv)
         }
     }
 }
