@@ -35,17 +35,7 @@ struct CardholderRevealTests {
     func revealThenSpend() async throws {
         try await withFreshVault("cardholder-reveal") { fresh in
             let vault = fresh.vault
-            let issuer = try VaultCardIssuer(tokens: vault.tokens, logger: fresh.logger)
-            let side = try VaultApplication.walletSide(vault: vault, authorizer: nil, issuer: issuer)
-            let wallet = try await side.wallets.createWallet(
-                ownerRef: "alice", currency: "EUR", idempotency: try IdempotencyKey(owner: "o", key: "w"))
-            _ = try await side.wallets.ledger.createTransfers([
-                TransferRequest(
-                    id: "fund", debitAccountID: WalletService.receivableAccountID(try Currency("EUR")),
-                    creditAccountID: wallet.id, amount: 10_000)
-            ])
-            let card = try await side.virtualCards.issue(
-                to: wallet.id, NewVirtualCard(activate: true), idempotency: try IdempotencyKey(owner: "o", key: "c"))
+            let (issuer, side, _, card) = try await NetworkRouteTests.activeCard(fresh)
             let outside = try await vault.tokens.tokenize(TestCard(pan: "4242424242424242").request(), by: .system)
             let expectedCVV = try await issuer.withCVV(of: card.token, tenant: Principal.defaultTenant) {
                 String(decoding: $0, as: UTF8.self)

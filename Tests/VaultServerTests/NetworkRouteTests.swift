@@ -36,21 +36,29 @@ struct NetworkRouteTests {
         return (pan, cvv)
     }
 
+    /// The vault's issuer and wallet side, a wallet funded with €100.00, and an active card on it.
+    static func activeCard(
+        _ fresh: FreshVault
+    ) async throws -> (VaultCardIssuer, WalletSide, WalletSummary, VirtualCard) {
+        let issuer = try VaultCardIssuer(tokens: fresh.vault.tokens, logger: fresh.logger)
+        let side = try VaultApplication.walletSide(vault: fresh.vault, authorizer: nil, issuer: issuer)
+        let wallet = try await side.wallets.createWallet(
+            ownerRef: "alice", currency: "EUR", idempotency: try IdempotencyKey(owner: "o", key: "w"))
+        _ = try await side.wallets.ledger.createTransfers([
+            TransferRequest(
+                id: "fund", debitAccountID: WalletService.receivableAccountID(try Currency("EUR")),
+                creditAccountID: wallet.id, amount: 10_000)
+        ])
+        let card = try await side.virtualCards.issue(
+            to: wallet.id, NewVirtualCard(activate: true), idempotency: try IdempotencyKey(owner: "o", key: "c"))
+        return (issuer, side, wallet, card)
+    }
+
     @Test("An issued card is authorized by PAN, declined for a wrong CVV or expiry, cleared; nothing leaks")
     func authorizeAndClear() async throws {
         try await withFreshVault("network-routes") { fresh in
             let vault = fresh.vault
-            let issuer = try VaultCardIssuer(tokens: vault.tokens, logger: fresh.logger)
-            let side = try VaultApplication.walletSide(vault: vault, authorizer: nil, issuer: issuer)
-            let wallet = try await side.wallets.createWallet(
-                ownerRef: "alice", currency: "EUR", idempotency: try IdempotencyKey(owner: "o", key: "w"))
-            _ = try await side.wallets.ledger.createTransfers([
-                TransferRequest(
-                    id: "fund", debitAccountID: WalletService.receivableAccountID(try Currency("EUR")),
-                    creditAccountID: wallet.id, amount: 10_000)
-            ])
-            let card = try await side.virtualCards.issue(
-                to: wallet.id, NewVirtualCard(activate: true), idempotency: try IdempotencyKey(owner: "o", key: "c"))
+            let (issuer, side, wallet, card) = try await NetworkRouteTests.activeCard(fresh)
             let (pan, cvv) = try await Self.cardData(issuer, vault, card.token)
             #expect(pan.hasPrefix("999999") && pan.count == 16 && TestLuhn.passes(pan))
             let (_, key) = try await vault.credentials.create(name: "network", scopes: [.network], purposes: [])
