@@ -101,4 +101,9 @@ extension AuthorizationError: DomainError {}
 /// uses a held CVV at most once and deletes it, calls the acquirer, and returns only the outcome.
 public protocol CardAuthorizing: Sendable {
     func authorize(_ request: AuthorizationRequest) async throws(AuthorizationError) -> AuthorizationOutcome
+    /// The acquirer's decision on the authorization sent under `reference`, asked again (for a
+    /// request whose answer was lost: a timeout, a 5xx, a crash); `nil` if the acquirer never
+    /// received it. Reveals no card data.
+    /// - Throws: `acquirer_timeout` / `acquirer_unavailable` when the acquirer cannot say now.
+    func outcome(ofReference reference: String) async throws(AuthorizationError) -> AuthorizationOutcome?
 }

@@ -219,6 +219,29 @@ public final class AuthorizationGateway: CardAuthorizing {
         }
     }
 
+    public func outcome(
+        ofReference reference: String
+    ) async throws(AuthorizationError) -> AuthorizationOutcome? {
+        guard let acquirer else {
+            throw AuthorizationError(.notConfigured, "no acquirer is configured (vault serve --acquirer-url)")
+        }
+        guard Self.isSafeText(reference, maximumLength: 64),
+            let path = reference.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed)
+        else { throw AuthorizationError(.invalidRequest, "the reference is not one the vault sends") }
+        var http = HTTPClientRequest(url: acquirer.baseURL + "/v1/authorizations/" + path)
+        http.method = .GET
+        http.headers.add(name: "Accept", value: "application/json")
+        let (status, body) = try await exchange(http, timeout: acquirer.timeout)
+        switch status {
+        case 200: return try Self.outcome(of: body, reference: reference)
+        case 404: return nil
+        case 500...599:
+            throw AuthorizationError(.acquirerUnavailable, "the acquirer answered \(status); ask again later")
+        default:
+            throw AuthorizationError(.internalFailure, "the acquirer refused the query with HTTP \(status)")
+        }
+    }
+
     /// Thrown when the answer's body did not arrive in time.
     private struct BodyTimeout: Error {}
 

@@ -41,6 +41,18 @@ struct ServeCommand: AsyncParsableCommand {
             "How long an authorization's hold waits for its clearing before it expires.", valueName: "days"))
     var authorizationHoldDays: Int = VaultConfiguration.defaults.authorizationHoldDays
 
+    @Option(
+        help: ArgumentHelp(
+            "How old a top-up whose acquirer answer was lost (timeout, 5xx, crash) must be before the acquirer is asked for it.",
+            valueName: "seconds"))
+    var topUpResolveAfter: Int = VaultConfiguration.defaults.topUpResolveAfterSeconds
+
+    @Option(
+        help: ArgumentHelp(
+            "How long to keep asking the acquirer about such a top-up before voiding its hold and reporting it.",
+            valueName: "hours"))
+    var topUpAbandonAfter: Int = VaultConfiguration.defaults.topUpAbandonAfterHours
+
     @OptionGroup(title: "Connections (each listener on its own)") var connections: ListenerOptions
 
     @Option(
@@ -130,6 +142,13 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...60).contains(authorizationHoldDays) else {
             throw ValidationError("--authorization-hold-days must be 1 to 60")
         }
+        guard (30...86_400).contains(topUpResolveAfter) else {
+            throw ValidationError("--top-up-resolve-after must be 30 to 86400 seconds")
+        }
+        guard (1...720).contains(topUpAbandonAfter), topUpAbandonAfter * 3600 > topUpResolveAfter else {
+            throw ValidationError(
+                "--top-up-abandon-after must be 1 to 720 hours, and longer than --top-up-resolve-after")
+        }
         guard detokenizeRateLimit >= 0 else { throw ValidationError("--detokenize-rate-limit must be 0 or more") }
         guard detokenizePanDailyLimit >= 0 else {
             throw ValidationError("--detokenize-pan-daily-limit must be 0 or more")
@@ -173,6 +192,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.detokenizePort = detokenizePort
         configuration.networkPort = networkPort
         configuration.authorizationHoldDays = authorizationHoldDays
+        configuration.topUpResolveAfterSeconds = topUpResolveAfter
+        configuration.topUpAbandonAfterHours = topUpAbandonAfter
         configuration.limits = connections.limits
         configuration.detokenizeRateLimit = detokenizeRateLimit > 0 ? detokenizeRateLimit : nil
         configuration.detokenizePANDailyLimit = detokenizePanDailyLimit > 0 ? detokenizePanDailyLimit : nil

@@ -150,7 +150,9 @@ public enum VaultApplication {
             VaultMaintenanceService(vault: vault, logger: logger),
             WalletMaintenanceService(
                 wallets: wallets, retention: configuration.idempotencyRetention, network: walletSide.network,
-                authorizationHold: .seconds(configuration.authorizationHoldDays * 86_400), logger: logger),
+                authorizationHold: .seconds(configuration.authorizationHoldDays * 86_400),
+                topUpResolveAfter: .seconds(configuration.topUpResolveAfterSeconds),
+                topUpAbandonAfter: .seconds(configuration.topUpAbandonAfterHours * 3600), logger: logger),
             application(
                 "public",
                 publicRouter(vault: vault, wallets: walletSide, tokenizeRateLimit: configuration.tokenizeRateLimit),

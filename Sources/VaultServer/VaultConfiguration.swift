@@ -19,6 +19,12 @@ public struct VaultConfiguration: Sendable {
     public var networkPort: Int = 8082
     /// How long an authorization's hold waits for its clearing before it expires.
     public var authorizationHoldDays: Int = 7
+    /// How old a top-up whose acquirer answer was lost must be before the maintenance pass asks
+    /// the acquirer for it (well past a request's own retries), in seconds.
+    public var topUpResolveAfterSeconds: Int = 120
+    /// How long the maintenance pass keeps asking before it voids such a top-up and reports it,
+    /// in hours.
+    public var topUpAbandonAfterHours: Int = 24
     /// Timeouts and the connection cap, for each listener on its own.
     public var limits = ListenerLimits()
     /// Tokens detokenized per second per credential (bursts up to the same number); `nil` for no limit.

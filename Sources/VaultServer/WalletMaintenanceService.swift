@@ -6,24 +6,30 @@ public import Wallet
 
 /// Background upkeep of the wallet side, once a minute: forgets Idempotency-Key outcomes older
 /// than the retention (24 hours by default, as Stripe keeps them), so `wallet.db` does not keep
-/// every key a client ever sent; and releases the holds of card authorizations not cleared
-/// within `authorizationHold` (7 days by default).
+/// every key a client ever sent; releases the holds of card authorizations not cleared within
+/// `authorizationHold` (7 days by default); and settles top-ups whose acquirer answer was lost
+/// (``WalletService/resolveUnknownTopUps(olderThan:abandonAfter:now:)``).
 public struct WalletMaintenanceService: Service {
     let wallets: WalletService
     let retention: Duration
     let network: CardNetworkService?
     let authorizationHold: Duration
+    let topUpResolveAfter: Duration
+    let topUpAbandonAfter: Duration
     let interval: Duration
     let logger: Logger
 
     public init(
         wallets: WalletService, retention: Duration = .seconds(24 * 3600), network: CardNetworkService? = nil,
-        authorizationHold: Duration = .seconds(7 * 86_400), interval: Duration = .seconds(60), logger: Logger
+        authorizationHold: Duration = .seconds(7 * 86_400), topUpResolveAfter: Duration = .seconds(120),
+        topUpAbandonAfter: Duration = .seconds(24 * 3600), interval: Duration = .seconds(60), logger: Logger
     ) {
         self.wallets = wallets
         self.retention = retention
         self.network = network
         self.authorizationHold = authorizationHold
+        self.topUpResolveAfter = topUpResolveAfter
+        self.topUpAbandonAfter = topUpAbandonAfter
         self.interval = interval
         self.logger = logger
     }
@@ -47,6 +53,24 @@ public struct WalletMaintenanceService: Service {
             logger.error(
                 "maintenance task failed",
                 metadata: ["task": "idempotency purge", "error": "\(String(reflecting: error))"])
+        }
+        do {
+            let resolution = try await wallets.resolveUnknownTopUps(
+                olderThan: TimeInterval(topUpResolveAfter.components.seconds),
+                abandonAfter: TimeInterval(topUpAbandonAfter.components.seconds), now: now)
+            if resolution.decided + resolution.notReceived > 0 {
+                logger.info(
+                    "top-ups with a lost acquirer answer settled",
+                    metadata: ["decided": "\(resolution.decided)", "not_received": "\(resolution.notReceived)"])
+            }
+            for id in resolution.abandoned {
+                // The acquirer may hold a charge the wallet never got: someone must reconcile it.
+                logger.error("top-up voided without the acquirer's answer; reconcile it", metadata: ["top_up": "\(id)"])
+            }
+        } catch {
+            logger.error(
+                "maintenance task failed",
+                metadata: ["task": "top-up resolution", "error": "\(String(reflecting: error))"])
         }
         guard let network else { return }
         do {

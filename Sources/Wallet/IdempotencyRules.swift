@@ -90,6 +90,15 @@ package final class IdempotencyRules: Sendable {
         }
     }
 
+    /// Runs `body` holding `key` as a request in progress would, so that a client's retry with
+    /// the same key waits its turn (409 `idempotency_key_in_use`); `nil` without running it if a
+    /// request holds the key now.
+    package func whileHolding<R>(_ key: IdempotencyKey, _ body: () async throws -> R) async rethrows -> R? {
+        guard inFlight.withLock({ $0.insert(key).inserted }) else { return nil }
+        defer { _ = inFlight.withLock { $0.remove(key) } }
+        return try await body()
+    }
+
     /// Stores a failure on its own, for operations whose failure changed nothing else.
     package func saveFailure<Value: Codable & Sendable>(
         _ error: WalletError, with recorder: Recorder<Value>

@@ -180,6 +180,26 @@ public final class SQLiteWalletStore: WalletStore {
         }
     }
 
+    public func unresolvedTopUps(
+        createdBefore cutoff: Date, limit: Int
+    ) async throws -> [(attempt: TopUpAttempt, key: IdempotencyKey)] {
+        try pool.readInPlace { db in
+            try Row.fetchAll(
+                db.cachedStatement(
+                    sql: "SELECT * FROM wallet_top_ups WHERE status = 'authorizing' AND created_at_ms < ? "
+                        + "ORDER BY created_at_ms LIMIT ?"),
+                arguments: [cutoff.milliseconds, limit]
+            ).map { row in
+                (
+                    TopUpAttempt(
+                        id: row["id"], walletID: row["wallet_id"], cardID: row["card_id"], amount: row["amount"],
+                        currency: row["currency"], createdAt: Date(milliseconds: row["created_at_ms"])),
+                    try IdempotencyKey(owner: row["owner"], key: row["idempotency_key"])
+                )
+            }
+        }
+    }
+
     public func write(_ writes: [WalletWrite]) async throws {
         try await pool.write { db in try Self.apply(writes, in: db) }
     }
@@ -382,6 +402,13 @@ public final class SQLiteWalletStore: WalletStore {
                     ALTER TABLE wallet_cards ADD COLUMN fingerprint_scope INTEGER NOT NULL DEFAULT 1;
                     UPDATE wallet_cards SET fingerprint_scope = 0;
                     """)
+        }
+        // The maintenance pass looks for top-ups whose outcome is unknown, oldest first.
+        migrator.registerMigration("wallet.top-ups-authorizing") { db in
+            try db.execute(
+                sql:
+                    "CREATE INDEX wallet_top_ups_authorizing ON wallet_top_ups(created_at_ms) WHERE status = 'authorizing'"
+            )
         }
         return migrator
     }

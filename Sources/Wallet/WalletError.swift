@@ -22,6 +22,7 @@ public struct WalletError: Error, Sendable, Hashable, Codable {
             .internalFailure, .invalidSpendLimits, .invalidMCC, .invalidCountry, .invalidExpiresInMonths,
             .virtualCardNotFound, .cardClosed, .invalidStateTransition, .issuingNotConfigured, .invalidNetworkMessage,
             .networkReferenceReused, .authorizationNotFound, .amountExceedsAuthorization, .authorizationReleased,
+            .topUpNotCompleted,
         ]
 
         public init(from decoder: any Decoder) throws {
@@ -64,6 +65,10 @@ public struct WalletError: Error, Sendable, Hashable, Codable {
         public static let acquirerTimeout = Self("acquirer_timeout", .upstreamTimeout)
         public static let acquirerUnavailable = Self("acquirer_unavailable", .upstreamFailed)
         public static let acquirerNotConfigured = Self("acquirer_not_configured", .unavailable)
+        /// A top-up whose answer was lost was settled by the maintenance pass without a charge:
+        /// the acquirer never received it, or gave no answer within the time allowed. Final for
+        /// its Idempotency-Key: a new top-up needs a new key.
+        public static let topUpNotCompleted = Self("top_up_not_completed", .upstreamFailed)
         // Virtual cards
         public static let invalidSpendLimits = Self("invalid_spend_limits", .invalidInput)
         public static let invalidMCC = Self("invalid_mcc", .invalidInput)

@@ -1,5 +1,5 @@
 public import CardTokens
-import Foundation
+public import Foundation
 import Ledger
 
 // Top-ups: a card on file charged through the authorization gateway, as a two-phase transfer.
@@ -135,6 +135,115 @@ extension WalletService {
             try await idempotency.saveFailure(Self.walletError(error), with: recorder)
         }
         return attempt.id
+    }
+
+    /// What one pass of ``resolveUnknownTopUps(olderThan:abandonAfter:now:)`` did.
+    public struct TopUpResolution: Sendable, Hashable {
+        /// Answered by the acquirer: posted (approved) or voided (declined).
+        public var decided = 0
+        /// The acquirer never received them: voided, nothing was charged.
+        public var notReceived = 0
+        /// The ids of those without an answer within the time allowed: voided, to be reported
+        /// (the acquirer may still hold a charge: reconcile by id).
+        public var abandoned: [String] = []
+        /// Still unknown (the acquirer could not say now, or a retry holds the key): next pass.
+        public var pending = 0
+        public init() {}
+    }
+
+    /// Settles top-ups whose outcome is unknown (the acquirer's answer was lost: a timeout, a
+    /// 5xx, a crash) once they are older than `age`: asks the acquirer for its decision on the
+    /// top-up's reference and posts or voids the hold, or voids it if the acquirer never
+    /// received it, or after `abandonAfter` without an answer. Each one's outcome is stored under
+    /// its Idempotency-Key in the same commit, so a client's retry answers it; an attempt whose
+    /// key a request holds now is left to that request.
+    @discardableResult
+    public func resolveUnknownTopUps(
+        olderThan age: TimeInterval, abandonAfter: TimeInterval, now: Date? = nil
+    ) async throws -> TopUpResolution {
+        var resolution = TopUpResolution()
+        guard let authorizer else { return resolution }
+        let now = now ?? clock()
+        for (attempt, key) in try await store.unresolvedTopUps(createdBefore: now.addingTimeInterval(-age), limit: 500)
+        {
+            let handled = try await idempotency.whileHolding(key) { () async throws -> Bool in
+                let answer: AuthorizationOutcome?
+                do {
+                    answer = try await authorizer.outcome(ofReference: attempt.id)
+                } catch {
+                    guard now.timeIntervalSince(attempt.createdAt) >= abandonAfter else { return false }
+                    try await settle(
+                        attempt, key: key, now: now,
+                        as: .failure(
+                            WalletError(
+                                .topUpNotCompleted,
+                                "the acquirer gave no answer in time; nothing was credited; reconcile with the "
+                                    + "acquirer by the top-up's id")))
+                    resolution.abandoned.append(attempt.id)
+                    return true
+                }
+                guard let answer else {
+                    try await settle(
+                        attempt, key: key, now: now,
+                        as: .failure(
+                            WalletError(
+                                .topUpNotCompleted,
+                                "the acquirer never received this top-up; nothing was charged; use a new "
+                                    + "Idempotency-Key")))
+                    resolution.notReceived += 1
+                    return true
+                }
+                let approved = answer.decision == .approved
+                try await settle(
+                    attempt, key: key, now: now,
+                    as: .success(
+                        TopUp(
+                            id: attempt.id, walletID: attempt.walletID, cardID: attempt.cardID, amount: attempt.amount,
+                            currency: attempt.currency, status: approved ? .approved : .declined,
+                            authCode: approved ? answer.authCode : nil, acquirerReference: answer.acquirerReference,
+                            declineCode: approved ? nil : answer.declineCode, createdAt: attempt.createdAt)))
+                resolution.decided += 1
+                return true
+            }
+            if handled != true { resolution.pending += 1 }
+        }
+        return resolution
+    }
+
+    /// Posts (an approved top-up) or voids the hold of `attempt`, with its decision or failure
+    /// and its key's outcome, in one commit. A hold already released (by a retry that got there
+    /// first) leaves everything as it is.
+    private func settle(
+        _ attempt: TopUpAttempt, key: IdempotencyKey, now: Date, as outcome: StoredOutcome<TopUp>
+    ) async throws {
+        let currency = try Self.currency(attempt.currency)
+        let request = Self.describe(
+            "top_up", attempt.walletID, attempt.cardID, String(attempt.amount), attempt.currency)
+        let recorder = IdempotencyRules.Recorder<TopUp>(key: key, request: request, now: now)
+        let post: Bool
+        let decision: WalletWrite
+        switch outcome {
+        case .success(let topUp):
+            post = topUp.status == .approved
+            decision = .topUpDecided(topUp)
+        case .failure:
+            post = false
+            decision = .topUpFailed(id: attempt.id)
+        }
+        let encoded = try recorder.encode(outcome)
+        do {
+            _ = try await store.commit(
+                [
+                    Self.release(
+                        attempt.id, walletID: attempt.walletID, currency: currency, amount: attempt.amount, post: post)
+                ],
+                recording: { results in
+                    try Self.requireReleased(results[0])
+                    return [decision, recorder.write(encoded: encoded)]
+                })
+        } catch is OutcomeAlreadyStored {
+            return
+        }
     }
 
     /// The transfer that posts (approved) or voids (declined, token gone) a top-up's hold.

@@ -64,6 +64,13 @@ public protocol WalletStore: Sendable {
     /// Everything a top-up needs before it holds money, in one read: the key's stored outcome
     /// and attempt, the wallet, and the card.
     func topUpContext(key: IdempotencyKey, walletID: String, cardID: String) async throws -> TopUpContext
+    /// Top-up attempts still `authorizing` (the acquirer's answer never came back) created before
+    /// `cutoff`, oldest first, at most `limit`, each with the Idempotency-Key it belongs to.
+    func unresolvedTopUps(
+        createdBefore cutoff: Date, limit: Int
+    ) async throws -> [(
+        attempt: TopUpAttempt, key: IdempotencyKey
+    )]
 
     // MARK: Idempotency outcomes
 

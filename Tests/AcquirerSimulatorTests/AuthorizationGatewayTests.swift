@@ -64,6 +64,39 @@ struct AuthorizationGatewayTests {
         }
     }
 
+    @Test("asked again by reference, the acquirer answers its decision, or that it never received it")
+    func outcomeByReference() async throws {
+        try await withGateway { harness in
+            let gateway = try harness.gateway()
+            let approved = try await gateway.authorize(
+                Self.request(try await harness.tokenize(.visa), amount: 700, reference: "topup-asked"))
+            #expect(try await gateway.outcome(ofReference: "topup-asked") == approved)
+            let declined = try await gateway.authorize(
+                Self.request(try await harness.tokenize(.declined), reference: "topup-declined"))
+            #expect(try await gateway.outcome(ofReference: "topup-declined") == declined)
+            #expect(try await gateway.outcome(ofReference: "topup-never-sent") == nil)
+            // Nothing a reference could carry to the acquirer that the vault would not send.
+            let bad = await authorizationError { try await gateway.outcome(ofReference: "4111111111111111") }
+            #expect(bad?.code == .invalidRequest)
+            let none = await authorizationError {
+                try await harness.gateway(endpoint: .some(nil)).outcome(ofReference: "topup-asked")
+            }
+            #expect(none?.code == .notConfigured)
+        }
+    }
+
+    @Test("asking an acquirer that cannot be reached is acquirer_unavailable")
+    func outcomeUnreachable() async throws {
+        let port = try await closedPort()
+        try await withGateway { harness in
+            let key = harness.simulatorDirectory + "/" + AcquirerKeyPair.publicKeyFileName
+            let gateway = try harness.gateway(
+                endpoint: try AcquirerEndpoint(baseURL: "http://127.0.0.1:\(port)", publicKeyFile: key))
+            let error = await authorizationError { try await gateway.outcome(ofReference: "topup-1") }
+            #expect(error?.code == .acquirerUnavailable)
+        }
+    }
+
     @Test func aFourDigitCVVIsSent() async throws {
         try await withGateway { harness in
             let token = try await harness.tokenize(.amex.with(cvv: "7373"))

@@ -228,6 +228,10 @@ final class FakeAuthorizer: CardAuthorizing {
     /// Every request seen, in order.
     var requests: [AuthorizationRequest] { state.withLock { $0.requests } }
 
+    /// This acquirer keeps no record to be asked about: every reference is one it never received.
+    /// (The HTTP suites never let a top-up's outcome stay unknown long enough to be asked.)
+    func outcome(ofReference reference: String) async throws(AuthorizationError) -> AuthorizationOutcome? { nil }
+
     func authorize(_ request: AuthorizationRequest) async throws(AuthorizationError) -> AuthorizationOutcome {
         let tokenExists = state.withLock { state in
             state.requests.append(request)

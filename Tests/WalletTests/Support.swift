@@ -187,7 +187,10 @@ final class FakeAuthorizer: CardAuthorizing {
     enum Behaviour: Sendable {
         case approve(authCode: String)
         case decline(code: String)
+        /// Not received by the acquirer: it has no record of the reference.
         case fail(AuthorizationError.Code)
+        /// Decided by the acquirer (recorded), but the answer is lost: `acquirer_timeout`.
+        case loseAnswer(approved: Bool)
     }
 
     private struct State {
@@ -195,6 +198,11 @@ final class FakeAuthorizer: CardAuthorizing {
         var fallback: Behaviour = .approve(authCode: "A00001")
         var requests: [AuthorizationRequest] = []
         var gate: Gate?
+        /// The acquirer's decisions by reference, as `outcome(ofReference:)` answers them.
+        var decided: [String: AuthorizationOutcome] = [:]
+        /// Set: queries fail with it (the acquirer cannot say now).
+        var queryFailure: AuthorizationError.Code?
+        var queries: [String] = []
     }
 
     private let state = Mutex(State())
@@ -221,6 +229,22 @@ final class FakeAuthorizer: CardAuthorizing {
 
     var requests: [AuthorizationRequest] { state.withLock { $0.requests } }
     var callCount: Int { requests.count }
+    /// The references asked about with `outcome(ofReference:)`, in order.
+    var queries: [String] { state.withLock { $0.queries } }
+
+    /// From now on, queries fail with `code` (`nil`: they answer).
+    func failQueries(_ code: AuthorizationError.Code?) {
+        state.withLock { $0.queryFailure = code }
+    }
+
+    func outcome(ofReference reference: String) async throws(AuthorizationError) -> AuthorizationOutcome? {
+        let (failure, decided) = state.withLock { state in
+            state.queries.append(reference)
+            return (state.queryFailure, state.decided[reference])
+        }
+        if let failure { throw AuthorizationError(failure, "scripted query failure") }
+        return decided
+    }
     var references: [String] { requests.map(\.reference) }
 
     func authorize(_ request: AuthorizationRequest) async throws(AuthorizationError) -> AuthorizationOutcome {
@@ -233,17 +257,26 @@ final class FakeAuthorizer: CardAuthorizing {
         guard (try? await directory.metadata(of: request.token, tenant: request.tenant)) != nil else {
             throw AuthorizationError(.tokenNotFound, "no such token")
         }
-        switch behaviour {
-        case .approve(let authCode):
-            return AuthorizationOutcome(
+        func approved(_ authCode: String) -> AuthorizationOutcome {
+            AuthorizationOutcome(
                 decision: .approved, authCode: authCode, acquirerReference: "acq-\(request.reference)",
                 declineCode: nil)
-        case .decline(let code):
-            return AuthorizationOutcome(
-                decision: .declined, authCode: nil, acquirerReference: "acq-\(request.reference)", declineCode: code)
-        case .fail(let code):
-            throw AuthorizationError(code, "scripted failure")
         }
+        func declined(_ code: String) -> AuthorizationOutcome {
+            AuthorizationOutcome(
+                decision: .declined, authCode: nil, acquirerReference: "acq-\(request.reference)", declineCode: code)
+        }
+        let outcome: AuthorizationOutcome
+        switch behaviour {
+        case .approve(let authCode): outcome = approved(authCode)
+        case .decline(let code): outcome = declined(code)
+        case .fail(let code): throw AuthorizationError(code, "scripted failure")
+        case .loseAnswer(let approve): outcome = approve ? approved("L0ST01") : declined("do_not_honor")
+        }
+        // The acquirer keeps its first decision on a reference, which a query answers.
+        state.withLock { $0.decided[request.reference] = $0.decided[request.reference] ?? outcome }
+        if case .loseAnswer = behaviour { throw AuthorizationError(.acquirerTimeout, "scripted lost answer") }
+        return outcome
     }
 }
 

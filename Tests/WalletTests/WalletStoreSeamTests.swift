@@ -104,6 +104,13 @@ private final class WatchedWalletStore: WalletStore {
         return try await inner.topUpContext(key: key, walletID: walletID, cardID: cardID)
     }
 
+    func unresolvedTopUps(
+        createdBefore cutoff: Date, limit: Int
+    ) async throws -> [(attempt: TopUpAttempt, key: IdempotencyKey)] {
+        note("unresolvedTopUps")
+        return try await inner.unresolvedTopUps(createdBefore: cutoff, limit: limit)
+    }
+
     func outcome(of key: IdempotencyKey) async throws -> StoredIdempotencyOutcome? {
         note("outcome")
         return try await inner.outcome(of: key)
