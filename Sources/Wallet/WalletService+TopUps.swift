@@ -166,7 +166,9 @@ extension WalletService {
         let now = now ?? clock()
         for (attempt, key) in try await store.unresolvedTopUps(createdBefore: now.addingTimeInterval(-age), limit: 500)
         {
-            let handled = try await idempotency.whileHolding(key) { () async throws -> Bool in
+            // One attempt that cannot be settled now (a store error, a hold a retry released
+            // another way meanwhile) is left for the next pass; it does not stop the others.
+            let handled = try? await idempotency.whileHolding(key) { () async throws -> Bool in
                 let answer: AuthorizationOutcome?
                 do {
                     answer = try await authorizer.outcome(ofReference: attempt.id)

@@ -91,6 +91,34 @@ struct TopUpResolutionTests {
         }
     }
 
+    @Test("an attempt that cannot be settled now does not stop the others")
+    func oneFailureDoesNotStopThePass() async throws {
+        try await withWallet { sandbox in
+            let wallet = try await sandbox.createWallet("alice")
+            let card = try await sandbox.addCard(to: wallet.id)
+            sandbox.authorizer.script(.loseAnswer(approved: true), .loseAnswer(approved: true))
+            for name in ["first", "second"] {
+                _ = await walletErrorCode {
+                    try await sandbox.service.topUp(
+                        walletID: wallet.id, cardID: card.id, amount: 700, currency: "EUR",
+                        idempotency: try sandbox.key(name))
+                }
+                sandbox.clock.advance(by: 1)
+            }
+            // The oldest one's hold is voided behind the resolver's back: posting it must fail.
+            let first = try #require(sandbox.authorizer.references.first)
+            let voided = try await sandbox.ledger.createTransfers([
+                TransferRequest(
+                    id: "\(first):manual-void", debitAccountID: WalletService.receivableAccountID(Money.eur),
+                    creditAccountID: wallet.id, amount: 700, kind: .void(pendingID: first))
+            ])
+            try #require(voided == [.created])
+            let resolution = try await resolve(sandbox, after: Self.age)
+            #expect(resolution.decided == 1 && resolution.pending == 1)
+            #expect(try await sandbox.balances(wallet.id).posted == 700)
+        }
+    }
+
     @Test("a key a request holds now is left to that request")
     func keyInUse() async throws {
         try await withWallet { sandbox in
