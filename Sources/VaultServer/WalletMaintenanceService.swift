@@ -58,10 +58,8 @@ public struct WalletMaintenanceService: Service {
             let resolution = try await wallets.resolveUnknownTopUps(
                 olderThan: TimeInterval(topUpResolveAfter.components.seconds),
                 abandonAfter: TimeInterval(topUpAbandonAfter.components.seconds), now: now)
-            if resolution.decided + resolution.notReceived > 0 {
-                logger.info(
-                    "top-ups with a lost acquirer answer settled",
-                    metadata: ["decided": "\(resolution.decided)", "not_received": "\(resolution.notReceived)"])
+            if resolution.decided > 0 {
+                logger.info("top-ups with a lost acquirer answer settled", metadata: ["count": "\(resolution.decided)"])
             }
             for id in resolution.abandoned {
                 // The acquirer may hold a charge the wallet never got: someone must reconcile it.

@@ -141,8 +141,6 @@ extension WalletService {
     public struct TopUpResolution: Sendable, Hashable {
         /// Answered by the acquirer: posted (approved) or voided (declined).
         public var decided = 0
-        /// The acquirer never received them: voided, nothing was charged.
-        public var notReceived = 0
         /// The ids of those without an answer within the time allowed: voided, to be reported
         /// (the acquirer may still hold a charge: reconcile by id).
         public var abandoned: [String] = []
@@ -153,8 +151,9 @@ extension WalletService {
 
     /// Settles top-ups whose outcome is unknown (the acquirer's answer was lost: a timeout, a
     /// 5xx, a crash) once they are older than `age`: asks the acquirer for its decision on the
-    /// top-up's reference and posts or voids the hold, or voids it if the acquirer never
-    /// received it, or after `abandonAfter` without an answer. Each one's outcome is stored under
+    /// top-up's reference and posts or voids the hold; without a decision (the acquirer cannot
+    /// say, or has no record yet) it asks again next pass, and voids the hold after
+    /// `abandonAfter`. Each one's outcome is stored under
     /// its Idempotency-Key in the same commit, so a client's retry answers it; an attempt whose
     /// key a request holds now is left to that request.
     @discardableResult
@@ -169,10 +168,7 @@ extension WalletService {
             // One attempt that cannot be settled now (a store error, a hold a retry released
             // another way meanwhile) is left for the next pass; it does not stop the others.
             let handled = try? await idempotency.whileHolding(key) { () async throws -> Bool in
-                let answer: AuthorizationOutcome?
-                do {
-                    answer = try await authorizer.outcome(ofReference: attempt.id)
-                } catch {
+                func abandonIfDue() async throws -> Bool {
                     guard now.timeIntervalSince(attempt.createdAt) >= abandonAfter else { return false }
                     try await settle(
                         attempt, key: key, now: now,
@@ -184,17 +180,16 @@ extension WalletService {
                     resolution.abandoned.append(attempt.id)
                     return true
                 }
-                guard let answer else {
-                    try await settle(
-                        attempt, key: key, now: now,
-                        as: .failure(
-                            WalletError(
-                                .topUpNotCompleted,
-                                "the acquirer never received this top-up; nothing was charged; use a new "
-                                    + "Idempotency-Key")))
-                    resolution.notReceived += 1
-                    return true
+                let answer: AuthorizationOutcome?
+                do {
+                    answer = try await authorizer.outcome(ofReference: attempt.id)
+                } catch {
+                    return try await abandonIfDue()
                 }
+                // A 404 is not proof the acquirer never got it: the first request may still be on
+                // its way, or the 404 may come from a proxy. It is asked again each pass, and only
+                // the time allowed ends it (review of this pass).
+                guard let answer else { return try await abandonIfDue() }
                 let approved = answer.decision == .approved
                 try await settle(
                     attempt, key: key, now: now,
